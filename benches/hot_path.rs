@@ -1,0 +1,75 @@
+//! The per-sample hot path on recorded payloads: decode one stats frame,
+//! compute the fields, encode the line-protocol point; for the essential
+//! field set and for every field, on cgroup v1 (recorded here) and cgroup v2
+//! (hand-made) payloads.
+
+use bollard::models::ContainerStatsResponse;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use docker_stats_service::docker::fields::FieldSelection;
+use docker_stats_service::docker::stats::{compute_fields, read_time_ns, FieldValue, Platform};
+use docker_stats_service::line_protocol::{PointBuilder, SeriesKey};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/stats/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// What a StatsActor does with one frame.
+fn one_sample(frame: &[u8], series: &SeriesKey, fields: &FieldSelection) -> Option<String> {
+    let stats: ContainerStatsResponse = serde_json::from_slice(frame).ok()?;
+    let timestamp = read_time_ns(&stats)?;
+    let computed = compute_fields(&stats, Platform::Linux, Some(0.5));
+    let mut point = PointBuilder::new(series);
+    for (name, value) in &computed {
+        if fields.wants(name) {
+            match *value {
+                FieldValue::Int(v) => point.uint(name, v),
+                FieldValue::Float(v) => point.float(name, v),
+            };
+        }
+    }
+    point.finish(timestamp)
+}
+
+fn bench(c: &mut Criterion) {
+    let series = SeriesKey::new(
+        "docker_stats",
+        [
+            (
+                "container_id",
+                "e677a0ddef20ffd39650ece3e1c09686a3a0a4de66a6484267beaef5ea81c32b",
+            ),
+            ("container_name", "load-test-worker-1"),
+            ("host", "vm"),
+            ("image", "dss-test/busybox:latest"),
+        ],
+    );
+    let all = FieldSelection::All;
+    let essential = FieldSelection::parse("ESSENTIAL").unwrap();
+    for (label, file) in [
+        ("cgroup_v1", "v1_cpu_limited.json"),
+        ("cgroup_v2", "handmade_cgroup_v2.json"),
+    ] {
+        let frame = fixture(file);
+        assert!(one_sample(&frame, &series, &all).is_some());
+        c.bench_function(&format!("sample/{label}/all_fields"), |b| {
+            b.iter(|| one_sample(black_box(&frame), &series, &all))
+        });
+        c.bench_function(&format!("sample/{label}/essential"), |b| {
+            b.iter(|| one_sample(black_box(&frame), &series, &essential))
+        });
+        c.bench_function(&format!("decode/{label}"), |b| {
+            b.iter(|| serde_json::from_slice::<ContainerStatsResponse>(black_box(&frame)).unwrap())
+        });
+        let stats: ContainerStatsResponse = serde_json::from_slice(&frame).unwrap();
+        c.bench_function(&format!("compute/{label}"), |b| {
+            b.iter(|| compute_fields(black_box(&stats), Platform::Linux, Some(0.5)))
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

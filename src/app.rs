@@ -1,0 +1,163 @@
+//! Wires the actors together and runs them until a shutdown signal, then
+//! shuts down in order: stop following events, stop every stats stream,
+//! drain the writer, all within `SHUTDOWN_TIMEOUT_MS`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::time::timeout_at;
+
+use crate::config::Config;
+use crate::counters::Counters;
+use crate::docker::client::connect_with_retry;
+use crate::docker::stats_stream::StreamTarget;
+use crate::event_actor::{EventActor, StopEvents};
+use crate::health::{self, Health};
+use crate::stats_actor::{StatsLinks, StatsSettings};
+use crate::supervisor::{StopAll, Supervisor};
+use crate::writer::{BatchWriter, Drain, SpoolRemaining};
+
+/// Exit code when points could not be delivered before the shutdown timeout.
+pub const EXIT_UNDELIVERED: u8 = 1;
+
+pub async fn run(config: Config) -> u8 {
+    let counters = Arc::new(Counters::default());
+    // A write older than this while points wait makes /health fail.
+    let write_age_limit = (config.batch.wait * 3).max(Duration::from_secs(60));
+    let health = Arc::new(Health::new(Arc::clone(&counters), write_age_limit));
+    if let Some(listen) = &config.health_listen {
+        match health::server::start(listen, Arc::clone(&health)) {
+            Ok(address) => {
+                log::info!("health endpoint listening on http://{address} (/health, /metrics)")
+            }
+            Err(error) => {
+                log::error!("cannot listen on {listen} for /health and /metrics: {error} (health.listen, HEALTH_LISTEN)");
+                return 2;
+            }
+        }
+    }
+    let writer = match BatchWriter::new(&config, Arc::clone(&counters), Arc::clone(&health)) {
+        Ok(writer) => writer.start(),
+        Err(error) => {
+            log::error!("{error}");
+            return 2;
+        }
+    };
+    log::info!(
+        "docker-stats-service {} writing to {} database {:?} (batches of {} points or every {})",
+        env!("CARGO_PKG_VERSION"),
+        config.influxdb.base_url(),
+        config.influxdb.database,
+        config.batch.size,
+        humantime::format_duration(config.batch.wait)
+    );
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let engine = tokio::select! {
+        engine = connect_with_retry(&config.docker.socket_path, &health) => engine,
+        signal = &mut shutdown => {
+            log::info!("{signal} received before the Docker engine was reached; shutting down");
+            return drain(&writer, &counters, Instant::now() + config.shutdown_timeout).await;
+        }
+    };
+    log::info!(
+        "connected to Docker engine {:?} at {} (API {})",
+        engine.name,
+        config.docker.socket_path,
+        engine.api_version
+    );
+
+    let settings = Arc::new(StatsSettings {
+        host: engine.name.clone(),
+        platform: engine.platform,
+        fields: config.stats.fields.clone(),
+        label_tags: config.stats.label_tags.clone(),
+        stall_timeout: config.docker.stats_parse_timeout,
+        stream_target: StreamTarget {
+            socket_path: config
+                .docker
+                .socket_path
+                .trim_start_matches("unix://")
+                .into(),
+            api_version: engine.api_version.clone(),
+            line_limit: config.docker.stats_line_size,
+            buffer_limit: config.docker.stats_buffer_size,
+        },
+        missing_field_warnings: Mutex::new(Default::default()),
+    });
+    let supervisor = Supervisor::create(|ctx| {
+        Supervisor::new(StatsLinks {
+            docker: engine.docker.clone(),
+            settings,
+            writer: writer.clone().recipient(),
+            supervisor: ctx.address().recipient(),
+            counters: Arc::clone(&counters),
+            health: Arc::clone(&health),
+        })
+    });
+    let events = EventActor::new(
+        engine.docker.clone(),
+        engine.name.clone(),
+        supervisor.clone(),
+        writer.clone().recipient(),
+        Arc::clone(&counters),
+        Arc::clone(&health),
+        config.docker.reconcile_interval,
+    )
+    .start();
+
+    let signal = (&mut shutdown).await;
+    let deadline = Instant::now() + config.shutdown_timeout;
+    log::info!(
+        "{signal} received: closing streams and flushing {} buffered point(s) (timeout {})",
+        Counters::get(&counters.points_buffered),
+        humantime::format_duration(config.shutdown_timeout)
+    );
+    let _ = timeout_at(deadline.into(), events.send(StopEvents)).await;
+    let _ = timeout_at(deadline.into(), supervisor.send(StopAll)).await;
+    drain(&writer, &counters, deadline).await
+}
+
+async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instant) -> u8 {
+    let drained = timeout_at(deadline.into(), writer.send(Drain))
+        .await
+        .is_ok();
+    let written = Counters::get(&counters.points_written);
+    let code = if drained {
+        log::info!("shut down cleanly; {written} point(s) written in total");
+        0
+    } else {
+        let undelivered = Counters::get(&counters.points_buffered);
+        match writer.send(SpoolRemaining).await {
+            Ok(Ok(spooled)) => log::error!(
+                "shutdown timeout reached: {spooled} point(s) not delivered to InfluxDB were saved to the spool for the next start"
+            ),
+            _ => log::error!("shutdown timeout reached: {undelivered} point(s) were not delivered to InfluxDB"),
+        }
+        EXIT_UNDELIVERED
+    };
+    // The writer's books, for the operator and for tests: they always balance.
+    log::info!(
+        "points: collected={} written={} dropped={} rejected={} spooled={} undelivered={}",
+        Counters::get(&counters.points_collected),
+        written,
+        Counters::get(&counters.points_dropped),
+        Counters::get(&counters.points_rejected),
+        Counters::get(&counters.points_spooled),
+        Counters::get(&counters.points_buffered),
+    );
+    code
+}
+
+/// Resolves with the signal's name on the first SIGTERM or SIGINT.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

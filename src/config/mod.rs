@@ -1,0 +1,554 @@
+//! Configuration: defaults < TOML file < environment variables < flags,
+//! parsed once into typed, validated structs. Nothing else in the service
+//! reads the environment.
+
+mod describe;
+mod error;
+pub mod settings;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use describe::describe;
+pub use error::ConfigError;
+pub use values::{Api, LogLevel, Protocol};
+
+use crate::docker::container::LabelTag;
+use crate::docker::fields::FieldSelection;
+
+/// A password or token: never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log_level: LogLevel,
+    /// How long a SIGTERM may take to flush what was collected.
+    pub shutdown_timeout: Duration,
+    /// The most bytes of encoded points kept in memory while InfluxDB does
+    /// not take them; past it the oldest are dropped.
+    pub max_buffer_bytes: usize,
+    /// Where points undelivered at shutdown are saved for the next start.
+    pub spool_dir: Option<PathBuf>,
+    pub docker: DockerConfig,
+    pub influxdb: InfluxConfig,
+    pub batch: BatchConfig,
+    pub stats: StatsConfig,
+    /// Where `/health` and `/metrics` are served; `None` turns them off.
+    pub health_listen: Option<String>,
+    /// Where each setting's value came from (`default`, the file, a variable).
+    pub origins: BTreeMap<&'static str, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    pub socket_path: String,
+    /// `DOCKER=true`: the service runs in a container, so InfluxDB defaults
+    /// to `host.docker.internal` instead of `localhost`.
+    pub in_container: bool,
+    pub stats_buffer_size: usize,
+    pub stats_line_size: usize,
+    pub stats_parse_timeout: Duration,
+    /// How often the registry is compared with the running containers, on
+    /// top of the comparison after every event stream (re)connection.
+    pub reconcile_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct InfluxConfig {
+    pub api: Api,
+    pub protocol: Protocol,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub database: String,
+    /// v2 API: token, organization and bucket.
+    pub token: Secret,
+    pub org: String,
+    pub bucket: String,
+    pub retry_max: u32,
+    pub retry_delay: Duration,
+    pub retry_max_delay: Duration,
+}
+
+impl InfluxConfig {
+    pub fn base_url(&self) -> String {
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{}://{}:{}", self.protocol.as_str(), host, self.port)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub size: usize,
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    pub fields: FieldSelection,
+    /// Container labels copied into tags.
+    pub label_tags: Vec<LabelTag>,
+}
+
+/// One source's view of the settings: every value optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    #[serde(default, deserialize_with = "values::log_level")]
+    log_level: Option<LogLevel>,
+    #[serde(default, deserialize_with = "values::duration")]
+    shutdown_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::bytes")]
+    max_buffer_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "values::text")]
+    spool_dir: Option<String>,
+    #[serde(default)]
+    docker: DockerLayer,
+    #[serde(default)]
+    influxdb: InfluxLayer,
+    #[serde(default)]
+    batch: BatchLayer,
+    #[serde(default)]
+    stats: StatsLayer,
+    #[serde(default)]
+    health: HealthLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthLayer {
+    #[serde(default, deserialize_with = "values::text")]
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DockerLayer {
+    #[serde(default, deserialize_with = "values::boolean")]
+    in_container: Option<bool>,
+    #[serde(default, deserialize_with = "values::text")]
+    socket_path: Option<String>,
+    #[serde(default, deserialize_with = "values::bytes")]
+    stats_buffer_size: Option<usize>,
+    #[serde(default, deserialize_with = "values::bytes")]
+    stats_line_size: Option<usize>,
+    #[serde(default, deserialize_with = "values::duration")]
+    stats_parse_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::duration")]
+    reconcile_interval: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfluxLayer {
+    #[serde(default, deserialize_with = "values::api")]
+    api: Option<Api>,
+    #[serde(default, deserialize_with = "values::protocol")]
+    protocol: Option<Protocol>,
+    #[serde(default, deserialize_with = "values::text")]
+    host: Option<String>,
+    #[serde(default, deserialize_with = "values::port")]
+    port: Option<u16>,
+    #[serde(default, deserialize_with = "values::text")]
+    user: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    password: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    password_file: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    database: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    token: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    token_file: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    org: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    bucket: Option<String>,
+    #[serde(default, deserialize_with = "values::attempts")]
+    retry_max: Option<u32>,
+    #[serde(default, deserialize_with = "values::duration")]
+    retry_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "values::duration")]
+    retry_max_delay: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLayer {
+    #[serde(default, deserialize_with = "values::count")]
+    size: Option<usize>,
+    #[serde(default, deserialize_with = "values::duration")]
+    wait: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsLayer {
+    #[serde(default, deserialize_with = "values::fields")]
+    fields: Option<FieldSelection>,
+    #[serde(default, deserialize_with = "values::list")]
+    label_tags: Option<Vec<String>>,
+}
+
+/// What the command line says about configuration.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    /// `--set key=value` pairs, in order, with the flag text for errors.
+    pub set: Vec<(String, String)>,
+}
+
+/// Loads the configuration from the file named in `overrides`, the given
+/// environment (a lookup, so tests need not touch the process environment)
+/// and the command-line overrides.
+pub fn load(
+    overrides: &Overrides,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut merged = toml::Table::new();
+    let mut origins: BTreeMap<&'static str, String> = BTreeMap::new();
+
+    // `--config` names the file; without it, DOCKER_STATS_CONFIG may (the
+    // container image sets it, so `run` and `healthcheck` read the same file).
+    let config_file = overrides.config_file.clone().or_else(|| {
+        env("DOCKER_STATS_CONFIG")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(path) = &config_file {
+        let table = read_file_layer(path)?;
+        for setting in settings::SETTINGS {
+            if lookup(&table, setting.key).is_some() {
+                origins.insert(setting.key, format!("file {}", path.display()));
+            }
+        }
+        overlay(&mut merged, table);
+    }
+
+    for setting in settings::SETTINGS {
+        if let Some(value) = env(setting.env) {
+            let table = single_value_table(setting.key, value);
+            validate_layer(&table).map_err(|message| ConfigError::Env {
+                var: setting.env,
+                key: setting.key,
+                message: if setting.secret {
+                    "invalid value".into()
+                } else {
+                    message
+                },
+            })?;
+            origins.insert(setting.key, format!("environment variable {}", setting.env));
+            overlay(&mut merged, table);
+        }
+    }
+
+    for (key, value) in &overrides.set {
+        let flag = format!("--set {key}=...");
+        let setting = settings::by_key(key).ok_or_else(|| ConfigError::Flag {
+            flag: flag.clone(),
+            message: format!(
+                "`{key}` is not a setting; see the configuration reference in README.md"
+            ),
+        })?;
+        let table = single_value_table(setting.key, value.clone());
+        validate_layer(&table).map_err(|message| ConfigError::Flag {
+            flag: flag.clone(),
+            message,
+        })?;
+        origins.insert(setting.key, format!("flag --set {key}"));
+        overlay(&mut merged, table);
+    }
+
+    let layer: Layer = toml::Value::Table(merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Invalid {
+            key: "?",
+            origin: "merged settings".into(),
+            message: e.message().to_string(),
+        })?;
+    for setting in settings::SETTINGS {
+        origins
+            .entry(setting.key)
+            .or_insert_with(|| "default".into());
+    }
+    finish(layer, origins)
+}
+
+fn read_file_layer(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let file_error = |message: String| ConfigError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    // Deserializing the text itself (not a parsed table) keeps line and
+    // column in every error, including unknown keys and bad values.
+    toml::from_str::<Layer>(&text).map_err(|e| file_error(e.to_string()))?;
+    toml::from_str::<toml::Table>(&text).map_err(|e| file_error(e.to_string()))
+}
+
+fn validate_layer(table: &toml::Table) -> Result<(), String> {
+    toml::Value::Table(table.clone())
+        .try_into::<Layer>()
+        .map(drop)
+        .map_err(|e| e.message().to_string())
+}
+
+fn single_value_table(key: &str, value: String) -> toml::Table {
+    let mut table = toml::Table::new();
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let leaf = parts.pop().expect("setting keys are not empty");
+    let mut current = &mut table;
+    for part in parts {
+        current = current
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("freshly inserted table");
+    }
+    current.insert(leaf.to_string(), toml::Value::String(value));
+    table
+}
+
+fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let mut parts = key.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// Deep-merges `upper` over `lower`: tables merge, other values replace.
+fn overlay(lower: &mut toml::Table, upper: toml::Table) {
+    for (key, value) in upper {
+        match (lower.get_mut(&key), value) {
+            (Some(toml::Value::Table(low)), toml::Value::Table(up)) => overlay(low, up),
+            (_, value) => {
+                lower.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Reads a secret from a file, as Docker secrets provide them; the trailing
+/// newline editors add is not part of it. Errors name the file, never the
+/// content.
+fn read_secret(
+    path: &str,
+    key: &'static str,
+    origins: &BTreeMap<&'static str, String>,
+) -> Result<Secret, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| Secret::new(text.trim_end_matches(['\n', '\r'])))
+        .map_err(|error| ConfigError::Invalid {
+            key,
+            origin: origins
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| "default".into()),
+            message: format!("cannot read the secret file {path}: {error}"),
+        })
+}
+
+fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Config, ConfigError> {
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        key,
+        origin: origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "default".into()),
+        message,
+    };
+    let in_container = layer.docker.in_container.unwrap_or(false);
+    let default_host = if in_container {
+        "host.docker.internal"
+    } else {
+        "localhost"
+    };
+    let influx = layer.influxdb;
+    let config = Config {
+        log_level: layer.log_level.unwrap_or(LogLevel::Info),
+        shutdown_timeout: layer.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
+        max_buffer_bytes: layer.max_buffer_bytes.unwrap_or(64 << 20),
+        spool_dir: layer
+            .spool_dir
+            .filter(|d| !d.trim().is_empty())
+            .map(PathBuf::from),
+        docker: DockerConfig {
+            socket_path: layer
+                .docker
+                .socket_path
+                .unwrap_or_else(|| "/var/run/docker.sock".into()),
+            in_container,
+            stats_buffer_size: layer.docker.stats_buffer_size.unwrap_or(1_048_576),
+            stats_line_size: layer.docker.stats_line_size.unwrap_or(102_400),
+            stats_parse_timeout: layer
+                .docker
+                .stats_parse_timeout
+                .unwrap_or(Duration::from_secs(30)),
+            reconcile_interval: layer
+                .docker
+                .reconcile_interval
+                .unwrap_or(Duration::from_secs(30)),
+        },
+        influxdb: InfluxConfig {
+            api: influx.api.unwrap_or(Api::V1),
+            protocol: influx.protocol.unwrap_or(Protocol::Http),
+            host: influx.host.unwrap_or_else(|| default_host.into()),
+            port: influx.port.unwrap_or(8086),
+            user: influx.user.unwrap_or_else(|| "admin".into()),
+            password: match &influx.password_file {
+                Some(path) => read_secret(path, "influxdb.password_file", &origins)?,
+                None => Secret::new(influx.password.unwrap_or_else(|| "admin".into())),
+            },
+            database: influx.database.unwrap_or_else(|| "docker-stats".into()),
+            token: match &influx.token_file {
+                Some(path) => read_secret(path, "influxdb.token_file", &origins)?,
+                None => Secret::new(influx.token.unwrap_or_default()),
+            },
+            org: influx.org.unwrap_or_default(),
+            bucket: influx.bucket.unwrap_or_else(|| "docker-stats".into()),
+            retry_max: influx.retry_max.unwrap_or(5),
+            retry_delay: influx.retry_delay.unwrap_or(Duration::from_secs(1)),
+            retry_max_delay: influx.retry_max_delay.unwrap_or(Duration::from_secs(10)),
+        },
+        batch: BatchConfig {
+            size: layer.batch.size.unwrap_or(100),
+            wait: layer.batch.wait.unwrap_or(Duration::from_secs(2)),
+        },
+        stats: StatsConfig {
+            fields: layer.stats.fields.unwrap_or_default(),
+            label_tags: Vec::new(),
+        },
+        health_listen: match layer.health.listen {
+            Some(listen) if listen.trim().is_empty() => None,
+            Some(listen) => Some(listen),
+            None => Some("127.0.0.1:9466".into()),
+        },
+        origins: BTreeMap::new(),
+    };
+
+    if config.batch.size == 0 {
+        return Err(invalid("batch.size", "must be at least 1 point".into()));
+    }
+    if config.batch.wait.is_zero() {
+        return Err(invalid("batch.wait", "must be longer than zero".into()));
+    }
+    if config.influxdb.retry_delay.is_zero() {
+        return Err(invalid(
+            "influxdb.retry_delay",
+            "must be longer than zero".into(),
+        ));
+    }
+    if config.influxdb.retry_max_delay < config.influxdb.retry_delay {
+        return Err(invalid(
+            "influxdb.retry_max_delay",
+            format!(
+                "{} is shorter than influxdb.retry_delay ({}); the cap must be at least the first delay",
+                humantime::format_duration(config.influxdb.retry_max_delay),
+                humantime::format_duration(config.influxdb.retry_delay)
+            ),
+        ));
+    }
+    if config.influxdb.host.trim().is_empty() {
+        return Err(invalid("influxdb.host", "is empty".into()));
+    }
+    if config.influxdb.api == Api::V2 && config.influxdb.org.trim().is_empty() {
+        return Err(invalid(
+            "influxdb.org",
+            "is required with the v2 API (INFLUXDB_ORG; InfluxDB 1.8 and 3 accept any value, e.g. -)".into(),
+        ));
+    }
+    if config.influxdb.api == Api::V2 && config.influxdb.bucket.trim().is_empty() {
+        return Err(invalid("influxdb.bucket", "is empty".into()));
+    }
+    if let Some(listen) = &config.health_listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "health.listen",
+                format!("{listen:?} is not an address and port like 127.0.0.1:9466 (empty turns the endpoint off)"),
+            ));
+        }
+    }
+    if config.influxdb.database.trim().is_empty() {
+        return Err(invalid("influxdb.database", "is empty".into()));
+    }
+    if config.docker.stats_line_size == 0
+        || config.docker.stats_buffer_size < config.docker.stats_line_size
+    {
+        return Err(invalid(
+            "docker.stats_buffer_size",
+            format!(
+                "{} bytes cannot hold one stats line of up to {} bytes (docker.stats_line_size)",
+                config.docker.stats_buffer_size, config.docker.stats_line_size
+            ),
+        ));
+    }
+    if config.docker.reconcile_interval.is_zero() {
+        return Err(invalid(
+            "docker.reconcile_interval",
+            "must be longer than zero".into(),
+        ));
+    }
+    if config.max_buffer_bytes < 1024 {
+        return Err(invalid(
+            "max_buffer_bytes",
+            format!(
+                "{} bytes cannot hold even one point with every field; use at least 1KiB",
+                config.max_buffer_bytes
+            ),
+        ));
+    }
+    if config.docker.stats_parse_timeout.is_zero() {
+        return Err(invalid(
+            "docker.stats_parse_timeout",
+            "must be longer than zero".into(),
+        ));
+    }
+    let label_tags = layer
+        .stats
+        .label_tags
+        .unwrap_or_default()
+        .iter()
+        .map(|spec| LabelTag::parse(spec))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| invalid("stats.label_tags", message))?;
+    let stats = StatsConfig {
+        label_tags,
+        ..config.stats
+    };
+    Ok(Config {
+        origins,
+        stats,
+        ..config
+    })
+}

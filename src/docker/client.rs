@@ -1,0 +1,109 @@
+//! Connecting to the Docker engine: the socket, API version negotiation, and
+//! the engine facts the rest of the service needs (its name and platform).
+
+use std::time::Duration;
+
+use bollard::Docker;
+
+use crate::docker::stats::Platform;
+use crate::health::Health;
+
+/// What the service needs to know about the engine it watches.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    /// The engine's host name, written as the `host` tag.
+    pub name: String,
+    pub platform: Platform,
+    pub api_version: String,
+}
+
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The socket file does not exist (yet): the daemon may still be starting.
+    SocketMissing { path: String },
+    /// The socket exists but the engine did not answer.
+    Unreachable {
+        path: String,
+        error: bollard::errors::Error,
+    },
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::SocketMissing { path } => write!(
+                f,
+                "Docker socket {path} does not exist: is the daemon running and the socket mounted? (DOCKER_SOCKET_PATH)"
+            ),
+            ConnectError::Unreachable { path, error } => write!(
+                f,
+                "Docker engine at {path} did not answer: {error} (check the daemon and that this user may read the socket)"
+            ),
+        }
+    }
+}
+
+/// The timeout bollard applies to ordinary requests. Streams are watched by
+/// the StatsActor's own stall timer instead.
+const REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// Connects once: socket, version negotiation, engine info.
+pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
+    let path = socket_path.trim_start_matches("unix://").to_string();
+    let docker =
+        Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            .map_err(|_| ConnectError::SocketMissing { path: path.clone() })?;
+    let unreachable = |error| ConnectError::Unreachable {
+        path: path.clone(),
+        error,
+    };
+    // Older engines (API 1.41 here) reject requests made with a newer version
+    // than they speak; negotiation settles on the lower of the two.
+    let docker = docker.negotiate_version().await.map_err(unreachable)?;
+    let info = docker.info().await.map_err(unreachable)?;
+    let platform = match info.os_type.as_deref() {
+        Some(os) if os.eq_ignore_ascii_case("windows") => Platform::Windows,
+        _ => Platform::Linux,
+    };
+    let api_version = docker.client_version().to_string();
+    Ok(Engine {
+        docker,
+        name: info.name.unwrap_or_else(|| "unknown".into()),
+        platform,
+        api_version,
+    })
+}
+
+/// Connects, retrying with a capped exponential backoff until it works: the
+/// service is often started before the daemon. Logs once when the engine is
+/// unreachable and once when it is reached.
+pub async fn connect_with_retry(socket_path: &str, health: &Health) -> Engine {
+    let mut delay = Duration::from_millis(500);
+    let mut failures = 0u32;
+    loop {
+        match connect(socket_path).await {
+            Ok(engine) => {
+                health.docker.pass(format!(
+                    "connected to {} (API {})",
+                    engine.name, engine.api_version
+                ));
+                if failures > 0 {
+                    log::info!("Docker engine reachable again after {failures} failed attempts");
+                }
+                return engine;
+            }
+            Err(error) => {
+                health.docker.fail(error.to_string());
+                if failures == 0 {
+                    log::error!("{error}; retrying until it answers");
+                } else {
+                    log::trace!("Docker engine still unreachable: {error}");
+                }
+                failures += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The names of the fields a stats point can carry, and `STATS_FIELDS`
+//! selection over them.
+//!
+//! Most names are fixed; two families are named after what the engine reports:
+//! per-interface network counters (`net_<iface>_in_bytes`, ...) and per-core
+//! CPU usage (`cpu_core_<n>_usage`).
+
+use std::collections::BTreeSet;
+
+/// The set `STATS_FIELDS=ESSENTIAL` selects: what `docker stats` shows first.
+pub const ESSENTIAL: &[&str] = &[
+    "cpu_percent",
+    "mem_used",
+    "mem_total",
+    "net_in_bytes",
+    "net_out_bytes",
+];
+
+/// Every fixed field name, in the order they are written.
+pub const FIXED: &[&str] = &[
+    // What `docker stats` shows.
+    "cpu_percent",
+    "cpu_limit_cores",
+    "cpu_limit_percent",
+    "mem_used",
+    "mem_total",
+    "mem_percent",
+    "net_in_bytes",
+    "net_out_bytes",
+    "blkio_read_bytes",
+    "blkio_write_bytes",
+    "pids_current",
+    // Detail.
+    "cpu_total_usage",
+    "cpu_system_usage",
+    "cpu_online",
+    "cpu_kernel_usage",
+    "cpu_user_usage",
+    "cpu_throttling_periods",
+    "cpu_throttled_periods",
+    "cpu_throttled_time",
+    "mem_usage",
+    "mem_max_usage",
+    "mem_failcnt",
+    "mem_cache",
+    "mem_rss",
+    "mem_inactive_file",
+    "mem_active_file",
+    "mem_mapped_file",
+    "mem_pgfault",
+    "mem_pgmajfault",
+    "mem_commit_bytes",
+    "mem_commit_peak_bytes",
+    "mem_private_working_set",
+    // ... and NET_TOTALS.
+    "blkio_read_ops",
+    "blkio_write_ops",
+    "pids_limit",
+];
+
+/// Per-interface counters summed over interfaces (bytes have their own
+/// fields above), in the order `docker::stats` computes them.
+pub const NET_TOTALS: [&str; 6] = [
+    "net_in_packets",
+    "net_out_packets",
+    "net_in_errors",
+    "net_out_errors",
+    "net_in_dropped",
+    "net_out_dropped",
+];
+
+/// Fields that are absent from some samples by design (the first sample of a
+/// stream has no CPU delta; a container without a CPU limit has no limit
+/// share), so their absence is not worth a warning.
+pub const CONDITIONAL: &[&str] = &["cpu_percent", "cpu_limit_cores", "cpu_limit_percent"];
+
+const NET_COUNTERS: &[&str] = &[
+    "in_bytes",
+    "out_bytes",
+    "in_packets",
+    "out_packets",
+    "in_errors",
+    "out_errors",
+    "in_dropped",
+    "out_dropped",
+];
+
+/// Whether `name` is a field the service can produce.
+pub fn is_known(name: &str) -> bool {
+    FIXED.contains(&name)
+        || NET_TOTALS.contains(&name)
+        || is_per_interface(name)
+        || is_per_core(name)
+}
+
+fn is_per_interface(name: &str) -> bool {
+    name.strip_prefix("net_").is_some_and(|rest| {
+        NET_COUNTERS.iter().any(|c| {
+            rest.strip_suffix(c)
+                .is_some_and(|iface| iface.len() > 1 && iface.ends_with('_'))
+        })
+    })
+}
+
+fn is_per_core(name: &str) -> bool {
+    name.strip_prefix("cpu_core_")
+        .and_then(|rest| rest.strip_suffix("_usage"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Which fields are written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum FieldSelection {
+    /// Every field a sample has (`STATS_FIELDS` empty, the default).
+    #[default]
+    All,
+    /// Only these names.
+    Only(BTreeSet<String>),
+}
+
+impl FieldSelection {
+    /// Parses the `STATS_FIELDS` forms: empty, `ESSENTIAL`, or a comma
+    /// separated list. Unknown names are an error so that a typo does not
+    /// silently store nothing.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Ok(FieldSelection::All);
+        }
+        if spec.eq_ignore_ascii_case("essential") {
+            return Ok(FieldSelection::Only(
+                ESSENTIAL.iter().map(|s| s.to_string()).collect(),
+            ));
+        }
+        Self::from_names(spec.split(',').map(str::trim).filter(|s| !s.is_empty()))
+    }
+
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut selected = BTreeSet::new();
+        for name in names {
+            if name.eq_ignore_ascii_case("essential") {
+                selected.extend(ESSENTIAL.iter().map(|s| s.to_string()));
+            } else if is_known(name) {
+                selected.insert(name.to_string());
+            } else {
+                return Err(format!(
+                    "unknown field `{name}` (known: ESSENTIAL, {}, {}, net_<iface>_in_bytes and the other per-interface counters, cpu_core_<n>_usage)",
+                    FIXED.join(", "),
+                    NET_TOTALS.join(", ")
+                ));
+            }
+        }
+        if selected.is_empty() {
+            return Err("the list of fields is empty (leave it out to store every field)".into());
+        }
+        Ok(FieldSelection::Only(selected))
+    }
+
+    pub fn wants(&self, name: &str) -> bool {
+        match self {
+            FieldSelection::All => true,
+            FieldSelection::Only(names) => names.contains(name),
+        }
+    }
+
+    /// The selected names a sample should have but may not (used to warn once).
+    pub fn expected(&self) -> impl Iterator<Item = &str> {
+        let names = match self {
+            FieldSelection::All => None,
+            FieldSelection::Only(names) => Some(names),
+        };
+        names
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|n| !CONDITIONAL.contains(n))
+    }
+}
+
+impl std::fmt::Display for FieldSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldSelection::All => f.write_str(""),
+            FieldSelection::Only(names) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                f.write_str(&names.join(","))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_selects_everything() {
+        assert_eq!(FieldSelection::parse("  ").unwrap(), FieldSelection::All);
+    }
+
+    #[test]
+    fn essential_is_the_documented_five() {
+        let sel = FieldSelection::parse("essential").unwrap();
+        for name in ESSENTIAL {
+            assert!(sel.wants(name));
+        }
+        assert!(!sel.wants("mem_percent"));
+    }
+
+    #[test]
+    fn lists_accept_dynamic_names_and_reject_typos() {
+        let sel =
+            FieldSelection::parse("cpu_percent, net_eth0_in_bytes,cpu_core_12_usage").unwrap();
+        assert!(sel.wants("net_eth0_in_bytes") && sel.wants("cpu_core_12_usage"));
+        let err = FieldSelection::parse("cpu_precent").unwrap_err();
+        assert!(err.contains("unknown field `cpu_precent`"), "{err}");
+        assert!(FieldSelection::parse("net__in_bytes").is_err());
+        assert!(FieldSelection::parse("cpu_core_x_usage").is_err());
+    }
+
+    #[test]
+    fn net_totals_are_known_names() {
+        assert!(NET_TOTALS.iter().all(|n| is_known(n) && !FIXED.contains(n)));
+    }
+
+    #[test]
+    fn expected_skips_fields_absent_by_design() {
+        let sel = FieldSelection::parse("cpu_percent,mem_used").unwrap();
+        assert_eq!(sel.expected().collect::<Vec<_>>(), vec!["mem_used"]);
+    }
+}

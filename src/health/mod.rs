@@ -1,0 +1,347 @@
+//! The service's own state, as the actors report it, and the checks
+//! `/health` answers from it. `metrics` renders it for Prometheus and
+//! `server` serves both.
+
+pub mod metrics;
+pub mod server;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::counters::Counters;
+
+/// One health check: passing or not, and what the last report said.
+#[derive(Debug, Default)]
+pub struct Check {
+    ok: AtomicBool,
+    detail: Mutex<String>,
+}
+
+impl Check {
+    pub fn pass(&self, detail: impl Into<String>) {
+        self.ok.store(true, Ordering::Relaxed);
+        *self.detail.lock().unwrap_or_else(|e| e.into_inner()) = detail.into();
+    }
+
+    pub fn fail(&self, detail: impl Into<String>) {
+        self.ok.store(false, Ordering::Relaxed);
+        *self.detail.lock().unwrap_or_else(|e| e.into_inner()) = detail.into();
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    fn view(&self) -> CheckView {
+        CheckView {
+            ok: self.is_ok(),
+            detail: self
+                .detail
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// A histogram with fixed upper bounds, for Prometheus.
+#[derive(Debug)]
+pub struct Histogram {
+    pub bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// The sum, in millionths, to keep it an integer atomic.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            if value <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((value * 1e6).round().max(0.0) as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bound, the total count and the sum.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (buckets, self.count.load(Ordering::Relaxed), sum)
+    }
+}
+
+const LATENCY_BOUNDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const AGE_BOUNDS: &[f64] = &[
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.1, 1.25, 1.5, 2.0, 2.1, 2.25, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0,
+];
+const BATCH_BOUNDS: &[f64] = &[
+    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+];
+
+/// A followed container: the actor generation, its name, and where the
+/// actor stores the time of each sample (Unix milliseconds).
+type StreamEntry = (u64, String, Arc<AtomicI64>);
+
+/// Everything `/health` and `/metrics` report. Shared by the actors.
+#[derive(Debug)]
+pub struct Health {
+    pub counters: Arc<Counters>,
+    pub docker: Check,
+    pub events: Check,
+    pub influxdb: Check,
+    /// Fails on errors that need the operator (credentials, database name).
+    pub write_capability: Check,
+    /// Unix milliseconds of the last acknowledged write; 0 before the first.
+    last_write_ms: AtomicU64,
+    /// How old the last write may be, while points wait, before it counts
+    /// as a failure.
+    write_age_limit: Duration,
+    pub containers_watched: AtomicU64,
+    pub write_duration: Histogram,
+    pub batch_points: Histogram,
+    /// From a sample's own time to InfluxDB acknowledging its point.
+    pub sample_to_stored: Histogram,
+    write_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Per container: id -> (actor generation, name, last sample time in
+    /// Unix milliseconds).
+    last_samples: Mutex<HashMap<String, StreamEntry>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckView {
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The `/health` body.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub status: &'static str,
+    pub failing: Vec<&'static str>,
+    pub checks: BTreeMap<&'static str, CheckView>,
+    pub last_write: Option<String>,
+    pub last_write_age_seconds: Option<f64>,
+    pub containers_watched: u64,
+    pub points_buffered: u64,
+    pub points_dropped: u64,
+    pub points_rejected: u64,
+    pub points_written: u64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Health {
+    pub fn new(counters: Arc<Counters>, write_age_limit: Duration) -> Self {
+        let health = Health {
+            counters,
+            docker: Check::default(),
+            events: Check::default(),
+            influxdb: Check::default(),
+            write_capability: Check::default(),
+            last_write_ms: AtomicU64::new(0),
+            write_age_limit,
+            containers_watched: AtomicU64::new(0),
+            write_duration: Histogram::new(LATENCY_BOUNDS),
+            batch_points: Histogram::new(BATCH_BOUNDS),
+            sample_to_stored: Histogram::new(AGE_BOUNDS),
+            write_errors: Mutex::new(BTreeMap::new()),
+            last_samples: Mutex::new(HashMap::new()),
+        };
+        health.docker.fail("not connected yet");
+        health.events.fail("not subscribed yet");
+        health.influxdb.fail("no answer yet");
+        health.write_capability.pass("no error so far");
+        health
+    }
+
+    pub fn write_succeeded(&self, points: usize, took: Duration) {
+        self.last_write_ms.store(now_ms(), Ordering::Relaxed);
+        self.write_duration.observe(took.as_secs_f64());
+        self.batch_points.observe(points as f64);
+        self.influxdb.pass("writes succeed");
+        self.write_capability.pass("writes succeed");
+    }
+
+    pub fn write_failed(&self, class: &'static str, detail: String, needs_operator: bool) {
+        *self
+            .write_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(class)
+            .or_default() += 1;
+        if needs_operator {
+            self.influxdb.pass("reachable");
+            self.write_capability.fail(detail);
+        } else {
+            self.influxdb.fail(detail);
+        }
+    }
+
+    pub fn write_errors(&self) -> BTreeMap<&'static str, u64> {
+        self.write_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Registers a container's stream; the returned cell is where its
+    /// StatsActor stores the time of each sample.
+    pub fn stream_started(&self, id: &str, generation: u64, name: &str) -> Arc<AtomicI64> {
+        let cell = Arc::new(AtomicI64::new(0));
+        self.last_samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id.to_string(),
+                (generation, name.to_string(), Arc::clone(&cell)),
+            );
+        cell
+    }
+
+    /// Forgets a stream, unless a newer actor for the same container has
+    /// registered since.
+    pub fn stream_stopped(&self, id: &str, generation: u64) {
+        let mut map = self.last_samples.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(id).is_some_and(|(g, _, _)| *g == generation) {
+            map.remove(id);
+        }
+    }
+
+    /// (id, name, seconds since the last sample) per followed container.
+    pub fn sample_ages(&self) -> Vec<(String, String, Option<f64>)> {
+        let now = now_ms() as i64;
+        let map = self.last_samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ages: Vec<_> = map
+            .iter()
+            .map(|(id, (_, name, cell))| {
+                let at = cell.load(Ordering::Relaxed);
+                let age = (at > 0).then(|| (now - at).max(0) as f64 / 1000.0);
+                (id.clone(), name.clone(), age)
+            })
+            .collect();
+        ages.sort_by(|a, b| a.0.cmp(&b.0));
+        ages
+    }
+
+    pub fn active_streams(&self) -> usize {
+        self.last_samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    pub fn report(&self) -> Report {
+        let last_write_ms = self.last_write_ms.load(Ordering::Relaxed);
+        let age =
+            (last_write_ms > 0).then(|| now_ms().saturating_sub(last_write_ms) as f64 / 1000.0);
+        let buffered = Counters::get(&self.counters.points_buffered);
+        let stale = buffered > 0 && age.is_some_and(|a| a > self.write_age_limit.as_secs_f64());
+        let writes = CheckView {
+            ok: !stale,
+            detail: match age {
+                _ if stale => format!(
+                    "{buffered} point(s) waiting and no write for over {}s",
+                    self.write_age_limit.as_secs()
+                ),
+                Some(a) => format!("last write {a:.1}s ago"),
+                None => "no write yet".into(),
+            },
+        };
+        let mut checks = BTreeMap::new();
+        checks.insert("docker", self.docker.view());
+        checks.insert("events", self.events.view());
+        checks.insert("influxdb", self.influxdb.view());
+        checks.insert("write_capability", self.write_capability.view());
+        checks.insert("last_write", writes);
+        let failing: Vec<&'static str> = checks
+            .iter()
+            .filter(|(_, c)| !c.ok)
+            .map(|(n, _)| *n)
+            .collect();
+        Report {
+            status: if failing.is_empty() {
+                "healthy"
+            } else {
+                "unhealthy"
+            },
+            failing,
+            checks,
+            last_write: (last_write_ms > 0).then(|| {
+                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(last_write_ms))
+                    .to_string()
+            }),
+            last_write_age_seconds: age,
+            containers_watched: self.containers_watched.load(Ordering::Relaxed),
+            points_buffered: buffered,
+            points_dropped: Counters::get(&self.counters.points_dropped),
+            points_rejected: Counters::get(&self.counters.points_rejected),
+            points_written: Counters::get(&self.counters.points_written),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_unhealthy_until_docker_events_and_influxdb_report() {
+        let health = Health::new(Arc::new(Counters::default()), Duration::from_secs(60));
+        let report = health.report();
+        assert_eq!(report.status, "unhealthy");
+        assert_eq!(report.failing, ["docker", "events", "influxdb"]);
+        health.docker.pass("connected");
+        health.events.pass("subscribed");
+        health.write_succeeded(10, Duration::from_millis(3));
+        assert_eq!(health.report().status, "healthy");
+    }
+
+    #[test]
+    fn an_operator_error_fails_write_capability_not_reachability() {
+        let health = Health::new(Arc::new(Counters::default()), Duration::from_secs(60));
+        health.write_failed("auth", "authentication failed".into(), true);
+        let report = health.report();
+        assert!(report.failing.contains(&"write_capability"));
+        assert!(!report.failing.contains(&"influxdb"));
+        assert_eq!(health.write_errors()["auth"], 1);
+    }
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let h = Histogram::new(&[1.0, 10.0]);
+        h.observe(0.5);
+        h.observe(5.0);
+        h.observe(50.0);
+        let (buckets, count, sum) = h.snapshot();
+        assert_eq!((buckets, count), (vec![1, 2], 3));
+        assert!((sum - 55.5).abs() < 1e-9);
+    }
+}

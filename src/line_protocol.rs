@@ -1,0 +1,291 @@
+//! InfluxDB line protocol encoding: escaping and one reusable point builder.
+//!
+//! Every measurement, tag and field written by the service goes through this
+//! module, so the escaping rules live in exactly one place. The rules are the
+//! ones InfluxDB 1.x and 2.x parse (and were checked against a real `influxd`):
+//!
+//! * measurement: `,` and space are escaped with a backslash;
+//! * tag keys, tag values and field keys: `,`, `=` and space are escaped;
+//! * string field values: `"` and `\` are escaped inside double quotes.
+//!
+//! Two things cannot be expressed in line protocol at all: a newline inside a
+//! name or tag value (a line ends there) and a tag value ending in a backslash
+//! (the parser reads it as escaping the separator that follows). Newlines are
+//! replaced by a space and trailing backslashes are removed; a tag whose value
+//! ends up empty is left out, because empty tag values are invalid. InfluxDB
+//! 1.x also misreads a backslash directly before a comma, space or `=` in a
+//! measurement name or field key (tags and string values are fine); the
+//! service's own measurement and field names never contain one.
+
+use std::fmt::Write as _;
+
+/// Appends `s` with the escapes of a measurement name.
+pub fn push_measurement(out: &mut String, s: &str) {
+    push_escaped(out, s, &[',', ' ']);
+}
+
+/// Appends `s` with the escapes of a tag key, tag value or field key.
+pub fn push_key(out: &mut String, s: &str) {
+    push_escaped(out, s, &[',', '=', ' ']);
+}
+
+fn push_escaped(out: &mut String, s: &str, special: &[char]) {
+    for c in s.chars() {
+        let c = if c == '\n' || c == '\r' { ' ' } else { c };
+        if special.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// The tag value as it can be stored: newlines become spaces, trailing
+/// backslashes are dropped. `None` when nothing is left.
+fn storable_tag_value(value: &str) -> Option<&str> {
+    let trimmed = value.trim_end_matches('\\');
+    (!trimmed.is_empty()).then_some(trimmed)
+}
+
+/// Appends a double-quoted string field value.
+pub fn push_string_value(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// The measurement and tag set of a series, encoded once and reused for every
+/// point of that series (tags are fixed per container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesKey(String);
+
+impl SeriesKey {
+    /// Encodes `measurement` with `tags`. Tags are sorted by key, as InfluxDB
+    /// recommends for write performance; tags with an empty value are skipped.
+    pub fn new<'a>(measurement: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut tags: Vec<(&str, &str)> = tags
+            .into_iter()
+            .filter_map(|(k, v)| storable_tag_value(v).map(|v| (k, v)))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        tags.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = String::with_capacity(128);
+        push_measurement(&mut out, measurement);
+        for (k, v) in tags {
+            out.push(',');
+            push_key(&mut out, k);
+            out.push('=');
+            push_key(&mut out, v);
+        }
+        SeriesKey(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Builds one point (one line) from a series key, fields and a timestamp.
+///
+/// Integers are written with the `i` suffix and floats without one, so a field
+/// keeps the type of the Rust value that produced it. Non-finite floats are
+/// skipped: line protocol has no NaN or infinity.
+pub struct PointBuilder {
+    line: String,
+    fields: usize,
+}
+
+impl PointBuilder {
+    pub fn new(series: &SeriesKey) -> Self {
+        let mut line = String::with_capacity(series.0.len() + 256);
+        line.push_str(&series.0);
+        PointBuilder { line, fields: 0 }
+    }
+
+    fn start_field(&mut self, key: &str) {
+        self.line.push(if self.fields == 0 { ' ' } else { ',' });
+        push_key(&mut self.line, key);
+        self.line.push('=');
+        self.fields += 1;
+    }
+
+    pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
+        self.start_field(key);
+        let _ = write!(self.line, "{value}i");
+        self
+    }
+
+    /// Writes an unsigned counter as an InfluxDB integer (signed 64-bit, the
+    /// only integer type InfluxDB 1.x accepts by default). Values past
+    /// `i64::MAX` are clamped rather than wrapped to negative numbers.
+    pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
+        self.int(key, i64::try_from(value).unwrap_or(i64::MAX))
+    }
+
+    pub fn float(&mut self, key: &str, value: f64) -> &mut Self {
+        if value.is_finite() {
+            self.start_field(key);
+            let _ = write!(self.line, "{value}");
+        }
+        self
+    }
+
+    pub fn boolean(&mut self, key: &str, value: bool) -> &mut Self {
+        self.start_field(key);
+        self.line.push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    pub fn string(&mut self, key: &str, value: &str) -> &mut Self {
+        self.start_field(key);
+        push_string_value(&mut self.line, value);
+        self
+    }
+
+    pub fn field_count(&self) -> usize {
+        self.fields
+    }
+
+    /// Finishes the line with a nanosecond timestamp. `None` when no field
+    /// was added: a point without fields is invalid line protocol.
+    pub fn finish(mut self, timestamp_ns: i64) -> Option<String> {
+        if self.fields == 0 {
+            return None;
+        }
+        let _ = write!(self.line, " {timestamp_ns}");
+        Some(self.line)
+    }
+}
+
+/// Checks that `line` is a plausible point as this service writes them:
+/// measurement, fields and an integer timestamp, with balanced quotes. It is
+/// not a full parser; it catches the corruption a spool file can suffer
+/// (truncation, garbage, binary junk).
+pub fn check_line(line: &str) -> Result<(), &'static str> {
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("control characters");
+    }
+    let (rest, timestamp) = line.rsplit_once(' ').ok_or("no timestamp")?;
+    if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return Err("no timestamp");
+    }
+    let mut in_quotes = false;
+    let mut escaped = false;
+    let mut field_start = None;
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ' ' if !in_quotes && field_start.is_none() => field_start = Some(i + 1),
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return Err("unbalanced quotes");
+    }
+    let fields = &rest[field_start.ok_or("no fields")?..];
+    if field_start == Some(1) || !fields.contains('=') {
+        return Err("no fields");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        let mut out = String::new();
+        push_key(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn escapes_tag_and_field_keys() {
+        let cases = [
+            ("plain", "plain"),
+            ("a,b", "a\\,b"),
+            ("a=b", "a\\=b"),
+            ("a b", "a\\ b"),
+            ("back\\slash", "back\\slash"),
+            ("quote\"d", "quote\"d"),
+            ("line\nbreak", "line\\ break"),
+            ("ünï☃", "ünï☃"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(key(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_measurement_commas_and_spaces_but_not_equals() {
+        let mut out = String::new();
+        push_measurement(&mut out, "a,b c=d");
+        assert_eq!(out, "a\\,b\\ c=d");
+    }
+
+    #[test]
+    fn escapes_string_values() {
+        let mut out = String::new();
+        push_string_value(&mut out, r#"say "hi" \o/"#);
+        assert_eq!(out, r#""say \"hi\" \\o/""#);
+    }
+
+    #[test]
+    fn series_key_sorts_tags_and_skips_empty_values() {
+        let series = SeriesKey::new(
+            "docker_stats",
+            [("z", "1"), ("a", "2"), ("empty", ""), ("slash", "\\\\")],
+        );
+        assert_eq!(series.as_str(), "docker_stats,a=2,z=1");
+    }
+
+    #[test]
+    fn trailing_backslash_is_dropped_from_tag_values() {
+        let series = SeriesKey::new("m", [("t", "ends\\")]);
+        assert_eq!(series.as_str(), "m,t=ends");
+    }
+
+    #[test]
+    fn point_types_are_explicit() {
+        let series = SeriesKey::new("m", [("host", "h")]);
+        let mut p = PointBuilder::new(&series);
+        p.int("i", -3)
+            .uint("u", u64::MAX)
+            .float("f", 0.0)
+            .float("nan", f64::NAN);
+        p.boolean("b", true).string("s", "x");
+        assert_eq!(
+            p.finish(42).unwrap(),
+            "m,host=h i=-3i,u=9223372036854775807i,f=0,b=true,s=\"x\" 42"
+        );
+    }
+
+    #[test]
+    fn check_line_accepts_what_the_builder_writes_and_refuses_damage() {
+        let series = SeriesKey::new("m x", [("t", "a b")]);
+        let mut p = PointBuilder::new(&series);
+        p.string("s", "q \"x\" y").int("n", 1);
+        let line = p.finish(12).unwrap();
+        assert_eq!(check_line(&line), Ok(()));
+        assert_eq!(check_line(&line[..line.len() - 4]), Err("no timestamp"));
+        assert_eq!(check_line("m s=\"cut off 12"), Err("unbalanced quotes"));
+        assert_eq!(check_line("m f=1i"), Err("no timestamp"));
+        assert_eq!(check_line("m 12"), Err("no fields"));
+        assert_eq!(check_line("garbage"), Err("no timestamp"));
+        assert_eq!(check_line("m f=1i 12\u{0}"), Err("control characters"));
+    }
+
+    #[test]
+    fn point_without_fields_is_not_encoded() {
+        let series = SeriesKey::new("m", []);
+        let mut p = PointBuilder::new(&series);
+        p.float("nan", f64::NAN);
+        assert_eq!(p.finish(1), None);
+    }
+}

@@ -1,0 +1,324 @@
+//! The StatsActor: follows one container's streaming stats and turns every
+//! sample into a `docker_stats` point for the BatchWriter.
+//!
+//! It inspects its container once at start (for tags and the CPU limit),
+//! then consumes the engine's stream. It never restarts itself: when its
+//! stream fails, ends or stalls it stops and tells the Supervisor why, and
+//! the Supervisor decides whether and when to start a new one.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bollard::models::ContainerStatsResponse;
+use bollard::Docker;
+
+use crate::counters::Counters;
+use crate::docker::container::{ContainerInfo, LabelTag};
+use crate::docker::fields::FieldSelection;
+use crate::docker::stats::{compute_fields, read_time_ns, FieldValue, Platform};
+use crate::docker::stats_stream::{self, StatsItem, StreamError, StreamTarget};
+use crate::health::{now_ms, Health};
+use crate::line_protocol::{PointBuilder, SeriesKey};
+use crate::writer::WritePoint;
+
+/// What every StatsActor shares: fixed for the life of the service.
+#[derive(Debug)]
+pub struct StatsSettings {
+    pub host: String,
+    pub platform: Platform,
+    pub fields: FieldSelection,
+    pub label_tags: Vec<LabelTag>,
+    /// A stream silent for longer than this is considered hung.
+    pub stall_timeout: Duration,
+    /// The socket, API version and frame limits of the stats streams.
+    pub stream_target: StreamTarget,
+    /// Requested fields already warned about as missing, across containers.
+    pub missing_field_warnings: Mutex<HashSet<String>>,
+}
+
+/// Why a StatsActor stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExitReason {
+    /// The Supervisor asked it to.
+    Requested,
+    /// The container exists but does not run.
+    NotRunning,
+    /// The container no longer exists.
+    Gone,
+    /// The stream ended although nobody asked.
+    StreamEnded,
+    StreamError(String),
+    /// No frame for longer than the stall timeout.
+    Stalled(Duration),
+    InspectFailed(String),
+}
+
+impl ExitReason {
+    /// Whether the container still wants watching, so a new actor should be
+    /// started after a backoff.
+    pub fn wants_restart(&self) -> bool {
+        matches!(
+            self,
+            ExitReason::StreamEnded
+                | ExitReason::StreamError(_)
+                | ExitReason::Stalled(_)
+                | ExitReason::InspectFailed(_)
+        )
+    }
+}
+
+/// Sent to the Supervisor when a StatsActor stops, for whatever reason.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChildExited {
+    pub id: String,
+    pub generation: u64,
+    pub reason: ExitReason,
+}
+
+/// Asks a StatsActor to close its stream and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopStream;
+
+/// What a StatsActor is connected to: the engine, the shared settings, the
+/// writer it feeds and the Supervisor it reports to.
+#[derive(Clone)]
+pub struct StatsLinks {
+    pub docker: Docker,
+    pub settings: Arc<StatsSettings>,
+    pub writer: Recipient<WritePoint>,
+    pub supervisor: Recipient<ChildExited>,
+    pub counters: Arc<Counters>,
+    pub health: Arc<Health>,
+}
+
+pub struct StatsActor {
+    id: String,
+    generation: u64,
+    links: StatsLinks,
+    series: Option<SeriesKey>,
+    cpu_limit_cores: Option<f64>,
+    last_frame: Instant,
+    /// Where `/metrics` reads the time of this container's last sample.
+    last_sample_ms: Option<Arc<std::sync::atomic::AtomicI64>>,
+    /// Bad frames are logged once per stream and counted.
+    bad_frame_logged: bool,
+    exit: ExitReason,
+}
+
+impl StatsActor {
+    pub fn new(id: String, generation: u64, links: StatsLinks) -> Self {
+        StatsActor {
+            id,
+            generation,
+            links,
+            series: None,
+            cpu_limit_cores: None,
+            last_frame: Instant::now(),
+            last_sample_ms: None,
+            bad_frame_logged: false,
+            exit: ExitReason::StreamEnded,
+        }
+    }
+
+    /// Stops with `reason`; the first reason given is the one reported.
+    fn stop_with(&mut self, reason: ExitReason, ctx: &mut Context<Self>) {
+        if ctx.state() == ActorState::Running {
+            self.exit = reason;
+            ctx.stop();
+        }
+    }
+
+    fn follow(&mut self, info: ContainerInfo, ctx: &mut Context<Self>) {
+        self.series =
+            Some(info.stats_series(&self.links.settings.host, &self.links.settings.label_tags));
+        self.cpu_limit_cores = info.cpu_limit_cores;
+        self.last_sample_ms = Some(self.links.health.stream_started(
+            &self.id,
+            self.generation,
+            &info.name,
+        ));
+        log::debug!(
+            "following stats of container {} ({})",
+            info.name,
+            short(&self.id)
+        );
+        let target = self.links.settings.stream_target.clone();
+        ctx.add_stream(stats_stream::open(target, self.id.clone()));
+        self.last_frame = Instant::now();
+        let check_every = (self.links.settings.stall_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(5));
+        ctx.run_interval(check_every, |actor, ctx| {
+            let silent = actor.last_frame.elapsed();
+            if silent > actor.links.settings.stall_timeout {
+                actor.stop_with(ExitReason::Stalled(silent), ctx);
+            }
+        });
+    }
+
+    fn record(&mut self, stats: &ContainerStatsResponse) {
+        let Some(timestamp) = read_time_ns(stats) else {
+            // The engine keeps the stream open after the container stopped
+            // and sends empty samples; they carry no measurement.
+            Counters::add(&self.links.counters.samples_empty, 1);
+            return;
+        };
+        let Some(series) = &self.series else { return };
+        Counters::add(&self.links.counters.samples_received, 1);
+        if let Some(cell) = &self.last_sample_ms {
+            cell.store(now_ms() as i64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let fields = compute_fields(stats, self.links.settings.platform, self.cpu_limit_cores);
+        let selection = &self.links.settings.fields;
+        let mut point = PointBuilder::new(series);
+        for (name, value) in &fields {
+            if selection.wants(name) {
+                match *value {
+                    FieldValue::Int(v) => point.uint(name, v),
+                    FieldValue::Float(v) => point.float(name, v),
+                };
+            }
+        }
+        self.warn_about_missing_fields(&fields);
+        if let Some(line) = point.finish(timestamp) {
+            self.links.writer.do_send(WritePoint(line));
+        }
+    }
+
+    fn log_bad_frame(&mut self, what: &str) {
+        if !self.bad_frame_logged {
+            self.bad_frame_logged = true;
+            log::warn!(
+                "skipped {what} from container {}; further bad frames of this stream are only counted",
+                short(&self.id)
+            );
+        }
+    }
+
+    fn warn_about_missing_fields(&self, fields: &[crate::docker::stats::Field]) {
+        for wanted in self.links.settings.fields.expected() {
+            if fields.iter().any(|(name, _)| name == wanted) {
+                continue;
+            }
+            let mut warned = self
+                .links
+                .settings
+                .missing_field_warnings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if warned.insert(wanted.to_string()) {
+                log::warn!(
+                    "field {wanted} is selected in STATS_FIELDS but the engine's samples do not have it (first seen for container {}); it is left out of those points",
+                    short(&self.id)
+                );
+            }
+        }
+    }
+}
+
+impl Actor for StatsActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let docker = self.links.docker.clone();
+        let id = self.id.clone();
+        let inspect = async move { docker.inspect_container(&id, None).await };
+        ctx.wait(
+            inspect
+                .into_actor(self)
+                .map(|result, actor, ctx| match result {
+                    Ok(inspect) => match ContainerInfo::from_inspect(&inspect) {
+                        Some(info) if info.running => actor.follow(info, ctx),
+                        Some(_) => actor.stop_with(ExitReason::NotRunning, ctx),
+                        None => actor.stop_with(
+                            ExitReason::InspectFailed("inspect response had no id".into()),
+                            ctx,
+                        ),
+                    },
+                    Err(error) if is_not_found(&error) => actor.stop_with(ExitReason::Gone, ctx),
+                    Err(error) => {
+                        actor.stop_with(ExitReason::InspectFailed(error.to_string()), ctx)
+                    }
+                }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.links.health.stream_stopped(&self.id, self.generation);
+        self.links.supervisor.do_send(ChildExited {
+            id: self.id.clone(),
+            generation: self.generation,
+            reason: self.exit.clone(),
+        });
+    }
+}
+
+impl StreamHandler<Result<StatsItem, StreamError>> for StatsActor {
+    fn handle(&mut self, item: Result<StatsItem, StreamError>, ctx: &mut Self::Context) {
+        if ctx.state() != ActorState::Running {
+            return; // Stopping: nothing more goes to the writer.
+        }
+        self.last_frame = Instant::now();
+        match item {
+            Ok(StatsItem::Sample(stats)) => self.record(&stats),
+            Ok(StatsItem::Malformed(error)) => {
+                Counters::add(&self.links.counters.frames_malformed, 1);
+                self.log_bad_frame(&format!("a malformed stats frame ({error})"));
+            }
+            Ok(StatsItem::Oversized(size)) => {
+                Counters::add(&self.links.counters.frames_oversized, 1);
+                self.log_bad_frame(&format!(
+                    "a stats frame of {size}+ bytes, over STATS_LINE_SIZE"
+                ));
+            }
+            Err(StreamError::NotFound) => self.stop_with(ExitReason::Gone, ctx),
+            Err(error) => self.stop_with(ExitReason::StreamError(error.to_string()), ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.stop_with(ExitReason::StreamEnded, ctx);
+    }
+}
+
+impl Handler<StopStream> for StatsActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopStream, ctx: &mut Self::Context) {
+        self.stop_with(ExitReason::Requested, ctx);
+    }
+}
+
+pub fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The 12-character id `docker ps` shows.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Makes the actor panic inside a handler, as a bug would: for the
+/// Supervisor's tests only.
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
+
+#[cfg(test)]
+impl Handler<InjectPanic> for StatsActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectPanic, _: &mut Self::Context) {
+        panic!("injected panic in the StatsActor of {}", short(&self.id));
+    }
+}

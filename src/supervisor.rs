@@ -1,0 +1,494 @@
+//! The Supervisor: owns the registry `container id -> StatsActor` and keeps it
+//! equal to the set of running containers.
+//!
+//! The EventActor tells it what changed (and, after every (re)subscription,
+//! the full list of running containers to reconcile with). A child whose
+//! stream fails is replaced by a new one after an exponential backoff; a
+//! child that died without saying so (a panic closes its mailbox silently) is
+//! noticed by a periodic liveness check and replaced the same way.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::counters::Counters;
+use crate::docker::events::RegistryChange;
+use crate::stats_actor::{short, ChildExited, ExitReason, StatsActor, StatsLinks, StopStream};
+
+/// A change for one container, decided from a Docker event.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegistryUpdate {
+    pub id: String,
+    pub change: RegistryChange,
+}
+
+/// The complete list of running containers: start what is missing, stop
+/// what is not in it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconcile {
+    pub running: Vec<String>,
+}
+
+/// Stop every child and take no new ones; answers how many were stopped.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct StopAll;
+
+const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A child that ran this long before failing starts its backoff afresh.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+const LIVENESS_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+enum ChildState {
+    Running(Addr<StatsActor>),
+    RestartPending(SpawnHandle),
+}
+
+struct Child {
+    generation: u64,
+    state: ChildState,
+    started: Instant,
+    consecutive_failures: u32,
+}
+
+pub struct Supervisor {
+    /// What every child is connected to, this Supervisor included.
+    links: StatsLinks,
+    children: HashMap<String, Child>,
+    next_generation: u64,
+    stopping: bool,
+}
+
+impl Supervisor {
+    /// `links.supervisor` must be this Supervisor's own address: create it
+    /// with `Supervisor::create(|ctx| ...)`.
+    pub fn new(links: StatsLinks) -> Self {
+        Supervisor {
+            links,
+            children: HashMap::new(),
+            next_generation: 0,
+            stopping: false,
+        }
+    }
+
+    /// Shows the registry's size on `/health` and `/metrics`.
+    fn publish(&self) {
+        Counters::set(
+            &self.links.health.containers_watched,
+            self.children.len() as u64,
+        );
+    }
+
+    fn spawn_child(&mut self, id: &str) -> (u64, Addr<StatsActor>) {
+        self.next_generation += 1;
+        let actor = StatsActor::new(id.to_string(), self.next_generation, self.links.clone());
+        (self.next_generation, actor.start())
+    }
+
+    fn watch(&mut self, id: &str) {
+        if self.stopping || self.children.contains_key(id) {
+            return;
+        }
+        let (generation, addr) = self.spawn_child(id);
+        self.children.insert(
+            id.to_string(),
+            Child {
+                generation,
+                state: ChildState::Running(addr),
+                started: Instant::now(),
+                consecutive_failures: 0,
+            },
+        );
+        self.publish();
+    }
+
+    fn unwatch(&mut self, id: &str, why: &str, ctx: &mut Context<Self>) {
+        if let Some(child) = self.children.remove(id) {
+            log::debug!("stopped following container {} ({why})", short(id));
+            match child.state {
+                ChildState::Running(addr) => addr.do_send(StopStream),
+                ChildState::RestartPending(handle) => {
+                    ctx.cancel_future(handle);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn restart_later(&mut self, id: &str, reason: &ExitReason, ctx: &mut Context<Self>) {
+        let Some(child) = self.children.get_mut(id) else {
+            return;
+        };
+        if child.started.elapsed() >= HEALTHY_RUN {
+            child.consecutive_failures = 0;
+        }
+        child.consecutive_failures += 1;
+        let exponent = (child.consecutive_failures - 1).min(16);
+        let delay = FIRST_RESTART_DELAY
+            .saturating_mul(1 << exponent)
+            .min(MAX_RESTART_DELAY);
+        if child.consecutive_failures == 1 {
+            log::warn!(
+                "stats stream of container {} stopped ({reason:?}); restarting it in {}",
+                short(id),
+                humantime::format_duration(delay)
+            );
+        } else {
+            log::debug!(
+                "stats stream of container {} failed again ({reason:?}); next try in {}",
+                short(id),
+                humantime::format_duration(delay)
+            );
+        }
+        let key = id.to_string();
+        let handle = ctx.run_later(delay, move |supervisor, _| supervisor.restart_now(&key));
+        child.state = ChildState::RestartPending(handle);
+    }
+
+    fn restart_now(&mut self, id: &str) {
+        if self.stopping || !self.children.contains_key(id) {
+            return;
+        }
+        let (generation, addr) = self.spawn_child(id);
+        if let Some(child) = self.children.get_mut(id) {
+            child.generation = generation;
+            child.state = ChildState::Running(addr);
+            child.started = Instant::now();
+        }
+        Counters::add(&self.links.counters.stream_restarts, 1);
+    }
+
+    /// Finds children whose actor died without a word (a panic in a handler
+    /// closes the mailbox without running `stopped`) and restarts them.
+    fn check_liveness(&mut self, ctx: &mut Context<Self>) {
+        let dead: Vec<(String, u64)> = self
+            .children
+            .iter()
+            .filter_map(|(id, child)| match &child.state {
+                ChildState::Running(addr) if !addr.connected() => {
+                    Some((id.clone(), child.generation))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, generation) in dead {
+            let reason = ExitReason::StreamError("the actor died unexpectedly".into());
+            self.child_exited(id, generation, reason, ctx);
+        }
+    }
+
+    fn child_exited(
+        &mut self,
+        id: String,
+        generation: u64,
+        reason: ExitReason,
+        ctx: &mut Context<Self>,
+    ) {
+        let current = self.children.get(&id).map(|c| c.generation);
+        if current != Some(generation) || self.stopping {
+            return; // A child already replaced or removed.
+        }
+        if reason.wants_restart() {
+            self.restart_later(&id, &reason, ctx);
+        } else {
+            log::debug!("stopped following container {} ({reason:?})", short(&id));
+            self.children.remove(&id);
+            self.publish();
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(LIVENESS_CHECK_EVERY, |supervisor, ctx| {
+            supervisor.check_liveness(ctx);
+            supervisor.publish();
+        });
+    }
+}
+
+impl Handler<RegistryUpdate> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, update: RegistryUpdate, ctx: &mut Self::Context) {
+        match update.change {
+            RegistryChange::Watch => self.watch(&update.id),
+            RegistryChange::Unwatch => self.unwatch(&update.id, "it stopped", ctx),
+            RegistryChange::Refresh => {
+                if self.children.contains_key(&update.id) {
+                    self.unwatch(&update.id, "its name or limits changed", ctx);
+                    self.watch(&update.id);
+                }
+            }
+            RegistryChange::None => {}
+        }
+    }
+}
+
+impl Handler<Reconcile> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Reconcile { running }: Reconcile, ctx: &mut Self::Context) {
+        let orphans: Vec<String> = self
+            .children
+            .keys()
+            .filter(|id| !running.contains(id))
+            .cloned()
+            .collect();
+        for id in &orphans {
+            self.unwatch(id, "no longer running", ctx);
+        }
+        let before = self.children.len();
+        for id in &running {
+            self.watch(id);
+        }
+        let added = self.children.len() - before;
+        if added > 0 || !orphans.is_empty() {
+            log::info!(
+                "watching {} running containers ({added} new, {} no longer running)",
+                self.children.len(),
+                orphans.len()
+            );
+        } else {
+            log::debug!(
+                "watching {} running containers (no change)",
+                self.children.len()
+            );
+        }
+    }
+}
+
+impl Handler<ChildExited> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, exited: ChildExited, ctx: &mut Self::Context) {
+        self.child_exited(exited.id, exited.generation, exited.reason, ctx);
+    }
+}
+
+impl Handler<StopAll> for Supervisor {
+    type Result = ResponseFuture<usize>;
+
+    /// Answers once every child has handled its stop, so that no sample
+    /// reaches the writer after the caller goes on to drain it.
+    fn handle(&mut self, _: StopAll, ctx: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        let mut stops = Vec::new();
+        let children: Vec<Child> = self.children.drain().map(|(_, child)| child).collect();
+        self.publish();
+        for child in children {
+            match child.state {
+                ChildState::Running(addr) => stops.push(addr.send(StopStream)),
+                ChildState::RestartPending(handle) => {
+                    ctx.cancel_future(handle);
+                }
+            }
+        }
+        Box::pin(async move {
+            let count = stops.len();
+            futures_util::future::join_all(stops).await;
+            count
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Supervision against the machine's real Docker engine.
+
+    use std::process::Command;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::counters::Counters;
+    use crate::docker::client;
+    use crate::docker::stats_stream::StreamTarget;
+    use crate::stats_actor::{InjectPanic, StatsSettings};
+    use crate::writer::WritePoint;
+
+    /// Stands in for the BatchWriter: keeps every line it is sent.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<WritePoint> for Recorder {
+        type Result = ();
+        fn handle(&mut self, WritePoint(line): WritePoint, _: &mut Self::Context) {
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    /// Containers made for one test, removed when dropped.
+    struct TestContainers(Vec<String>);
+
+    impl TestContainers {
+        fn run(&mut self, name: &str) -> String {
+            let image_ok = Command::new("docker")
+                .args(["image", "inspect", "dss-test/busybox:latest"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !image_ok {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-test-image");
+                assert!(Command::new(script).status().unwrap().success());
+            }
+            let output = Command::new("docker")
+                .args(["run", "-d", "--name", name, "--label", "dss.test=1"])
+                .args(["dss-test/busybox:latest", "sleep", "3600"])
+                .output()
+                .expect("docker run");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            self.0.push(name.to_string());
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        }
+    }
+
+    impl Drop for TestContainers {
+        fn drop(&mut self) {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&self.0)
+                .output();
+        }
+    }
+
+    fn lines_for(lines: &Arc<Mutex<Vec<String>>>, id: &str) -> usize {
+        let tag = format!("container_id={id}");
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(&tag))
+            .count()
+    }
+
+    async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !check() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
+        let mut containers = TestContainers(Vec::new());
+        let pid = std::process::id();
+        let victim = containers.run(&format!("dss-test-unit-panic-{pid}-victim"));
+        let sibling = containers.run(&format!("dss-test-unit-panic-{pid}-sibling"));
+
+        let engine = client::connect("/var/run/docker.sock")
+            .await
+            .expect("the Docker engine");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(Arc::clone(&lines)).start();
+        let counters = Arc::new(Counters::default());
+        let settings = Arc::new(StatsSettings {
+            host: engine.name.clone(),
+            platform: engine.platform,
+            fields: Default::default(),
+            label_tags: Vec::new(),
+            stall_timeout: Duration::from_secs(30),
+            stream_target: StreamTarget {
+                socket_path: "/var/run/docker.sock".into(),
+                api_version: engine.api_version.clone(),
+                line_limit: 102_400,
+                buffer_limit: 1_048_576,
+            },
+            missing_field_warnings: Default::default(),
+        });
+        let supervisor = Supervisor::create(|ctx| {
+            Supervisor::new(StatsLinks {
+                docker: engine.docker.clone(),
+                settings,
+                writer: recorder.recipient(),
+                supervisor: ctx.address().recipient(),
+                counters: Arc::clone(&counters),
+                health: Arc::new(crate::health::Health::new(
+                    Arc::clone(&counters),
+                    Duration::from_secs(60),
+                )),
+            })
+        });
+        supervisor
+            .send(Reconcile {
+                running: vec![victim.clone(), sibling.clone()],
+            })
+            .await
+            .unwrap();
+        wait_for("samples of both", Duration::from_secs(15), || {
+            lines_for(&lines, &victim) > 0 && lines_for(&lines, &sibling) > 0
+        })
+        .await;
+
+        let child = supervisor
+            .send(ChildOf(victim.clone()))
+            .await
+            .unwrap()
+            .expect("a child");
+        child.do_send(InjectPanic);
+        wait_for("the child to die", Duration::from_secs(5), || {
+            !child.connected()
+        })
+        .await;
+        let victim_before = lines_for(&lines, &victim);
+        let sibling_before = lines_for(&lines, &sibling);
+        let died_at = std::time::Instant::now();
+
+        // The liveness check notices within 5 s and restarts after 1 s.
+        wait_for("the replacement's samples", Duration::from_secs(15), || {
+            lines_for(&lines, &victim) >= victim_before + 2
+        })
+        .await;
+        assert_eq!(Counters::get(&counters.stream_restarts), 1);
+        // The sibling kept its one sample a second meanwhile.
+        let sibling_after = lines_for(&lines, &sibling);
+        let seconds = died_at.elapsed().as_secs() as usize;
+        assert!(
+            seconds >= 2 && sibling_after + 1 >= sibling_before + seconds,
+            "the sibling stalled while its neighbour was replaced ({sibling_before} -> {sibling_after} in {seconds} s)"
+        );
+        let replacement = supervisor
+            .send(ChildOf(victim.clone()))
+            .await
+            .unwrap()
+            .expect("a child");
+        assert!(replacement.connected());
+        supervisor.send(StopAll).await.unwrap();
+    }
+}
+
+/// The child following a container, if it is running: for tests.
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "Option<Addr<StatsActor>>")]
+struct ChildOf(String);
+
+#[cfg(test)]
+impl Handler<ChildOf> for Supervisor {
+    type Result = Option<Addr<StatsActor>>;
+
+    fn handle(&mut self, ChildOf(id): ChildOf, _: &mut Self::Context) -> Self::Result {
+        match &self.children.get(&id)?.state {
+            ChildState::Running(addr) => Some(addr.clone()),
+            ChildState::RestartPending(_) => None,
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The BatchWriterActor: collects encoded points from every StatsActor and
+//! the EventActor, and writes them to InfluxDB in batches.
+//!
+//! A batch is sent when `BATCH_SIZE` points wait, when the oldest waiting
+//! point is `BATCH_WAIT_MS` old, and continuously while draining at shutdown.
+//! One request is in flight at a time, so points reach the server in the
+//! order they were collected. Retries, the byte budget and the spool all
+//! live here, in one place:
+//!
+//! * transient failures (unreachable, timeout, 5xx, 408, 429) are retried
+//!   with exponential backoff and full jitter, honouring `Retry-After`;
+//! * authentication, permission and database-name failures are retried at
+//!   the cap delay only, so a fixed server is picked up without hammering it;
+//! * a dropped database is created again at once; a 413 halves the batch;
+//!   points the server rejects as invalid are counted and not sent again;
+//! * while failing, points wait in a buffer bounded in bytes; when it is
+//!   full the oldest are dropped and counted.
+
+pub mod buffer;
+pub mod client;
+pub mod error;
+pub mod influx_v1;
+pub mod influx_v2;
+pub mod retry;
+pub mod spool;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::counters::Counters;
+use crate::health::Health;
+use buffer::Buffer;
+use client::InfluxClient;
+use error::WriteError;
+use retry::RetryPolicy;
+
+/// One encoded point (a line of line protocol).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WritePoint(pub String);
+
+/// Write everything collected so far, as fast as the server allows, and
+/// answer once nothing is left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// Shutdown ran out of time: save what is still buffered to the spool.
+/// Answers the number of points saved, or why they could not be.
+#[derive(Message)]
+#[rtype(result = "Result<u64, String>")]
+pub struct SpoolRemaining;
+
+struct Overflow {
+    started: Instant,
+    reported: Instant,
+    /// Points dropped since the last report.
+    unreported: u64,
+}
+
+/// How often a full buffer is reported while it keeps dropping points.
+const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+pub struct BatchWriter {
+    client: Rc<InfluxClient>,
+    buffer: Buffer,
+    /// `batch_size`, or lower once the server refused a batch as too large
+    /// (HTTP 413): it stays lowered, so the refusal is not repeated.
+    batch_limit: usize,
+    batch_wait: Duration,
+    retry: RetryPolicy,
+    counters: Arc<Counters>,
+    health: Arc<Health>,
+    request_in_flight: bool,
+    database_ready: bool,
+    consecutive_failures: u32,
+    retry_at: Option<Instant>,
+    timer: Option<SpawnHandle>,
+    /// Set while an outage lasts (since when, and its kind), so it is
+    /// logged once when it starts and once when it ends.
+    outage: Option<(Instant, &'static str)>,
+    rejection_reasons: HashSet<String>,
+    /// Set while the buffer overflows.
+    overflow: Option<Overflow>,
+    spool_dir: Option<PathBuf>,
+    /// Spool files loaded at start, and how many of their points (which
+    /// are at the front of the buffer) are not delivered yet.
+    spool_files: Vec<PathBuf>,
+    spool_pending: u64,
+    draining: bool,
+    drain_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl BatchWriter {
+    pub fn new(
+        config: &Config,
+        counters: Arc<Counters>,
+        health: Arc<Health>,
+    ) -> Result<Self, WriteError> {
+        Ok(BatchWriter {
+            client: Rc::new(InfluxClient::new(&config.influxdb)?),
+            buffer: Buffer::new(config.max_buffer_bytes),
+            batch_limit: config.batch.size,
+            batch_wait: config.batch.wait,
+            retry: RetryPolicy {
+                first_delay: config.influxdb.retry_delay,
+                max_delay: config.influxdb.retry_max_delay,
+                max_attempts: config.influxdb.retry_max,
+            },
+            counters,
+            health,
+            request_in_flight: false,
+            database_ready: false,
+            consecutive_failures: 0,
+            retry_at: None,
+            timer: None,
+            outage: None,
+            rejection_reasons: HashSet::new(),
+            overflow: None,
+            spool_dir: config.spool_dir.clone(),
+            spool_files: Vec::new(),
+            spool_pending: 0,
+            draining: false,
+            drain_waiters: Vec::new(),
+        })
+    }
+
+    /// Copies the books to the shared counters.
+    fn publish(&self) {
+        let books = self.buffer.books();
+        let c = &self.counters;
+        Counters::set(&c.points_collected, books.collected);
+        Counters::set(&c.points_written, books.written);
+        Counters::set(&c.points_dropped, books.dropped);
+        Counters::set(&c.points_rejected, books.rejected);
+        Counters::set(&c.points_spooled, books.spooled);
+        Counters::set(&c.points_buffered, self.buffer.buffered());
+        Counters::set(&c.buffered_bytes, self.buffer.bytes() as u64);
+    }
+
+    fn push(&mut self, line: String) {
+        let dropped = self.buffer.push(line, Instant::now());
+        if dropped > 0 {
+            self.spool_pending = self.spool_pending.saturating_sub(dropped);
+            self.report_overflow(dropped);
+        }
+    }
+
+    /// The overflow ends when writes succeed again, not when one point
+    /// happens to fit: a full buffer stays full while InfluxDB is away.
+    fn end_overflow(&mut self) {
+        if let Some(overflow) = self.overflow.take() {
+            log::warn!(
+                "buffer no longer overflowing after {}; {} more point(s) were dropped since the last report, {} in total",
+                format_delay(overflow.started.elapsed()),
+                overflow.unreported,
+                self.buffer.books().dropped
+            );
+        }
+    }
+
+    fn report_overflow(&mut self, dropped: u64) {
+        let now = Instant::now();
+        match &mut self.overflow {
+            None => {
+                log::warn!(
+                    "buffer full ({} bytes of points, max_buffer_bytes): dropping the oldest points while InfluxDB does not take them",
+                    self.buffer.bytes()
+                );
+                self.overflow = Some(Overflow {
+                    started: now,
+                    reported: now,
+                    unreported: dropped,
+                });
+            }
+            Some(overflow) => {
+                overflow.unreported += dropped;
+                if now - overflow.reported >= OVERFLOW_REPORT_EVERY {
+                    log::warn!(
+                        "buffer still full: {} more point(s) dropped ({} in total)",
+                        overflow.unreported,
+                        self.buffer.books().dropped
+                    );
+                    overflow.reported = now;
+                    overflow.unreported = 0;
+                }
+            }
+        }
+    }
+
+    /// Decides what to do next: write now, or sleep until the next point is
+    /// due or the retry wait is over.
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        self.publish();
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if self.request_in_flight {
+            return;
+        }
+        if self.buffer.waiting() == 0 {
+            for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+            if self.database_ready {
+                return;
+            }
+        }
+        let now = Instant::now();
+        let due = match (self.retry_at, self.buffer.oldest_waiting()) {
+            (Some(retry_at), _) => retry_at,
+            // Spooled points go first, before new ones compete for the budget.
+            _ if self.draining
+                || self.spool_pending > 0
+                || self.buffer.waiting() >= self.batch_limit
+                || !self.database_ready =>
+            {
+                now
+            }
+            (None, Some(oldest)) => oldest + self.batch_wait,
+            (None, None) => return,
+        };
+        if due <= now {
+            self.retry_at = None;
+            self.start_request(ctx);
+        } else {
+            self.timer = Some(ctx.run_later(due - now, |writer, ctx| {
+                writer.timer = None;
+                writer.poll(ctx);
+            }));
+        }
+    }
+
+    fn start_request(&mut self, ctx: &mut Context<Self>) {
+        let client = Rc::clone(&self.client);
+        if !self.database_ready {
+            self.request_in_flight = true;
+            let request = async move { client.create_database().await };
+            ctx.spawn(request.into_actor(self).map(|result, writer, ctx| {
+                writer.request_in_flight = false;
+                match result {
+                    Ok(()) => {
+                        log::info!(
+                            "InfluxDB database {:?} ready at {}",
+                            writer.client.database(),
+                            writer.client.url()
+                        );
+                        writer.database_ready = true;
+                        writer.health.influxdb.pass("database ready");
+                        writer.on_success();
+                    }
+                    Err(WriteError::Auth {
+                        status: 403, user, ..
+                    }) => {
+                        // A user may write to a database without being
+                        // allowed to create one; if it is missing, writes
+                        // will say so.
+                        log::warn!(
+                            "{user} may not create databases; assuming {:?} exists",
+                            writer.client.database()
+                        );
+                        // Not a success: a missing database must not turn
+                        // into a tight create/write loop.
+                        writer.database_ready = true;
+                    }
+                    Err(error) => writer.on_failure(error),
+                }
+                writer.poll(ctx);
+            }));
+            return;
+        }
+        let Some(body) = self.buffer.start_batch(self.batch_limit) else {
+            return;
+        };
+        self.request_in_flight = true;
+        let sent = Instant::now();
+        let request = async move { client.write(body).await };
+        ctx.spawn(request.into_actor(self).map(move |result, writer, ctx| {
+            writer.request_in_flight = false;
+            if result.is_ok() {
+                let points = writer.buffer.in_flight_len();
+                writer.health.write_succeeded(points, sent.elapsed());
+                writer.observe_ages();
+            }
+            writer.finish_batch(result);
+            writer.poll(ctx);
+        }));
+    }
+
+    fn finish_batch(&mut self, result: Result<(), WriteError>) {
+        let size = self.buffer.in_flight_len();
+        match result {
+            Ok(()) => {
+                self.buffer.finish_batch(0);
+                self.on_success();
+            }
+            Err(WriteError::Rejected {
+                dropped, reason, ..
+            }) => {
+                // InfluxDB wrote the points it could parse and refused the
+                // rest: sending the batch again would only repeat the refusal.
+                self.buffer.finish_batch(dropped);
+                if self.rejection_reasons.insert(reason.clone()) {
+                    log::error!("InfluxDB rejected {dropped} point(s) as invalid; they are not sent again: {reason}");
+                }
+                self.on_success();
+            }
+            Err(WriteError::TooLarge { .. }) if size == 1 => {
+                self.buffer.finish_batch(1);
+                log::error!(
+                    "InfluxDB refused a single point as too large (HTTP 413); it is not sent again"
+                );
+                self.on_success();
+            }
+            Err(WriteError::TooLarge { .. }) => {
+                self.buffer.retry_batch();
+                self.batch_limit = (size / 2).max(1);
+                Counters::add(&self.counters.write_errors, 1);
+                log::warn!(
+                    "InfluxDB refused {size} points as too large (HTTP 413); sending at most {} per request from now on",
+                    self.batch_limit
+                );
+                return;
+            }
+            Err(error) => {
+                self.buffer.retry_batch();
+                self.on_failure(error);
+                return;
+            }
+        }
+        self.note_spool_progress(size as u64);
+    }
+
+    /// Records how long each acknowledged point took from its own timestamp
+    /// (the sample's read time) to the acknowledgement.
+    fn observe_ages(&self) {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        for line in self.buffer.in_flight_lines() {
+            if let Some(ts) = line.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok()) {
+                let age = (now_ns - ts).max(0) as f64 / 1e9;
+                self.health.sample_to_stored.observe(age);
+            }
+        }
+    }
+
+    /// Spooled points were loaded first, so they are delivered first: once
+    /// as many points as they number are done, their files can go.
+    fn note_spool_progress(&mut self, done: u64) {
+        if self.spool_pending == 0 {
+            return;
+        }
+        self.spool_pending = self.spool_pending.saturating_sub(done);
+        if self.spool_pending == 0 {
+            spool::remove(&self.spool_files);
+            log::info!(
+                "spooled points delivered; removed {} spool file(s)",
+                self.spool_files.len()
+            );
+            self.spool_files.clear();
+        }
+    }
+
+    fn on_success(&mut self) {
+        self.consecutive_failures = 0;
+        self.end_overflow();
+        if let Some((since, _)) = self.outage.take() {
+            log::info!(
+                "InfluxDB writes succeed again after {} of failures; {} point(s) waiting",
+                format_delay(since.elapsed()),
+                self.buffer.waiting()
+            );
+        }
+    }
+
+    fn on_failure(&mut self, error: WriteError) {
+        Counters::add(&self.counters.write_errors, 1);
+        self.health
+            .write_failed(error.class(), error.to_string(), error.needs_operator());
+        self.consecutive_failures += 1;
+        let delay = match &error {
+            WriteError::DatabaseNotFound { .. } => {
+                // Dropped while we run: create it again, at once the first
+                // time, with backoff if it keeps disappearing.
+                self.database_ready = false;
+                if self.consecutive_failures == 1 {
+                    Duration::ZERO
+                } else {
+                    self.retry.delay(self.consecutive_failures, fastrand::f64())
+                }
+            }
+            WriteError::Server {
+                retry_after: Some(wait),
+                ..
+            } => (*wait).min(self.retry.max_delay),
+            error if error.is_transient() => {
+                self.retry.delay(self.consecutive_failures, fastrand::f64())
+            }
+            // Credentials, permissions or the database name will not fix
+            // themselves quickly; try at the cap so that a fixed server is
+            // picked up without hammering it.
+            _ => self.retry.max_delay,
+        };
+        // One line when the outage starts and one when its kind changes
+        // (say, from unreachable to refusing the credentials); the rest is
+        // counted in write_errors.
+        match &self.outage {
+            None => {
+                log::error!(
+                    "{error}; {} point(s) kept in memory, retrying in {}",
+                    self.buffer.buffered(),
+                    format_delay(delay)
+                );
+                self.outage = Some((Instant::now(), error.class()));
+            }
+            Some((since, class)) if *class != error.class() => {
+                log::error!("{error}; still retrying");
+                self.outage = Some((*since, error.class()));
+            }
+            Some(_) => log::trace!("{error}; retrying in {}", format_delay(delay)),
+        }
+        self.retry_at = Some(Instant::now() + delay);
+    }
+
+    fn load_spool(&mut self) {
+        let Some(dir) = self.spool_dir.clone() else {
+            return;
+        };
+        // Start-up only, before any stream runs: reading the files here
+        // delays nothing that matters.
+        match spool::load(&dir) {
+            Ok(loaded) => {
+                for problem in &loaded.problems {
+                    log::error!("{problem}");
+                }
+                if loaded.files.is_empty() {
+                    return;
+                }
+                log::info!(
+                    "delivering {} spooled point(s) from {} file(s) in {}",
+                    loaded.lines.len(),
+                    loaded.files.len(),
+                    dir.display()
+                );
+                self.spool_pending = loaded.lines.len() as u64;
+                self.spool_files = loaded.files;
+                for line in loaded.lines {
+                    self.push(line);
+                }
+                if self.spool_pending == 0 {
+                    self.note_spool_progress(0);
+                }
+            }
+            Err(error) => log::error!("cannot read spool directory {}: {error}", dir.display()),
+        }
+    }
+}
+
+/// A delay rounded to milliseconds for logs ("1s 250ms", not nanoseconds).
+fn format_delay(delay: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
+}
+
+impl Actor for BatchWriter {
+    type Context = Context<Self>;
+
+    /// Producers use `do_send`, which queues regardless of the mailbox
+    /// capacity, so a slow InfluxDB never makes a StatsActor wait; the
+    /// buffer is where points pile up, within its byte budget.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.load_spool();
+        self.poll(ctx);
+    }
+}
+
+impl Handler<WritePoint> for BatchWriter {
+    type Result = ();
+
+    fn handle(&mut self, WritePoint(line): WritePoint, ctx: &mut Self::Context) {
+        let was_empty = self.buffer.waiting() == 0;
+        self.push(line);
+        // Only a change that moves the next deadline needs a new decision.
+        if was_empty || self.buffer.waiting() >= self.batch_limit {
+            self.poll(ctx);
+        } else {
+            self.publish();
+        }
+    }
+}
+
+impl Handler<Drain> for BatchWriter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let (sender, receiver) = oneshot::channel();
+        self.draining = true;
+        self.drain_waiters.push(sender);
+        self.poll(ctx);
+        Box::pin(async move {
+            let _ = receiver.await;
+        })
+    }
+}
+
+impl Handler<SpoolRemaining> for BatchWriter {
+    type Result = Result<u64, String>;
+
+    /// Runs once, at the end of shutdown: writing the file synchronously
+    /// is what is wanted here, nothing else is left to run.
+    fn handle(&mut self, _: SpoolRemaining, ctx: &mut Self::Context) -> Self::Result {
+        let dir = self.spool_dir.clone().ok_or("no spool_dir configured")?;
+        let lines = self.buffer.take_for_spool();
+        let count = lines.len() as u64;
+        self.publish();
+        ctx.stop();
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        spool::save(&dir, &lines)
+            .map(|path| {
+                log::info!("saved {count} undelivered point(s) to {}", path.display());
+                count
+            })
+            .map_err(|e| format!("cannot write the spool in {}: {e}", dir.display()))
+    }
+}

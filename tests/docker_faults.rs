@@ -1,0 +1,108 @@
+//! Following Docker when it misbehaves: the engine unreachable at start, the
+//! connection cut and restored, a stats stream that stalls. The service talks
+//! to a proxy socket the test controls; the daemon itself is never touched.
+
+mod support;
+
+use std::time::Duration;
+
+use support::containers::TestContainers;
+use support::docker_proxy::DockerProxy;
+use support::eventually;
+use support::influx::shared;
+use support::samples::{count_points, wait_for_points};
+use support::service::Service;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_the_engine_then_reconciles_what_changed_while_it_was_cut_off() {
+    let influx = shared();
+    let db = "docker_cut";
+    let containers = TestContainers::new("cut");
+    let leaving = containers.idle("leaving");
+
+    // The socket does not exist yet: the service says so once and waits.
+    let socket = DockerProxy::reserve_path();
+    let mut service = Service::start(influx, db, &[("DOCKER_SOCKET_PATH", socket.as_str())]);
+    service
+        .wait_for_log("does not exist", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let proxy = DockerProxy::start_at(socket).await;
+    service
+        .wait_for_log("connected to Docker engine", Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        service.logs().matches("does not exist").count(),
+        1,
+        "{}",
+        service.logs()
+    );
+    wait_for_points(influx, db, &leaving, Duration::from_secs(20)).await;
+
+    // Cut the engine off; meanwhile one container starts and one goes.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let arriving = containers.idle("arriving");
+    containers.remove("leaving");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before_restore = count_points(influx, db, &leaving).await;
+    proxy.restore();
+
+    wait_for_points(influx, db, &arriving, Duration::from_secs(40)).await;
+    service
+        .wait_for_log(
+            &format!("stopped following container {}", &leaving[..12]),
+            Duration::from_secs(40),
+        )
+        .await;
+    service
+        .wait_for_log("Docker engine reachable again", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count_points(influx, db, &leaving).await,
+        before_restore,
+        "points for a removed container"
+    );
+    assert!(service.terminate().await.success());
+    let logs = service.logs();
+    let outage_errors = logs
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("event_actor"))
+        .count();
+    assert_eq!(
+        outage_errors, 1,
+        "the outage is logged once when it starts:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_stats_stream_is_restarted_after_the_parse_timeout() {
+    let influx = shared();
+    let db = "stall";
+    let containers = TestContainers::new("stall");
+    let id = containers.idle("idle");
+    let proxy = DockerProxy::start().await;
+    let mut service = Service::start(
+        influx,
+        db,
+        &[
+            ("DOCKER_SOCKET_PATH", proxy.path()),
+            ("STATS_PARSE_TIMEOUT", "3000"),
+        ],
+    );
+    wait_for_points(influx, db, &id, Duration::from_secs(20)).await;
+    let frozen = proxy.freeze_stats_streams();
+    assert!(frozen >= 1, "no stats stream to freeze");
+    let before = count_points(influx, db, &id).await;
+    service
+        .wait_for_log("Stalled", Duration::from_secs(10))
+        .await;
+    eventually(
+        Duration::from_secs(15),
+        "points after the restart",
+        || async { (count_points(influx, db, &id).await >= before + 2).then_some(()) },
+    )
+    .await;
+    assert!(service.terminate().await.success());
+}

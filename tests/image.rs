@@ -1,0 +1,135 @@
+//! The service image, built locally by scripts/build-image (the README's
+//! test command builds it first), run as a container on the real engine:
+//! small, unprivileged, healthy, writing its siblings' stats, and back with
+//! no gap longer than the restart after its process is killed.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::containers::{docker, TestContainers};
+use support::eventually;
+use support::influx::shared;
+use support::samples::{stored_points, wait_for_points};
+
+const IMAGE: &str = "dss-test/docker-stats-service:latest";
+
+/// Removes the service container however the test ends.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+fn ensure_image() {
+    let present = std::process::Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !present {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-image");
+        let status = std::process::Command::new(script)
+            .arg(IMAGE)
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/build-image failed");
+    }
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, container])
+}
+
+async fn wait_healthy(container: &str, timeout: Duration) {
+    eventually(timeout, "the container to report healthy", || async {
+        (inspect(container, "{{.State.Health.Status}}") == "healthy").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_image_runs_unprivileged_reports_healthy_and_survives_a_killed_process() {
+    ensure_image();
+    let size: u64 = docker(&["image", "inspect", "-f", "{{.Size}}", IMAGE])
+        .parse()
+        .unwrap();
+    assert!(size < 20 * 1024 * 1024, "the image is {size} bytes");
+
+    let influx = shared();
+    let db = "image";
+    let siblings = TestContainers::new("image");
+    let sibling = siblings.idle("sibling");
+    let name = siblings.name("service");
+    let port = influx.port.to_string();
+    let health = format!("127.0.0.1:{}", support::free_port());
+    // Host networking: the test's InfluxDB listens on the host's loopback.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        "dss.test=1",
+        "--network",
+        "host",
+        "--restart",
+        "unless-stopped",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        "-e",
+        "INFLUXDB_HOST=127.0.0.1",
+        "-e",
+        &format!("INFLUXDB_PORT={port}"),
+        "-e",
+        &format!("INFLUXDB_DB={db}"),
+        "-e",
+        "BATCH_WAIT_MS=300",
+        "-e",
+        &format!("HEALTH_LISTEN={health}"),
+        IMAGE,
+    ]);
+    let _guard = Container(name.clone());
+    let user = inspect(&name, "{{.Config.User}}");
+    assert!(user.starts_with("65534:"), "runs as {user:?}");
+    wait_healthy(&name, Duration::from_secs(60)).await;
+    wait_for_points(influx, db, &sibling, Duration::from_secs(20)).await;
+
+    // Kill the process inside from the host; Docker's restart policy brings
+    // the container back.
+    let pid = inspect(&name, "{{.State.Pid}}");
+    let killed_at = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    eventually(Duration::from_secs(30), "a restart", || async {
+        (inspect(&name, "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 1)
+            .then_some(())
+    })
+    .await;
+    wait_healthy(&name, Duration::from_secs(60)).await;
+    let restart = killed_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let times: Vec<i64> = stored_points(influx, db, &sibling)
+        .await
+        .into_keys()
+        .collect();
+    let largest_gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    let allowed = restart + Duration::from_secs(2);
+    assert!(
+        largest_gap as u128 <= allowed.as_nanos(),
+        "a gap of {} ms in the sibling's points; the restart took {} ms",
+        largest_gap / 1_000_000,
+        restart.as_millis()
+    );
+}

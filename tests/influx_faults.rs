@@ -1,0 +1,407 @@
+//! The writer under real InfluxDB faults: outages, a frozen server, wrong
+//! credentials, a full buffer, the spool, 413 and Retry-After. Each test
+//! runs its own `influxd` so it can stop, freeze or reconfigure it.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::containers::TestContainers;
+use support::influx::{InfluxServer, Options};
+use support::samples::{
+    all_points, count_points, record_samples, wait_for_points, wait_until_all_stored,
+};
+use support::service::Service;
+
+const FAST_RETRIES: &[(&str, &str)] = &[
+    ("INFLUXDB_RETRY_DELAY", "200"),
+    ("INFLUXDB_RETRY_MAX_DELAY", "2000"),
+];
+
+fn with(
+    base: &[(&'static str, &'static str)],
+    more: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    base.iter().chain(more).copied().collect()
+}
+
+/// Runs a fault of `fault_for` against InfluxDB while the engine's own
+/// samples are recorded, then checks every sample is stored, once.
+async fn every_sample_survives(
+    name: &str,
+    fault: impl FnOnce(&InfluxServer),
+    heal: impl FnOnce(&InfluxServer),
+    fault_for: Duration,
+) {
+    let influx = InfluxServer::start(Options::default());
+    let db = name;
+    let containers = TestContainers::new(name);
+    let id = containers.idle("idle");
+    let mut service = Service::start(&influx, db, FAST_RETRIES);
+    wait_for_points(&influx, db, &id, Duration::from_secs(20)).await;
+
+    let recorder = tokio::spawn(record_samples(
+        id.clone(),
+        fault_for + Duration::from_secs(4),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    fault(&influx);
+    tokio::time::sleep(fault_for).await;
+    heal(&influx);
+    let samples = recorder.await.unwrap();
+    assert!(
+        samples.len() as u64 >= fault_for.as_secs() - 2,
+        "only {} samples",
+        samples.len()
+    );
+
+    wait_until_all_stored(&influx, db, &id, &samples, Duration::from_secs(30)).await;
+    let status = service.terminate().await;
+    assert!(status.success(), "log:\n{}", service.logs());
+    let books = service.books_at_exit();
+    assert_eq!((books.dropped, books.rejected), (0, 0));
+    assert_eq!(
+        books.written,
+        all_points(&influx, db).await,
+        "a point was written twice or lost"
+    );
+    let logs = service.logs();
+    assert!(
+        logs.contains("InfluxDB writes succeed again"),
+        "recovery not logged:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stores_every_sample_emitted_while_influxdb_was_stopped_for_30s() {
+    every_sample_survives(
+        "outage",
+        InfluxServer::stop,
+        InfluxServer::restart,
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loses_nothing_while_influxdb_is_frozen_for_20s() {
+    every_sample_survives(
+        "frozen",
+        InfluxServer::freeze,
+        InfluxServer::thaw,
+        Duration::from_secs(20),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_is_one_clear_error_without_a_tight_loop_and_recovers() {
+    let influx = InfluxServer::start(Options {
+        auth: true,
+        ..Options::default()
+    });
+    let db = "auth";
+    influx.execute("CREATE DATABASE auth").await;
+    influx
+        .execute("CREATE USER collector WITH PASSWORD 'right-password'")
+        .await;
+    influx.execute("GRANT ALL ON auth TO collector").await;
+    let containers = TestContainers::new("auth");
+    let id = containers.idle("idle");
+    let env = [
+        ("INFLUXDB_USER", "collector"),
+        ("INFLUXDB_PASS", "wrong-password"),
+        ("INFLUXDB_RETRY_DELAY", "100"),
+        ("INFLUXDB_RETRY_MAX_DELAY", "2000"),
+    ];
+    let mut service = Service::start(&influx, db, &env);
+    service
+        .wait_for_log(
+            "authentication failed for user \"collector\"",
+            Duration::from_secs(20),
+        )
+        .await;
+    let refused_before = influx.requests_answered(401);
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let refused = influx.requests_answered(401) - refused_before;
+    let allowed = window.elapsed().as_secs() / 2 + 2;
+    assert!(
+        refused as u64 <= allowed,
+        "{refused} refused requests in 8 s: a tight retry loop"
+    );
+    assert!(refused >= 2, "it stopped retrying ({refused} requests)");
+
+    // The operator fixes the credentials on the server side.
+    influx
+        .execute("SET PASSWORD FOR collector = 'wrong-password'")
+        .await;
+    wait_for_points(&influx, db, &id, Duration::from_secs(15)).await;
+    assert!(service.terminate().await.success());
+    let logs = service.logs();
+    assert_eq!(
+        logs.matches("authentication failed").count(),
+        1,
+        "the authentication error is logged once:\n{logs}"
+    );
+    assert!(logs.contains("INFLUXDB_USER/INFLUXDB_PASS"));
+    assert!(!logs.contains("wrong-password"), "the password was logged");
+    let books = service.books_at_exit();
+    assert_eq!((books.dropped, books.undelivered), (0, 0));
+}
+
+fn spool_files(dir: &str) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "lp"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_the_next_start() {
+    let influx = InfluxServer::start(Options::default());
+    let db = "buffer";
+    influx.stop();
+    let spool = support::influx::tempdir("dss-spool");
+    let containers = TestContainers::new("buffer");
+    let ids: Vec<String> = (0..3)
+        .map(|i| containers.idle(&format!("idle{i}")))
+        .collect();
+    let limit = 16 * 1024;
+    let mut env: Vec<(&str, &str)> = with(
+        FAST_RETRIES,
+        &[
+            ("MAX_BUFFER_BYTES", "16KiB"),
+            ("SHUTDOWN_TIMEOUT_MS", "1000"),
+        ],
+    );
+    env.push(("SPOOL_DIR", &spool));
+    let mut service = Service::start(&influx, db, &env);
+    service
+        .wait_for_log("buffer full", Duration::from_secs(40))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = service.terminate().await;
+    assert_eq!(status.code(), Some(1), "log:\n{}", service.logs());
+
+    let books = service.books_at_exit();
+    assert!(books.dropped > 0, "{books:?}");
+    assert_eq!(
+        books.written + books.rejected + books.undelivered,
+        0,
+        "{books:?}"
+    );
+    assert_eq!(books.dropped, books.collected - books.spooled, "{books:?}");
+    let files = spool_files(&spool);
+    assert_eq!(files.len(), 1);
+    let spooled = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(spooled.lines().count() as u64, books.spooled);
+    assert!(
+        spooled.len() <= limit,
+        "{} bytes spooled with a {limit}-byte budget",
+        spooled.len()
+    );
+    let logs = service.logs();
+    assert_eq!(
+        logs.matches("buffer full").count(),
+        1,
+        "overflow is logged once:\n{logs}"
+    );
+
+    // Next start: InfluxDB is back, and the spooled points are delivered.
+    influx.restart();
+    let mut service = Service::start(&influx, db, &env);
+    service
+        .wait_for_log("spooled points delivered", Duration::from_secs(20))
+        .await;
+    assert!(
+        spool_files(&spool).is_empty(),
+        "the delivered spool file was not removed"
+    );
+    let first_spooled = spooled
+        .lines()
+        .find(|l| l.starts_with("docker_stats,"))
+        .unwrap();
+    let timestamp = first_spooled.rsplit(' ').next().unwrap();
+    let q = format!("SELECT count(mem_used) FROM docker_stats WHERE time = {timestamp}");
+    assert_eq!(
+        influx.count(db, &q).await,
+        1,
+        "the oldest spooled stats point is not stored: {first_spooled}\n{}",
+        service.logs()
+    );
+    for id in &ids {
+        wait_for_points(&influx, db, id, Duration::from_secs(10)).await;
+    }
+    assert!(service.terminate().await.success());
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_spool_file_is_reported_line_by_line_and_the_rest_delivered() {
+    let influx = InfluxServer::start(Options::default());
+    let db = "corrupt_spool";
+    let spool = support::influx::tempdir("dss-corrupt-spool");
+    let mut bytes = b"spooled,src=test value=1i 1000\n\x00\x01binary junk\n".to_vec();
+    bytes.extend_from_slice(b"spooled,src=test value=2i 2000\nspooled,src=test s=\"truncated");
+    std::fs::write(format!("{spool}/spool-00000000000000000001.lp"), bytes).unwrap();
+    let mut service = Service::start(&influx, db, &[("SPOOL_DIR", spool.as_str())]);
+    service
+        .wait_for_log("spooled points delivered", Duration::from_secs(20))
+        .await;
+    assert!(service.terminate().await.success());
+    let logs = service.logs();
+    assert!(
+        logs.contains("has 2 invalid line(s), skipped (first at line 2"),
+        "corruption not reported:\n{logs}"
+    );
+    let rows = influx.rows(db, "SELECT value FROM spooled").await;
+    let values: Vec<i64> = rows.iter().map(|r| r["value"].as_i64().unwrap()).collect();
+    assert_eq!(values, [1, 2]);
+    assert!(spool_files(&spool).is_empty());
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_413_splits_batches_until_they_fit_and_loses_nothing() {
+    // A real influxd with a small body limit answers 413 for large batches.
+    let influx = InfluxServer::start(Options {
+        max_body_size: Some(8_000),
+        ..Options::default()
+    });
+    let db = "too_large";
+    let containers = TestContainers::new("toolarge");
+    let ids: Vec<String> = (0..4)
+        .map(|i| containers.idle(&format!("idle{i}")))
+        .collect();
+    let mut service = Service::start(
+        &influx,
+        db,
+        &[("BATCH_SIZE", "64"), ("BATCH_WAIT_MS", "3000")],
+    );
+    service
+        .wait_for_log("points as too large (HTTP 413)", Duration::from_secs(30))
+        .await;
+    for id in &ids {
+        wait_for_points(&influx, db, id, Duration::from_secs(20)).await;
+    }
+    assert!(
+        service.terminate().await.success(),
+        "log:\n{}",
+        service.logs()
+    );
+    let books = service.books_at_exit();
+    assert_eq!(
+        (books.dropped, books.rejected, books.undelivered),
+        (0, 0, 0),
+        "{books:?}"
+    );
+    assert_eq!(books.written, all_points(&influx, db).await);
+    let refusals = influx.requests_answered(413);
+    assert!(refusals >= 1);
+    assert!(
+        refusals <= 8,
+        "{refusals} refusals: the lowered batch size was not kept"
+    );
+    let per_container: u64 = {
+        let mut total = 0;
+        for id in &ids {
+            total += count_points(&influx, db, id).await;
+        }
+        total
+    };
+    assert!(per_container >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_is_honoured_in_seconds_and_as_an_http_date_and_the_batch_is_resent_unchanged()
+{
+    // A real InfluxDB 1.x never answers 429 with Retry-After, so this test
+    // uses the small fake server in tests/support/fake_influx.rs.
+    use support::fake_influx::{FakeInflux, Scripted};
+    let started = (Instant::now(), std::time::SystemTime::now());
+    let retry_at = started.1 + Duration::from_secs(10);
+    let fake = FakeInflux::start(vec![
+        Scripted {
+            status: 429,
+            headers: vec![("Retry-After".into(), "3".into())],
+        },
+        Scripted {
+            status: 503,
+            headers: vec![("Retry-After".into(), httpdate::fmt_http_date(retry_at))],
+        },
+    ])
+    .await;
+    let containers = TestContainers::new("retryafter");
+    containers.idle("idle");
+    let port = fake.port.to_string();
+    let env = [
+        ("INFLUXDB_PORT", port.as_str()),
+        ("INFLUXDB_RETRY_DELAY", "100"),
+        ("INFLUXDB_RETRY_MAX_DELAY", "20000"),
+        ("BATCH_SIZE", "1000"),
+        ("BATCH_WAIT_MS", "1500"),
+    ];
+    let influx = support::influx::shared();
+    let mut service = Service::start(influx, "unused", &env);
+    support::eventually(Duration::from_secs(30), "three write attempts", || async {
+        (fake.writes().len() >= 3).then_some(())
+    })
+    .await;
+    assert!(
+        service.terminate().await.success(),
+        "log:\n{}",
+        service.logs()
+    );
+    let writes = fake.writes();
+    let first_gap = writes[1].at - writes[0].at;
+    assert!(
+        first_gap >= Duration::from_millis(2900),
+        "Retry-After: 3 waited only {first_gap:?}"
+    );
+    // An HTTP date has whole seconds: allow for the fraction cut off.
+    let due = retry_at.duration_since(started.1).unwrap() - Duration::from_secs(1);
+    let third_at = writes[2].at - started.0;
+    assert!(
+        third_at >= due,
+        "retried {third_at:?} after the start, before the Retry-After date ({due:?})"
+    );
+    assert!(
+        writes[1].body.starts_with(&writes[0].body),
+        "the retried batch changed"
+    );
+    assert!(
+        writes[2].body.starts_with(&writes[0].body),
+        "the retried batch changed"
+    );
+    let books = service.books_at_exit();
+    assert_eq!((books.dropped, books.undelivered), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_dropped_while_running_is_created_again() {
+    let influx = InfluxServer::start(Options::default());
+    let db = "dropped";
+    let containers = TestContainers::new("dropped");
+    let id = containers.idle("idle");
+    let mut service = Service::start(&influx, db, FAST_RETRIES);
+    wait_for_points(&influx, db, &id, Duration::from_secs(20)).await;
+    influx.execute("DROP DATABASE dropped").await;
+    wait_for_points(&influx, db, &id, Duration::from_secs(15)).await;
+    assert!(service.terminate().await.success());
+    let logs = service.logs();
+    assert_eq!(
+        logs.matches("InfluxDB database \"dropped\" ready").count(),
+        2,
+        "{logs}"
+    );
+    assert!(logs.contains("does not exist"), "{logs}");
+    let books = service.books_at_exit();
+    assert_eq!(
+        (books.dropped, books.rejected, books.undelivered),
+        (0, 0, 0)
+    );
+}

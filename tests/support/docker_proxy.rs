@@ -1,0 +1,170 @@
+//! A proxy on a Unix socket in front of the machine's Docker socket, which a
+//! test controls: cut every connection and refuse new ones (the daemon is
+//! "gone"), restore it, or freeze the bytes flowing back to the client on the
+//! connections open now (a hung stream). The daemon itself is never touched.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::AbortHandle;
+
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+struct Connection {
+    abort: AbortHandle,
+    frozen: Arc<AtomicBool>,
+    /// The first request line, e.g. `GET /v1.41/containers/x/stats?stream=1 HTTP/1.1`.
+    request: Arc<Mutex<String>>,
+}
+
+#[derive(Default)]
+struct State {
+    refusing: AtomicBool,
+    connections: Mutex<Vec<Connection>>,
+}
+
+pub struct DockerProxy {
+    path: String,
+    state: Arc<State>,
+    listener: Option<AbortHandle>,
+}
+
+impl DockerProxy {
+    /// A socket path in a fresh directory, for a proxy started later.
+    pub fn reserve_path() -> String {
+        format!("{}/docker.sock", super::influx::tempdir("dss-proxy"))
+    }
+
+    pub async fn start() -> DockerProxy {
+        Self::start_at(Self::reserve_path()).await
+    }
+
+    pub async fn start_at(path: String) -> DockerProxy {
+        let listener = UnixListener::bind(&path).expect("binding the proxy socket");
+        let state = Arc::new(State::default());
+        let accept_state = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if accept_state.refusing.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let frozen = Arc::new(AtomicBool::new(false));
+                let request = Arc::new(Mutex::new(String::new()));
+                let handle =
+                    tokio::spawn(forward(client, Arc::clone(&frozen), Arc::clone(&request)));
+                let mut connections = accept_state.connections.lock().unwrap();
+                connections.retain(|c| !c.abort.is_finished());
+                connections.push(Connection {
+                    abort: handle.abort_handle(),
+                    frozen,
+                    request,
+                });
+            }
+        });
+        DockerProxy {
+            path,
+            state,
+            listener: Some(task.abort_handle()),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Closes every connection and refuses new ones until `restore`.
+    pub fn cut(&self) {
+        self.state.refusing.store(true, Ordering::SeqCst);
+        for connection in self.state.connections.lock().unwrap().drain(..) {
+            connection.abort.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.refusing.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds back everything the daemon sends on the stats streams open
+    /// now; connections opened later flow normally. Returns how many.
+    pub fn freeze_stats_streams(&self) -> usize {
+        let connections = self.state.connections.lock().unwrap();
+        let open: Vec<&Connection> = connections
+            .iter()
+            .filter(|c| !c.abort.is_finished() && c.request.lock().unwrap().contains("/stats"))
+            .collect();
+        for connection in &open {
+            connection.frozen.store(true, Ordering::SeqCst);
+        }
+        open.len()
+    }
+
+    pub fn open_connections(&self) -> usize {
+        let connections = self.state.connections.lock().unwrap();
+        connections
+            .iter()
+            .filter(|c| !c.abort.is_finished())
+            .count()
+    }
+}
+
+async fn forward(client: UnixStream, frozen: Arc<AtomicBool>, request: Arc<Mutex<String>>) {
+    let Ok(daemon) = UnixStream::connect(DOCKER_SOCKET).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut daemon_read, mut daemon_write) = daemon.into_split();
+    let upstream = async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            {
+                let mut first = request.lock().unwrap();
+                if first.is_empty() {
+                    let text = String::from_utf8_lossy(&buffer[..n]);
+                    *first = text.lines().next().unwrap_or_default().to_string();
+                }
+            }
+            if daemon_write.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let downstream = async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match daemon_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            while frozen.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
+    }
+}
+
+impl Drop for DockerProxy {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+        self.cut();
+        if let Some(dir) = std::path::Path::new(&self.path).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

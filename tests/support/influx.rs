@@ -1,0 +1,321 @@
+//! A real InfluxDB 1.x (`influxd` from Debian's `influxdb` package) on a
+//! free loopback port with temporary directories.
+//!
+//! `shared()` is one server per test binary, shared by its tests (each uses
+//! its own database). `InfluxServer::start` gives a test a private one that
+//! it can stop, restart, freeze and thaw, with authentication or a small
+//! body limit when the test needs the real server's 401 or 413.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Require authentication; an admin user `admin`/`admin` is created.
+    pub auth: bool,
+    /// `[http] max-body-size`: larger writes get HTTP 413.
+    pub max_body_size: Option<usize>,
+}
+
+pub struct InfluxServer {
+    pub port: u16,
+    pub url: String,
+    dir: String,
+    http: reqwest::Client,
+    credentials: Option<(String, String)>,
+}
+
+/// Kept for the shared server's users.
+pub type Influx = InfluxServer;
+
+static SHARED: OnceLock<InfluxServer> = OnceLock::new();
+
+/// The test binary's shared InfluxDB, started on first use.
+pub fn shared() -> &'static InfluxServer {
+    SHARED.get_or_init(|| InfluxServer::start(Options::default()))
+}
+
+impl InfluxServer {
+    pub fn start(options: Options) -> InfluxServer {
+        which("influxd").expect(
+            "influxd not found: install Debian's `influxdb` package (the README's test command does this)",
+        );
+        let dir = tempdir("dss-influx");
+        let port = super::free_port();
+        let rpc_port = super::free_port();
+        let max_body = options.max_body_size.unwrap_or(25_000_000);
+        let config = format!(
+            r#"reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{dir}/meta"
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  auth-enabled = {auth}
+  log-enabled = true
+  max-body-size = {max_body}
+[continuous_queries]
+  enabled = false
+"#,
+            auth = options.auth
+        );
+        std::fs::write(format!("{dir}/influxdb.conf"), config).unwrap();
+        let mut server = InfluxServer {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            http: reqwest::Client::new(),
+            credentials: None,
+        };
+        server.launch();
+        if options.auth {
+            // With no user yet, InfluxDB lets anyone create the first admin.
+            // Plain blocking HTTP: this may run inside a test's runtime.
+            let body = "q=CREATE+USER+admin+WITH+PASSWORD+%27admin%27+WITH+ALL+PRIVILEGES";
+            let status = post_form(port, "/query", body);
+            assert_eq!(status, 200, "creating the admin user");
+            server.credentials = Some(("admin".into(), "admin".into()));
+        }
+        server
+    }
+
+    /// Starts influxd under a watchdog that stops it (and removes the data)
+    /// if the test process goes away, however it ends.
+    fn launch(&self) {
+        let script = r#"
+            influxd -config "$1/influxdb.conf" >>"$1/influxd.log" 2>&1 &
+            child=$!
+            echo "$child" > "$1/influxd.pid"
+            while kill -0 "$2" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.3; done
+            if ! kill -0 "$2" 2>/dev/null; then kill -9 "$child" 2>/dev/null; rm -rf "$1"; fi
+        "#;
+        let mut watchdog = Command::new("sh")
+            .args([
+                "-c",
+                script,
+                "sh",
+                &self.dir,
+                &std::process::id().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting influxd");
+        std::thread::spawn(move || watchdog.wait());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                panic!(
+                    "influxd did not start on port {}:\n{}",
+                    self.port,
+                    self.server_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        std::fs::read_to_string(format!("{}/influxd.pid", self.dir))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .expect("influxd pid")
+    }
+
+    fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// Stops the server (its data stays) and waits until the port is closed.
+    pub fn stop(&self) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "influxd did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        while unsafe { libc::kill(self.pid(), 0) } == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the stopped server again, same port and data.
+    pub fn restart(&self) {
+        self.launch();
+    }
+
+    /// SIGSTOP: the port stays open but nothing answers.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// influxd's own log, including its HTTP access log.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(format!("{}/influxd.log", self.dir)).unwrap_or_default()
+    }
+
+    /// Access-log lines of requests answered with `status`.
+    pub fn requests_answered(&self, status: u16) -> usize {
+        let needle = format!("HTTP/1.1\" {status} ");
+        self.server_log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
+    }
+
+    /// Runs an InfluxQL statement (POST) and panics on an error.
+    pub async fn execute(&self, statement: &str) {
+        let request = self
+            .http
+            .post(format!("{}/query", self.url))
+            .form(&[("q", statement)]);
+        let result: Value = self
+            .authorized(request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            result["results"][0]["error"].is_null() && result["error"].is_null(),
+            "{statement}: {result}"
+        );
+    }
+
+    /// Runs an InfluxQL query; timestamps come back as nanoseconds.
+    pub async fn query(&self, db: &str, q: &str) -> Value {
+        let request = self.http.get(format!("{}/query", self.url)).query(&[
+            ("db", db),
+            ("q", q),
+            ("epoch", "ns"),
+        ]);
+        let response = self
+            .authorized(request)
+            .send()
+            .await
+            .expect("querying influxd");
+        response.json().await.expect("influxd answered JSON")
+    }
+
+    /// The rows of every series a query returns, each row a map from column
+    /// (and tag) name to value. A database that does not exist yet has none.
+    pub async fn rows(&self, db: &str, q: &str) -> Vec<HashMap<String, Value>> {
+        let result = self.query(db, q).await;
+        let mut rows = Vec::new();
+        let Some(series) = result["results"][0]["series"].as_array() else {
+            match result["results"][0]["error"].as_str() {
+                // The service creates its database when it starts.
+                Some(error) if error.starts_with("database not found") => {}
+                Some(error) => panic!("query {q:?} failed: {error}"),
+                None => {}
+            }
+            return rows;
+        };
+        for s in series {
+            let columns: Vec<String> = s["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            for values in s["values"].as_array().unwrap() {
+                let mut row: HashMap<String, Value> = columns
+                    .iter()
+                    .cloned()
+                    .zip(values.as_array().unwrap().iter().cloned())
+                    .collect();
+                if let Some(tags) = s["tags"].as_object() {
+                    for (k, v) in tags {
+                        row.insert(k.clone(), v.clone());
+                    }
+                }
+                rows.push(row);
+            }
+        }
+        rows
+    }
+
+    /// `SELECT count(...)`'s single value, 0 when there is nothing.
+    pub async fn count(&self, db: &str, q: &str) -> u64 {
+        let rows = self.rows(db, q).await;
+        rows.first().and_then(|r| r["count"].as_u64()).unwrap_or(0)
+    }
+}
+
+impl Drop for InfluxServer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(format!("{}/influxd.pid", self.dir)) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                unsafe {
+                    libc::kill(pid, libc::SIGCONT);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A minimal blocking HTTP/1.1 POST of a form body; returns the status.
+fn post_form(port: u16, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn which(program: &str) -> Option<String> {
+    std::env::var("PATH").ok()?.split(':').find_map(|dir| {
+        let path = format!("{dir}/{program}");
+        std::path::Path::new(&path).is_file().then_some(path)
+    })
+}
+
+pub fn tempdir(prefix: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.to_string_lossy().into_owned()
+}

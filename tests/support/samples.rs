@@ -1,0 +1,142 @@
+//! What the engine itself says, for comparison with what the service stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::StatsOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::eventually;
+use super::influx::InfluxServer;
+
+/// Subscribes to a container's stats the way `docker stats` does and keeps
+/// every sample for `window`.
+pub async fn record_samples(id: String, window: Duration) -> Vec<ContainerStatsResponse> {
+    let docker = Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let options = StatsOptionsBuilder::new().stream(true).build();
+    let mut stream = docker.stats(&id, Some(options));
+    let deadline = tokio::time::Instant::now() + window;
+    let mut samples = Vec::new();
+    while let Ok(Some(item)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        samples.push(item.expect("a stats sample"));
+    }
+    samples
+}
+
+/// The Docker CLI's CPU % formula, written out again here so the test does
+/// not trust the service's own implementation. `None` without a previous sample.
+pub fn cli_cpu_percent(s: &ContainerStatsResponse) -> Option<f64> {
+    let cpu = s.cpu_stats.as_ref()?;
+    let pre = s.precpu_stats.as_ref()?;
+    let pre_total = pre.cpu_usage.as_ref()?.total_usage?;
+    let pre_system = pre.system_cpu_usage?;
+    if pre_total == 0 || pre_system == 0 {
+        return None;
+    }
+    let cpu_delta = cpu.cpu_usage.as_ref()?.total_usage? as f64 - pre_total as f64;
+    let system_delta = cpu.system_cpu_usage? as f64 - pre_system as f64;
+    let online = cpu.online_cpus? as f64;
+    Some(if cpu_delta > 0.0 && system_delta > 0.0 {
+        cpu_delta / system_delta * online * 100.0
+    } else {
+        0.0
+    })
+}
+
+pub fn cli_mem_used(s: &ContainerStatsResponse) -> u64 {
+    let m = s.memory_stats.as_ref().unwrap();
+    let usage = m.usage.unwrap();
+    let inactive = m.stats.as_ref().unwrap()["total_inactive_file"];
+    if inactive < usage {
+        usage - inactive
+    } else {
+        usage
+    }
+}
+
+/// A sample's `read` time in nanoseconds.
+pub fn read_ns(sample: &ContainerStatsResponse) -> i64 {
+    let text = sample.read.as_deref().unwrap();
+    let time = humantime::parse_rfc3339_weak(text).unwrap();
+    time.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Stored `docker_stats` points of one container, by timestamp.
+pub async fn stored_points(
+    influx: &InfluxServer,
+    db: &str,
+    id: &str,
+) -> BTreeMap<i64, HashMap<String, Value>> {
+    let rows = influx
+        .rows(
+            db,
+            &format!("SELECT * FROM docker_stats WHERE container_id = '{id}'"),
+        )
+        .await;
+    rows.into_iter()
+        .map(|row| (row["time"].as_i64().unwrap(), row))
+        .collect()
+}
+
+pub async fn count_points(influx: &InfluxServer, db: &str, id: &str) -> u64 {
+    let q = format!("SELECT count(mem_used) FROM docker_stats WHERE container_id = '{id}'");
+    influx.count(db, &q).await
+}
+
+pub async fn wait_for_points(influx: &InfluxServer, db: &str, id: &str, timeout: Duration) {
+    let what = format!("points of container {id}");
+    eventually(timeout, &what, || async {
+        (count_points(influx, db, id).await > 0).then_some(())
+    })
+    .await;
+}
+
+/// Every point stored in `db` (stats and events): with the service's
+/// written count, this shows that nothing was written twice, since InfluxDB
+/// keeps one point per series and timestamp.
+pub async fn all_points(influx: &InfluxServer, db: &str) -> u64 {
+    influx
+        .count(db, "SELECT count(mem_used) FROM docker_stats")
+        .await
+        + influx
+            .count(db, "SELECT count(message) FROM docker_events")
+            .await
+}
+
+/// Waits until every sample is stored and returns nothing; panics naming
+/// the first one missing.
+pub async fn wait_until_all_stored(
+    influx: &InfluxServer,
+    db: &str,
+    id: &str,
+    samples: &[ContainerStatsResponse],
+    timeout: Duration,
+) {
+    let wanted: Vec<i64> = samples.iter().map(read_ns).collect();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let stored = stored_points(influx, db, id).await;
+        let missing: Vec<&i64> = wanted.iter().filter(|t| !stored.contains_key(t)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "{} of {} samples of {id} were never stored, first at {}",
+                missing.len(),
+                wanted.len(),
+                missing[0]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
