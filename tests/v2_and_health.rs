@@ -62,8 +62,6 @@ async fn the_v2_api_stores_the_same_values_tags_and_timestamps() {
         "the token appeared in the log"
     );
 
-    let mem = victoria.export("docker_stats_mem_used").await;
-    let cpu = victoria.export("docker_stats_cpu_percent").await;
     let ours = |series: &[support::victoria::Series]| -> HashMap<i64, f64> {
         series
             .iter()
@@ -71,7 +69,25 @@ async fn the_v2_api_stores_the_same_values_tags_and_timestamps() {
             .flat_map(|s| s.points.clone())
             .collect()
     };
-    let (mem_points, cpu_points) = (ours(&mem), ours(&cpu));
+    // VictoriaMetrics makes freshly ingested rows searchable only after it
+    // flushes its in-memory buffers (about a second, longer on a loaded
+    // machine), so the last batch may not be visible at once: wait until
+    // every recorded sample's time is there, then compare values.
+    let wanted: Vec<i64> = samples.iter().map(|s| read_ns(s) / 1_000_000).collect();
+    let (mem, mem_points, cpu_points) = eventually(
+        Duration::from_secs(20),
+        "every recorded sample to be exported by victoria-metrics",
+        || async {
+            let mem = victoria.export("docker_stats_mem_used").await;
+            let cpu = victoria.export("docker_stats_cpu_percent").await;
+            let (mem_points, cpu_points) = (ours(&mem), ours(&cpu));
+            let complete = wanted
+                .iter()
+                .all(|ms| mem_points.contains_key(ms) && cpu_points.contains_key(ms));
+            complete.then_some((mem, mem_points, cpu_points))
+        },
+    )
+    .await;
     let labelled = mem
         .iter()
         .find(|s| s.labels.get("container_id") == Some(&id))
