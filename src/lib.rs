@@ -7,6 +7,7 @@
 //! pure functions; the actors only move messages and own state.
 
 pub mod app;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod counters;

@@ -1,0 +1,333 @@
+//! Finds a container's cgroup directories from its id, the engine's cgroup
+//! driver (`cgroupfs` or `systemd`) and the host's cgroup version (v1 or v2),
+//! so that the cgroup sampling source (issue 7) can read its files directly.
+//!
+//! Docker places a container at a path that depends on the driver and on the
+//! container's `CgroupParent`:
+//!
+//! | driver   | v1 (per controller)                         | v2 (one tree)                     |
+//! |----------|---------------------------------------------|-----------------------------------|
+//! | cgroupfs | `<root>/<ctrl>/docker/<id>`                 | `<root>/docker/<id>`              |
+//! | systemd  | `<root>/<ctrl>/system.slice/docker-<id>.scope` | `<root>/system.slice/docker-<id>.scope` |
+//!
+//! Discovery only checks that the directories exist; whether the files in
+//! them can be read is the sampler's business, and a failure there falls back
+//! to the stream source.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The v1 controllers whose files the sampler reads.
+pub const V1_CONTROLLERS: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+}
+
+impl CgroupDriver {
+    /// The engine reports its driver in `docker info` (`CgroupDriver`).
+    pub fn from_engine(name: &str) -> Option<CgroupDriver> {
+        match name {
+            "cgroupfs" => Some(CgroupDriver::Cgroupfs),
+            "systemd" => Some(CgroupDriver::Systemd),
+            _ => None,
+        }
+    }
+}
+
+/// Where a container's cgroup files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerCgroup {
+    /// cgroup v2: every controller's files in one directory.
+    Unified(PathBuf),
+    /// cgroup v1: one directory per controller, in [`V1_CONTROLLERS`] order.
+    PerController(Vec<(&'static str, PathBuf)>),
+}
+
+/// Discovery failed: names every directory tried, so the one log line
+/// about it tells an operator what to mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    pub container_id: String,
+    pub tried: Vec<PathBuf>,
+}
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tried: Vec<String> = self.tried.iter().map(|p| p.display().to_string()).collect();
+        write!(
+            f,
+            "no cgroup directory for container {} (tried {}); mount the host's /sys/fs/cgroup read-only at the configured cgroup root",
+            short(&self.container_id),
+            tried.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// The host's cgroup mount as the service sees it.
+#[derive(Debug, Clone)]
+pub struct CgroupLayout {
+    root: PathBuf,
+    version: CgroupVersion,
+    driver: CgroupDriver,
+}
+
+impl CgroupLayout {
+    /// Reads the version from the mount itself: a v2 (unified) root holds
+    /// `cgroup.controllers`, a v1 root holds one directory per controller.
+    pub fn detect(root: &Path, driver: CgroupDriver) -> CgroupLayout {
+        let version = if root.join("cgroup.controllers").is_file() {
+            CgroupVersion::V2
+        } else {
+            CgroupVersion::V1
+        };
+        CgroupLayout {
+            root: root.to_path_buf(),
+            version,
+            driver,
+        }
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// Finds the container's directories; `cgroup_parent` is the container's
+    /// `HostConfig.CgroupParent` (empty when the engine's default applies).
+    pub fn locate(&self, id: &str, cgroup_parent: &str) -> Result<ContainerCgroup, NotFound> {
+        let relative = relative_path(self.driver, id, cgroup_parent);
+        let not_found = |tried| NotFound {
+            container_id: id.to_string(),
+            tried,
+        };
+        match self.version {
+            CgroupVersion::V2 => {
+                let dir = self.root.join(&relative);
+                if dir.is_dir() {
+                    Ok(ContainerCgroup::Unified(dir))
+                } else {
+                    Err(not_found(vec![dir]))
+                }
+            }
+            CgroupVersion::V1 => {
+                let dirs: Vec<(&'static str, PathBuf)> = V1_CONTROLLERS
+                    .iter()
+                    .map(|c| (*c, self.root.join(c).join(&relative)))
+                    .collect();
+                let missing: Vec<PathBuf> = dirs
+                    .iter()
+                    .filter(|(_, d)| !d.is_dir())
+                    .map(|(_, d)| d.clone())
+                    .collect();
+                if missing.is_empty() {
+                    Ok(ContainerCgroup::PerController(dirs))
+                } else {
+                    Err(not_found(missing))
+                }
+            }
+        }
+    }
+}
+
+/// The container's cgroup path below the root (below each controller's
+/// mount on v1).
+fn relative_path(driver: CgroupDriver, id: &str, cgroup_parent: &str) -> PathBuf {
+    match driver {
+        CgroupDriver::Cgroupfs => {
+            let parent = match cgroup_parent.trim_matches('/') {
+                "" => "docker",
+                parent => parent,
+            };
+            Path::new(parent).join(id)
+        }
+        CgroupDriver::Systemd => {
+            let slice = match cgroup_parent {
+                "" => "system.slice",
+                slice => slice,
+            };
+            expand_slice(slice).join(format!("docker-{id}.scope"))
+        }
+    }
+}
+
+/// systemd nests a slice under each of its dash-separated prefixes:
+/// `user-1000-app.slice` lives at `user.slice/user-1000.slice/user-1000-app.slice`.
+fn expand_slice(slice: &str) -> PathBuf {
+    let name = slice.strip_suffix(".slice").unwrap_or(slice);
+    if name.is_empty() || name == "-" {
+        return PathBuf::from("-.slice");
+    }
+    let mut path = PathBuf::new();
+    let mut prefix = String::new();
+    for part in name.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push(format!("{prefix}.slice"));
+    }
+    path
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f1c0a6f2d9b8e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b";
+
+    /// A fresh directory tree per test, laid out as a host's cgroup mount.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(name: &str) -> Tree {
+            let root =
+                std::env::temp_dir().join(format!("dss-cgroup-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            Tree(root)
+        }
+
+        fn dir(&self, relative: &str) -> PathBuf {
+            let dir = self.0.join(relative);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        }
+
+        fn file(&self, relative: &str) {
+            std::fs::write(self.0.join(relative), "").unwrap();
+        }
+
+        fn v1(name: &str, container_dir: &str) -> Tree {
+            let tree = Tree::new(name);
+            for controller in V1_CONTROLLERS {
+                tree.dir(&format!("{controller}/{container_dir}"));
+            }
+            tree
+        }
+
+        fn v2(name: &str, container_dir: &str) -> Tree {
+            let tree = Tree::new(name);
+            tree.file("cgroup.controllers");
+            tree.dir(container_dir);
+            tree
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn per_controller(root: &Path, relative: &str) -> ContainerCgroup {
+        ContainerCgroup::PerController(
+            V1_CONTROLLERS
+                .iter()
+                .map(|c| (*c, root.join(c).join(relative)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn finds_v1_cgroupfs_directories_per_controller() {
+        let tree = Tree::v1("v1-cgroupfs", &format!("docker/{ID}"));
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
+        assert_eq!(layout.version(), CgroupVersion::V1);
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(per_controller(&tree.0, &format!("docker/{ID}")))
+        );
+    }
+
+    #[test]
+    fn finds_v1_systemd_scopes_per_controller() {
+        let scope = format!("system.slice/docker-{ID}.scope");
+        let tree = Tree::v1("v1-systemd", &scope);
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Systemd);
+        assert_eq!(layout.locate(ID, ""), Ok(per_controller(&tree.0, &scope)));
+    }
+
+    #[test]
+    fn finds_the_v2_cgroupfs_directory() {
+        let tree = Tree::v2("v2-cgroupfs", &format!("docker/{ID}"));
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
+        assert_eq!(layout.version(), CgroupVersion::V2);
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(ContainerCgroup::Unified(
+                tree.0.join(format!("docker/{ID}"))
+            ))
+        );
+    }
+
+    #[test]
+    fn finds_the_v2_systemd_scope() {
+        let scope = format!("system.slice/docker-{ID}.scope");
+        let tree = Tree::v2("v2-systemd", &scope);
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Systemd);
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(ContainerCgroup::Unified(tree.0.join(scope)))
+        );
+    }
+
+    #[test]
+    fn honours_a_custom_cgroup_parent() {
+        let tree = Tree::v2("parent-cgroupfs", &format!("loadtest/{ID}"));
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
+        assert!(layout.locate(ID, "/loadtest/").is_ok());
+
+        let scope = format!("load.slice/load-test.slice/docker-{ID}.scope");
+        let tree = Tree::v2("parent-systemd", &scope);
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Systemd);
+        assert_eq!(
+            layout.locate(ID, "load-test.slice"),
+            Ok(ContainerCgroup::Unified(tree.0.join(scope)))
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_names_every_path_tried() {
+        let tree = Tree::v1("v1-missing", &format!("docker/{ID}"));
+        std::fs::remove_dir(tree.0.join(format!("pids/docker/{ID}"))).unwrap();
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
+        let error = layout.locate(ID, "").unwrap_err();
+        assert_eq!(error.tried, vec![tree.0.join(format!("pids/docker/{ID}"))]);
+        let message = error.to_string();
+        assert!(message.contains(&ID[..12]), "{message}");
+        assert!(message.contains("pids/docker/"), "{message}");
+
+        let empty = Tree::new("v2-missing");
+        empty.file("cgroup.controllers");
+        let layout = CgroupLayout::detect(&empty.0, CgroupDriver::Systemd);
+        let error = layout.locate(ID, "").unwrap_err();
+        assert_eq!(
+            error.tried,
+            vec![empty.0.join(format!("system.slice/docker-{ID}.scope"))]
+        );
+    }
+
+    #[test]
+    fn expands_systemd_slices_by_their_dash_prefixes() {
+        assert_eq!(expand_slice("system.slice"), PathBuf::from("system.slice"));
+        assert_eq!(
+            expand_slice("user-1000-app.slice"),
+            PathBuf::from("user.slice/user-1000.slice/user-1000-app.slice")
+        );
+        assert_eq!(expand_slice("-.slice"), PathBuf::from("-.slice"));
+    }
+}
