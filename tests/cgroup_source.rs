@@ -1,0 +1,119 @@
+//! The cgroup source's parts against this machine's real engine: the
+//! directories found for a running container are the ones its processes
+//! live in, and the counters read from them agree with the engine's sample.
+
+mod support;
+
+use std::path::Path;
+
+use bollard::query_parameters::StatsOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use docker_stats_service::cgroup::files::read_v1;
+use docker_stats_service::cgroup::paths::{CgroupDriver, CgroupLayout, ContainerCgroup};
+use support::containers::{docker, TestContainers};
+
+#[test]
+fn finds_the_cgroup_that_holds_a_running_containers_init_process() {
+    let containers = TestContainers::new("cgroup-paths");
+    let id = containers.idle("idle");
+    let driver = docker(&["info", "--format", "{{.CgroupDriver}}"]);
+    let driver = CgroupDriver::from_engine(driver.trim()).expect("a known cgroup driver");
+    let parent = docker(&["inspect", "--format", "{{.HostConfig.CgroupParent}}", &id]);
+    let pid = docker(&["inspect", "--format", "{{.State.Pid}}", &id]);
+
+    let layout = CgroupLayout::detect(Path::new("/sys/fs/cgroup"), driver);
+    let found = layout
+        .locate(&id, parent.trim())
+        .expect("the container's cgroup");
+    let dirs: Vec<_> = match found {
+        ContainerCgroup::Unified(dir) => vec![dir],
+        ContainerCgroup::PerController(dirs) => dirs.into_iter().map(|(_, d)| d).collect(),
+    };
+    for dir in dirs {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|p| p == pid.trim()),
+            "pid {} not in {}/cgroup.procs: {procs:?}",
+            pid.trim(),
+            dir.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn cgroup_counters_agree_with_the_engines_sample() {
+    let containers = TestContainers::new("cgroup-read");
+    let id = containers.run(
+        "busy",
+        &["--cpus", "0.5", "--memory", "64m"],
+        &["sh", "-c", "while :; do :; done"],
+    );
+    let driver = docker(&["info", "--format", "{{.CgroupDriver}}"]);
+    let driver = CgroupDriver::from_engine(driver.trim()).unwrap();
+    let layout = CgroupLayout::detect(Path::new("/sys/fs/cgroup"), driver);
+    let Ok(ContainerCgroup::PerController(dirs)) = layout.locate(&id, "") else {
+        panic!(
+            "this test reads a cgroup v1 host (this machine's); add the v2 case when run on one"
+        );
+    };
+    let pid = docker(&["inspect", "--format", "{{.State.Pid}}", &id]);
+
+    let engine = Docker::connect_with_local_defaults().unwrap();
+    let options = StatsOptionsBuilder::new()
+        .stream(false)
+        .one_shot(true)
+        .build();
+    let sample = engine
+        .stats(&id, Some(options))
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    let net_dev = std::fs::read_to_string(format!("/proc/{}/net/dev", pid.trim())).unwrap();
+    let ours = read_v1(
+        |controller, file| {
+            let dir = &dirs.iter().find(|(c, _)| *c == controller)?.1;
+            std::fs::read_to_string(dir.join(file)).ok()
+        },
+        &net_dev,
+    )
+    .unwrap();
+
+    let engine_cpu = sample
+        .cpu_stats
+        .unwrap()
+        .cpu_usage
+        .unwrap()
+        .total_usage
+        .unwrap();
+    // Read after the engine's sample, by a busy container capped at half a
+    // core: ahead, by well under a second of CPU.
+    assert!(
+        ours.cpu_total_ns >= engine_cpu && ours.cpu_total_ns - engine_cpu < 1_000_000_000,
+        "cgroup {} ns vs engine {engine_cpu} ns",
+        ours.cpu_total_ns
+    );
+    let memory = sample.memory_stats.unwrap();
+    assert_eq!(ours.mem_limit, memory.limit);
+    let engine_usage = memory.usage.unwrap() as f64;
+    assert!(
+        (ours.mem_usage as f64 - engine_usage).abs() <= 0.02 * engine_usage,
+        "memory usage {} vs engine {engine_usage}",
+        ours.mem_usage
+    );
+    assert_eq!(ours.cpu_limit_cores, Some(0.5));
+    assert_eq!(ours.pids_current, sample.pids_stats.unwrap().current);
+    let engine_rx: u64 = sample
+        .networks
+        .unwrap()
+        .values()
+        .map(|n| n.rx_bytes.unwrap())
+        .sum();
+    assert!(
+        ours.net.in_bytes >= engine_rx,
+        "{} vs {engine_rx}",
+        ours.net.in_bytes
+    );
+}
