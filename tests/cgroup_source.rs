@@ -10,6 +10,7 @@ use bollard::query_parameters::StatsOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use docker_stats_service::cgroup::cpu::system_cpu;
 use docker_stats_service::cgroup::files::read_v1;
 use docker_stats_service::cgroup::paths::{CgroupDriver, CgroupLayout, ContainerCgroup};
 use support::containers::{docker, TestContainers};
@@ -81,13 +82,18 @@ async fn cgroup_counters_agree_with_the_engines_sample() {
     )
     .unwrap();
 
-    let engine_cpu = sample
-        .cpu_stats
-        .unwrap()
-        .cpu_usage
-        .unwrap()
-        .total_usage
-        .unwrap();
+    let system = system_cpu(&std::fs::read_to_string("/proc/stat").unwrap()).unwrap();
+    let engine_cpu_stats = sample.cpu_stats.unwrap();
+    let engine_system = engine_cpu_stats.system_cpu_usage.unwrap();
+    assert_eq!(Some(system.online), engine_cpu_stats.online_cpus);
+    // The host's CPU time, summed as the engine sums it, read just after.
+    assert!(
+        system.total_ns >= engine_system
+            && system.total_ns - engine_system < 2_000_000_000 * u64::from(system.online),
+        "system {} ns vs engine {engine_system} ns",
+        system.total_ns
+    );
+    let engine_cpu = engine_cpu_stats.cpu_usage.unwrap().total_usage.unwrap();
     // Read after the engine's sample, by a busy container capped at half a
     // core: ahead, by well under a second of CPU.
     assert!(

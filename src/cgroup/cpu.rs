@@ -1,0 +1,122 @@
+//! `cpu_percent` for the cgroup source, defined as `docker stats` defines it:
+//! the container's CPU time delta over the host's CPU time delta, times the
+//! number of online CPUs. The host's CPU time comes from `/proc/stat` exactly
+//! as the engine reads it, so both sources agree sample for sample.
+
+/// The host's CPU time and online CPU count at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemCpu {
+    /// Sum of the first seven `cpu` columns of `/proc/stat` (user, nice,
+    /// system, idle, iowait, irq, softirq) in nanoseconds, as the engine sums them.
+    pub total_ns: u64,
+    /// The `cpuN` lines: the CPUs online now.
+    pub online: u32,
+}
+
+/// USER_HZ: `/proc/stat` counts in ticks of 1/100 s on Linux.
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// Parses `/proc/stat`; `None` without its aggregate `cpu` line.
+pub fn system_cpu(proc_stat: &str) -> Option<SystemCpu> {
+    let mut total_ns = None;
+    let mut online = 0;
+    for line in proc_stat.lines() {
+        let mut columns = line.split_whitespace();
+        match columns.next() {
+            Some("cpu") => {
+                let ticks: Vec<u64> = columns
+                    .take(7)
+                    .map(|c| c.parse().ok())
+                    .collect::<Option<_>>()?;
+                if ticks.len() < 7 {
+                    return None;
+                }
+                total_ns = Some(ticks.iter().sum::<u64>() * NS_PER_TICK);
+            }
+            Some(name) if name.starts_with("cpu") => online += 1,
+            _ => {}
+        }
+    }
+    Some(SystemCpu {
+        total_ns: total_ns?,
+        online,
+    })
+}
+
+/// The CLI's formula between two readings; 0 when either delta is not
+/// positive (the CLI shows 0.00% then), `None` without a previous reading.
+pub fn cpu_percent(
+    previous: Option<(u64, SystemCpu)>,
+    container_ns: u64,
+    system: SystemCpu,
+) -> Option<f64> {
+    let (previous_container_ns, previous_system) = previous?;
+    let container_delta = container_ns as f64 - previous_container_ns as f64;
+    let system_delta = system.total_ns as f64 - previous_system.total_ns as f64;
+    Some(if container_delta > 0.0 && system_delta > 0.0 {
+        container_delta / system_delta * f64::from(system.online) * 100.0
+    } else {
+        0.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROC_STAT: &str = "cpu  100 2 30 800 5 1 2 0 0 0\n\
+        cpu0 50 1 15 400 2 1 1 0 0 0\n\
+        cpu1 50 1 15 400 3 0 1 0 0 0\n\
+        intr 12345 0 0\n\
+        ctxt 999\n";
+
+    #[test]
+    fn sums_the_seven_columns_the_engine_sums_and_counts_online_cpus() {
+        let system = system_cpu(PROC_STAT).unwrap();
+        assert_eq!(
+            system.total_ns,
+            (100 + 2 + 30 + 800 + 5 + 1 + 2) * NS_PER_TICK
+        );
+        assert_eq!(system.online, 2);
+    }
+
+    #[test]
+    fn reads_this_hosts_proc_stat() {
+        let text = std::fs::read_to_string("/proc/stat").unwrap();
+        let system = system_cpu(&text).unwrap();
+        let cpus = std::thread::available_parallelism().unwrap().get() as u32;
+        assert!(system.online >= cpus, "{} < {cpus}", system.online);
+        assert!(system.total_ns > 0);
+    }
+
+    #[test]
+    fn half_a_core_busy_on_two_cpus_is_fifty_percent() {
+        let before = SystemCpu {
+            total_ns: 1_000_000_000,
+            online: 2,
+        };
+        // One second of wall time on two CPUs is two seconds of host CPU.
+        let after = SystemCpu {
+            total_ns: 3_000_000_000,
+            online: 2,
+        };
+        let percent = cpu_percent(Some((0, before)), 500_000_000, after).unwrap();
+        assert!((percent - 50.0).abs() < 1e-9, "{percent}");
+    }
+
+    #[test]
+    fn no_previous_reading_no_percent_and_no_progress_is_zero() {
+        let system = SystemCpu {
+            total_ns: 10,
+            online: 2,
+        };
+        assert_eq!(cpu_percent(None, 5, system), None);
+        assert_eq!(cpu_percent(Some((5, system)), 5, system), Some(0.0));
+    }
+
+    #[test]
+    fn a_truncated_cpu_line_is_rejected() {
+        assert_eq!(system_cpu("cpu  1 2 3\n"), None);
+        assert_eq!(system_cpu("intr 1\n"), None);
+    }
+}
