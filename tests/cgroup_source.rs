@@ -15,20 +15,24 @@ use docker_stats_service::cgroup::files::read_v1;
 use docker_stats_service::cgroup::paths::{CgroupDriver, CgroupLayout, ContainerCgroup};
 use support::containers::{docker, TestContainers};
 
+/// The container's cgroup as the service will find it: the engine's driver,
+/// the host's mount, the container's own CgroupParent.
+fn locate(id: &str) -> ContainerCgroup {
+    let driver = docker(&["info", "--format", "{{.CgroupDriver}}"]);
+    let driver = CgroupDriver::from_engine(driver.trim()).expect("a known cgroup driver");
+    let parent = docker(&["inspect", "--format", "{{.HostConfig.CgroupParent}}", id]);
+    CgroupLayout::detect(Path::new("/sys/fs/cgroup"), driver)
+        .locate(id, parent.trim())
+        .expect("the container's cgroup")
+}
+
 #[test]
 fn finds_the_cgroup_that_holds_a_running_containers_init_process() {
     let containers = TestContainers::new("cgroup-paths");
     let id = containers.idle("idle");
-    let driver = docker(&["info", "--format", "{{.CgroupDriver}}"]);
-    let driver = CgroupDriver::from_engine(driver.trim()).expect("a known cgroup driver");
-    let parent = docker(&["inspect", "--format", "{{.HostConfig.CgroupParent}}", &id]);
     let pid = docker(&["inspect", "--format", "{{.State.Pid}}", &id]);
 
-    let layout = CgroupLayout::detect(Path::new("/sys/fs/cgroup"), driver);
-    let found = layout
-        .locate(&id, parent.trim())
-        .expect("the container's cgroup");
-    let dirs: Vec<_> = match found {
+    let dirs: Vec<_> = match locate(&id) {
         ContainerCgroup::Unified(dir) => vec![dir],
         ContainerCgroup::PerController(dirs) => dirs.into_iter().map(|(_, d)| d).collect(),
     };
@@ -51,10 +55,7 @@ async fn cgroup_counters_agree_with_the_engines_sample() {
         &["--cpus", "0.5", "--memory", "64m"],
         &["sh", "-c", "while :; do :; done"],
     );
-    let driver = docker(&["info", "--format", "{{.CgroupDriver}}"]);
-    let driver = CgroupDriver::from_engine(driver.trim()).unwrap();
-    let layout = CgroupLayout::detect(Path::new("/sys/fs/cgroup"), driver);
-    let Ok(ContainerCgroup::PerController(dirs)) = layout.locate(&id, "") else {
+    let ContainerCgroup::PerController(dirs) = locate(&id) else {
         panic!(
             "this test reads a cgroup v1 host (this machine's); add the v2 case when run on one"
         );

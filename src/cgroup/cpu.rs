@@ -3,6 +3,8 @@
 //! number of online CPUs. The host's CPU time comes from `/proc/stat` exactly
 //! as the engine reads it, so both sources agree sample for sample.
 
+use crate::docker::stats::cpu_share_percent;
+
 /// The host's CPU time and online CPU count at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SystemCpu {
@@ -14,7 +16,7 @@ pub struct SystemCpu {
 }
 
 /// USER_HZ: `/proc/stat` counts in ticks of 1/100 s on Linux.
-const NS_PER_TICK: u64 = 10_000_000;
+pub(crate) const NS_PER_TICK: u64 = 10_000_000;
 
 /// Parses `/proc/stat`; `None` without its aggregate `cpu` line.
 pub fn system_cpu(proc_stat: &str) -> Option<SystemCpu> {
@@ -53,11 +55,11 @@ pub fn cpu_percent(
     let (previous_container_ns, previous_system) = previous?;
     let container_delta = container_ns as f64 - previous_container_ns as f64;
     let system_delta = system.total_ns as f64 - previous_system.total_ns as f64;
-    Some(if container_delta > 0.0 && system_delta > 0.0 {
-        container_delta / system_delta * f64::from(system.online) * 100.0
-    } else {
-        0.0
-    })
+    Some(cpu_share_percent(
+        container_delta,
+        system_delta,
+        f64::from(system.online),
+    ))
 }
 
 #[cfg(test)]

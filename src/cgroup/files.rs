@@ -3,6 +3,9 @@
 //! the caller hands in a function that returns a file's text, so the same
 //! code runs on the live filesystem and on recorded fixtures.
 
+use super::cpu::NS_PER_TICK;
+use crate::docker::stats::usage_without_inactive_cache;
+
 /// One reading of a container's counters, in the units `docker stats` uses
 /// (CPU in nanoseconds, memory and I/O in bytes).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,8 +79,8 @@ pub fn read_v1(
         v1_blkio(&read("blkio", "blkio.throttle.io_service_bytes").unwrap_or_default());
     let (read_ops, write_ops) =
         v1_blkio(&read("blkio", "blkio.throttle.io_serviced").unwrap_or_default());
-    // cpuacct.stat counts USER_HZ ticks (100 per second on Linux).
-    let ticks_to_ns = |ticks: u64| ticks * 10_000_000;
+    // cpuacct.stat counts USER_HZ ticks, as /proc/stat does.
+    let ticks_to_ns = |ticks: u64| ticks * NS_PER_TICK;
     let quota = read("cpu", "cpu.cfs_quota_us").and_then(|t| t.trim().parse::<i64>().ok());
     let period = read("cpu", "cpu.cfs_period_us").and_then(|t| t.trim().parse::<i64>().ok());
     Ok(CgroupReading {
@@ -150,14 +153,9 @@ pub fn read_v2(
     })
 }
 
-/// The Docker CLI subtracts the inactive page cache when it is smaller than
-/// the usage, and shows the raw usage otherwise.
+/// `docker stats`' "used": the CLI's own rule, shared with the stream source.
 fn used(usage: u64, inactive_file: u64) -> u64 {
-    if inactive_file < usage {
-        usage - inactive_file
-    } else {
-        usage
-    }
+    usage_without_inactive_cache(usage, inactive_file).unwrap_or(usage)
 }
 
 /// A one-number file; `Some(None)` for `max` (no limit), `None` if unparsable.

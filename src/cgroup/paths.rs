@@ -17,6 +17,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::stats_actor::short;
+
 /// The v1 controllers whose files the sampler reads.
 pub const V1_CONTROLLERS: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];
 
@@ -177,10 +179,6 @@ fn expand_slice(slice: &str) -> PathBuf {
         path.push(format!("{prefix}.slice"));
     }
     path
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 #[cfg(test)]

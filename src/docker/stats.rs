@@ -185,10 +185,17 @@ pub fn cpu_percent_unix(stats: &ContainerStatsResponse) -> Option<f64> {
             .and_then(|u| u.percpu_usage.as_ref())
             .map_or(0.0, |per| per.len() as f64),
     };
+    Some(cpu_share_percent(cpu_delta, system_delta, online))
+}
+
+/// The heart of the CLI's formula, shared by the stream and cgroup sources:
+/// the container's share of the host's CPU time, scaled to online CPUs;
+/// 0 when either delta is not positive (the CLI shows 0.00% then).
+pub fn cpu_share_percent(cpu_delta: f64, system_delta: f64, online: f64) -> f64 {
     if system_delta > 0.0 && cpu_delta > 0.0 {
-        Some(cpu_delta / system_delta * online * 100.0)
+        cpu_delta / system_delta * online * 100.0
     } else {
-        Some(0.0)
+        0.0
     }
 }
 
@@ -217,16 +224,19 @@ pub fn cpu_percent_windows(stats: &ContainerStatsResponse) -> Option<f64> {
 pub fn mem_used_unix(memory: &ContainerMemoryStats) -> Option<u64> {
     let usage = memory.usage?;
     let stats = memory.stats.as_ref();
-    let lookup = |key: &str| stats.and_then(|s| s.get(key)).copied();
-    if let Some(inactive) = lookup("total_inactive_file") {
-        if inactive < usage {
-            return Some(usage - inactive);
-        }
-    }
-    match lookup("inactive_file") {
-        Some(inactive) if inactive < usage => Some(usage - inactive),
-        _ => Some(usage),
-    }
+    let without = |key: &str| {
+        let inactive = stats.and_then(|s| s.get(key)).copied()?;
+        usage_without_inactive_cache(usage, inactive)
+    };
+    without("total_inactive_file")
+        .or_else(|| without("inactive_file"))
+        .or(Some(usage))
+}
+
+/// Usage minus the inactive file cache, when the cache is the smaller; the
+/// CLI shows the raw usage otherwise. Shared with the cgroup source.
+pub fn usage_without_inactive_cache(usage: u64, inactive_file: u64) -> Option<u64> {
+    (inactive_file < usage).then(|| usage - inactive_file)
 }
 
 /// Sums block I/O entries by direction; the op is matched on its first letter
