@@ -11,6 +11,7 @@ use tokio::time::timeout_at;
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::docker::client::connect_with_retry;
+use crate::docker::paced_io::ReadPacer;
 use crate::docker::stats_stream::StreamTarget;
 use crate::event_actor::{EventActor, StopEvents};
 use crate::health::{self, Health};
@@ -69,12 +70,13 @@ pub async fn run(config: Config) -> u8 {
         engine.api_version
     );
 
+    let pacer = ReadPacer::new(config.docker.stats_read_interval);
+    pacer.start();
     let settings = Arc::new(StatsSettings {
         host: engine.name.clone(),
         platform: engine.platform,
         fields: config.stats.fields.clone(),
         label_tags: config.stats.label_tags.clone(),
-        stall_timeout: config.docker.stats_parse_timeout,
         stream_target: StreamTarget {
             socket_path: config
                 .docker
@@ -84,6 +86,8 @@ pub async fn run(config: Config) -> u8 {
             api_version: engine.api_version.clone(),
             line_limit: config.docker.stats_line_size,
             buffer_limit: config.docker.stats_buffer_size,
+            pacer,
+            stall_timeout: config.docker.stats_parse_timeout,
         },
         missing_field_warnings: Mutex::new(Default::default()),
     });

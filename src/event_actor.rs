@@ -212,7 +212,7 @@ impl EventActor {
         let writer = self.writer.clone();
         if !matches!(event.action.as_str(), "start" | "die" | "restart") {
             if let Some(line) = event_point(&event, &EventDetails::default(), &host) {
-                writer.do_send(WritePoint(line));
+                writer.do_send(WritePoint::new(line));
             }
             return;
         }
@@ -227,7 +227,7 @@ impl EventActor {
                     Err(_) => EventDetails::default(),
                 };
                 if let Some(line) = event_point(&event, &details, &host) {
-                    writer.do_send(WritePoint(line));
+                    writer.do_send(WritePoint::new(line));
                 }
             }
             .into_actor(self),

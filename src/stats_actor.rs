@@ -8,16 +8,16 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use bollard::models::ContainerStatsResponse;
 use bollard::Docker;
 
 use crate::counters::Counters;
 use crate::docker::container::{ContainerInfo, LabelTag};
 use crate::docker::fields::FieldSelection;
-use crate::docker::stats::{compute_fields, read_time_ns, FieldValue, Platform};
+use crate::docker::sample::Sample;
+use crate::docker::stats::{compute_fields, read_time_ns, Field, FieldValue, Platform};
 use crate::docker::stats_stream::{self, StatsItem, StreamError, StreamTarget};
 use crate::health::{now_ms, Health};
 use crate::line_protocol::{PointBuilder, SeriesKey};
@@ -30,9 +30,8 @@ pub struct StatsSettings {
     pub platform: Platform,
     pub fields: FieldSelection,
     pub label_tags: Vec<LabelTag>,
-    /// A stream silent for longer than this is considered hung.
-    pub stall_timeout: Duration,
-    /// The socket, API version and frame limits of the stats streams.
+    /// The socket, API version, frame limits, read pacing and stall timeout
+    /// of the stats streams.
     pub stream_target: StreamTarget,
     /// Requested fields already warned about as missing, across containers.
     pub missing_field_warnings: Mutex<HashSet<String>>,
@@ -101,7 +100,6 @@ pub struct StatsActor {
     links: StatsLinks,
     series: Option<SeriesKey>,
     cpu_limit_cores: Option<f64>,
-    last_frame: Instant,
     /// Where `/metrics` reads the time of this container's last sample.
     last_sample_ms: Option<Arc<std::sync::atomic::AtomicI64>>,
     /// Bad frames are logged once per stream and counted.
@@ -117,7 +115,6 @@ impl StatsActor {
             links,
             series: None,
             cpu_limit_cores: None,
-            last_frame: Instant::now(),
             last_sample_ms: None,
             bad_frame_logged: false,
             exit: ExitReason::StreamEnded,
@@ -148,19 +145,18 @@ impl StatsActor {
         );
         let target = self.links.settings.stream_target.clone();
         ctx.add_stream(stats_stream::open(target, self.id.clone()));
-        self.last_frame = Instant::now();
-        let check_every = (self.links.settings.stall_timeout / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(5));
-        ctx.run_interval(check_every, |actor, ctx| {
-            let silent = actor.last_frame.elapsed();
-            if silent > actor.links.settings.stall_timeout {
-                actor.stop_with(ExitReason::Stalled(silent), ctx);
-            }
-        });
     }
 
-    fn record(&mut self, stats: &ContainerStatsResponse) {
-        let Some(timestamp) = read_time_ns(stats) else {
+    fn record(&mut self, frame: &[u8]) {
+        let stats = match Sample::decode(frame) {
+            Ok(stats) => stats,
+            Err(error) => {
+                Counters::add(&self.links.counters.frames_malformed, 1);
+                self.log_bad_frame(&format!("a malformed stats frame ({error})"));
+                return;
+            }
+        };
+        let Some(timestamp) = read_time_ns(&stats) else {
             // The engine keeps the stream open after the container stopped
             // and sends empty samples; they carry no measurement.
             Counters::add(&self.links.counters.samples_empty, 1);
@@ -171,20 +167,13 @@ impl StatsActor {
         if let Some(cell) = &self.last_sample_ms {
             cell.store(now_ms() as i64, std::sync::atomic::Ordering::Relaxed);
         }
-        let fields = compute_fields(stats, self.links.settings.platform, self.cpu_limit_cores);
-        let selection = &self.links.settings.fields;
-        let mut point = PointBuilder::new(series);
-        for (name, value) in &fields {
-            if selection.wants(name) {
-                match *value {
-                    FieldValue::Int(v) => point.uint(name, v),
-                    FieldValue::Float(v) => point.float(name, v),
-                };
-            }
-        }
+        let settings = &self.links.settings;
+        let fields = compute_fields(&stats, settings.platform, self.cpu_limit_cores);
         self.warn_about_missing_fields(&fields);
-        if let Some(line) = point.finish(timestamp) {
-            self.links.writer.do_send(WritePoint(line));
+        if let Some(line) = encode_point(series, &fields, &settings.fields, timestamp) {
+            self.links
+                .writer
+                .do_send(WritePoint::stamped(line, timestamp));
         }
     }
 
@@ -198,7 +187,7 @@ impl StatsActor {
         }
     }
 
-    fn warn_about_missing_fields(&self, fields: &[crate::docker::stats::Field]) {
+    fn warn_about_missing_fields(&self, fields: &[Field]) {
         for wanted in self.links.settings.fields.expected() {
             if fields.iter().any(|(name, _)| name == wanted) {
                 continue;
@@ -261,13 +250,8 @@ impl StreamHandler<Result<StatsItem, StreamError>> for StatsActor {
         if ctx.state() != ActorState::Running {
             return; // Stopping: nothing more goes to the writer.
         }
-        self.last_frame = Instant::now();
         match item {
-            Ok(StatsItem::Sample(stats)) => self.record(&stats),
-            Ok(StatsItem::Malformed(error)) => {
-                Counters::add(&self.links.counters.frames_malformed, 1);
-                self.log_bad_frame(&format!("a malformed stats frame ({error})"));
-            }
+            Ok(StatsItem::Frame(frame)) => self.record(&frame),
             Ok(StatsItem::Oversized(size)) => {
                 Counters::add(&self.links.counters.frames_oversized, 1);
                 self.log_bad_frame(&format!(
@@ -275,6 +259,7 @@ impl StreamHandler<Result<StatsItem, StreamError>> for StatsActor {
                 ));
             }
             Err(StreamError::NotFound) => self.stop_with(ExitReason::Gone, ctx),
+            Err(StreamError::Stalled(silent)) => self.stop_with(ExitReason::Stalled(silent), ctx),
             Err(error) => self.stop_with(ExitReason::StreamError(error.to_string()), ctx),
         }
     }
@@ -290,6 +275,26 @@ impl Handler<StopStream> for StatsActor {
     fn handle(&mut self, _: StopStream, ctx: &mut Self::Context) {
         self.stop_with(ExitReason::Requested, ctx);
     }
+}
+
+/// The `docker_stats` line of one sample: the selected fields, in the order
+/// computed, after the series key. `None` when no selected field has a value.
+pub fn encode_point(
+    series: &SeriesKey,
+    fields: &[Field],
+    selection: &FieldSelection,
+    timestamp: i64,
+) -> Option<String> {
+    let mut point = PointBuilder::new(series);
+    for (name, value) in fields {
+        if selection.wants(name) {
+            match *value {
+                FieldValue::Int(v) => point.uint(name, v),
+                FieldValue::Float(v) => point.float(name, v),
+            };
+        }
+    }
+    point.finish(timestamp)
 }
 
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {

@@ -309,6 +309,7 @@ mod tests {
     use super::*;
     use crate::counters::Counters;
     use crate::docker::client;
+    use crate::docker::paced_io::ReadPacer;
     use crate::docker::stats_stream::StreamTarget;
     use crate::stats_actor::{InjectPanic, StatsSettings};
     use crate::writer::WritePoint;
@@ -322,7 +323,7 @@ mod tests {
 
     impl Handler<WritePoint> for Recorder {
         type Result = ();
-        fn handle(&mut self, WritePoint(line): WritePoint, _: &mut Self::Context) {
+        fn handle(&mut self, WritePoint { line, .. }: WritePoint, _: &mut Self::Context) {
             self.0.lock().unwrap().push(line);
         }
     }
@@ -405,12 +406,17 @@ mod tests {
             platform: engine.platform,
             fields: Default::default(),
             label_tags: Vec::new(),
-            stall_timeout: Duration::from_secs(30),
             stream_target: StreamTarget {
                 socket_path: "/var/run/docker.sock".into(),
                 api_version: engine.api_version.clone(),
                 line_limit: 102_400,
                 buffer_limit: 1_048_576,
+                pacer: {
+                    let pacer = ReadPacer::new(Duration::from_millis(100));
+                    pacer.start();
+                    pacer
+                },
+                stall_timeout: Duration::from_secs(30),
             },
             missing_field_warnings: Default::default(),
         });

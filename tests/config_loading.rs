@@ -79,6 +79,7 @@ fn defaults_are_the_original_services() {
     assert_eq!(c.docker.stats_buffer_size, 1_048_576);
     assert_eq!(c.docker.stats_line_size, 102_400);
     assert_eq!(c.docker.stats_parse_timeout, Duration::from_millis(30000));
+    assert_eq!(c.docker.stats_read_interval, Duration::from_millis(250));
     assert_eq!(c.stats.fields, FieldSelection::All);
     assert_eq!(c.origins["batch.size"], "default");
 }
@@ -196,6 +197,11 @@ fn bad_values_name_the_variable_and_the_problem() {
     );
     assert!(
         e.contains("influxdb.retry_max_delay") && e.contains("INFLUXDB_RETRY_MAX_DELAY"),
+        "{e}"
+    );
+    let e = error(None, &[("STATS_READ_INTERVAL", "40s")]);
+    assert!(
+        e.contains("STATS_READ_INTERVAL") && e.contains("shorter than docker.stats_parse_timeout"),
         "{e}"
     );
 }

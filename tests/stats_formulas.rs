@@ -4,11 +4,28 @@
 //! formulas.
 
 use bollard::models::ContainerStatsResponse;
+use docker_stats_service::docker::sample::{BlkioEntry, Sample};
 use docker_stats_service::docker::stats::{compute_fields, read_time_ns, FieldValue, Platform};
 
-fn fixture(name: &str) -> ContainerStatsResponse {
+const FIXTURES: &[&str] = &[
+    "v1_cpu_limited.json",
+    "v1_idle.json",
+    "v1_idle_first.json",
+    "v1_just_stopped.json",
+    "v1_mem_limited.json",
+    "v1_page_cache.json",
+    "v1_stopped_empty.json",
+    "handmade_cgroup_v2.json",
+    "handmade_windows.json",
+];
+
+fn fixture_text(name: &str) -> &'static str {
     let path = format!("{}/tests/fixtures/stats/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    std::fs::read_to_string(&path).unwrap().leak()
+}
+
+fn fixture(name: &str) -> Sample<'static> {
+    Sample::decode(fixture_text(name).as_bytes()).unwrap()
 }
 
 fn field(
@@ -193,11 +210,8 @@ fn windows_uses_100ns_intervals_private_working_set_and_storage_stats() {
 
 #[test]
 fn block_io_ops_match_either_case_and_ignore_totals() {
-    use bollard::models::ContainerBlkioStatEntry;
     use docker_stats_service::docker::stats::sum_read_write;
-    let entry = |op: &str, value| ContainerBlkioStatEntry {
-        major: Some(8),
-        minor: Some(0),
+    let entry = |op: &'static str, value| BlkioEntry {
         op: Some(op.into()),
         value: Some(value),
     };
@@ -231,5 +245,200 @@ fn every_field_name_produced_is_a_known_name() {
                 "{field} from {name} is not accepted by STATS_FIELDS"
             );
         }
+    }
+}
+
+/// The service decodes only the numbers it uses (`docker::sample`); bollard
+/// decodes the whole payload. On every recorded and hand-made payload the
+/// two must read the same numbers, or a misspelt name would silently turn a
+/// field into "absent".
+#[test]
+fn the_lean_decoder_reads_what_bollard_reads() {
+    for name in FIXTURES {
+        let full: ContainerStatsResponse = serde_json::from_str(fixture_text(name)).unwrap();
+        let lean = fixture(name);
+        assert_eq!(lean.read.as_deref(), full.read.as_deref(), "{name} read");
+        assert_eq!(lean.preread.as_deref(), full.preread.as_deref(), "{name}");
+        assert_eq!(lean.num_procs, full.num_procs, "{name} num_procs");
+        for (lean_cpu, full_cpu) in [
+            (&lean.cpu_stats, &full.cpu_stats),
+            (&lean.precpu_stats, &full.precpu_stats),
+        ] {
+            let (l, f) = (lean_cpu.as_ref(), full_cpu.as_ref());
+            assert_eq!(l.is_some(), f.is_some(), "{name} cpu stats");
+            let (lu, fu) = (
+                l.and_then(|c| c.cpu_usage.as_ref()),
+                f.and_then(|c| c.cpu_usage.as_ref()),
+            );
+            assert_eq!(
+                lu.and_then(|u| u.total_usage),
+                fu.and_then(|u| u.total_usage)
+            );
+            assert_eq!(
+                lu.and_then(|u| u.percpu_usage.clone()),
+                fu.and_then(|u| u.percpu_usage.clone())
+            );
+            assert_eq!(
+                lu.and_then(|u| u.usage_in_kernelmode),
+                fu.and_then(|u| u.usage_in_kernelmode)
+            );
+            assert_eq!(
+                lu.and_then(|u| u.usage_in_usermode),
+                fu.and_then(|u| u.usage_in_usermode)
+            );
+            assert_eq!(
+                l.and_then(|c| c.system_cpu_usage),
+                f.and_then(|c| c.system_cpu_usage)
+            );
+            assert_eq!(l.and_then(|c| c.online_cpus), f.and_then(|c| c.online_cpus));
+            let (lt, ft) = (
+                l.and_then(|c| c.throttling_data.as_ref()),
+                f.and_then(|c| c.throttling_data.as_ref()),
+            );
+            assert_eq!(
+                lt.map(|t| (t.periods, t.throttled_periods, t.throttled_time)),
+                ft.map(|t| (t.periods, t.throttled_periods, t.throttled_time)),
+                "{name} throttling"
+            );
+        }
+        let (lm, fm) = (lean.memory_stats.as_ref(), full.memory_stats.as_ref());
+        assert_eq!(
+            lm.map(|m| (m.usage, m.max_usage, m.failcnt, m.limit)),
+            fm.map(|m| (m.usage, m.max_usage, m.failcnt, m.limit)),
+            "{name} memory"
+        );
+        assert_eq!(
+            lm.map(|m| (m.commitbytes, m.commitpeakbytes, m.privateworkingset)),
+            fm.map(|m| (m.commitbytes, m.commitpeakbytes, m.privateworkingset)),
+            "{name} windows memory"
+        );
+        let (ls, fs) = (
+            lm.and_then(|m| m.stats.as_ref()),
+            fm.and_then(|m| m.stats.as_ref()),
+        );
+        if let Some(ls) = ls {
+            let lean_counters = [
+                ("total_inactive_file", ls.total_inactive_file),
+                ("inactive_file", ls.inactive_file),
+                ("total_active_file", ls.total_active_file),
+                ("active_file", ls.active_file),
+                ("total_cache", ls.total_cache),
+                ("cache", ls.cache),
+                ("file", ls.file),
+                ("total_rss", ls.total_rss),
+                ("rss", ls.rss),
+                ("anon", ls.anon),
+                ("total_mapped_file", ls.total_mapped_file),
+                ("mapped_file", ls.mapped_file),
+                ("file_mapped", ls.file_mapped),
+                ("total_pgfault", ls.total_pgfault),
+                ("pgfault", ls.pgfault),
+                ("total_pgmajfault", ls.total_pgmajfault),
+                ("pgmajfault", ls.pgmajfault),
+            ];
+            for (key, value) in lean_counters {
+                let expected = fs.and_then(|s| s.get(key)).copied();
+                assert_eq!(value, expected, "{name} memory_stats.stats.{key}");
+            }
+        } else {
+            assert!(fs.is_none(), "{name} memory_stats.stats");
+        }
+        let lean_nets: Vec<_> = lean
+            .networks
+            .iter()
+            .flatten()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    [
+                        s.rx_bytes,
+                        s.tx_bytes,
+                        s.rx_packets,
+                        s.tx_packets,
+                        s.rx_errors,
+                        s.tx_errors,
+                        s.rx_dropped,
+                        s.tx_dropped,
+                    ],
+                )
+            })
+            .collect();
+        let mut full_nets: Vec<_> = full
+            .networks
+            .iter()
+            .flatten()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    [
+                        s.rx_bytes,
+                        s.tx_bytes,
+                        s.rx_packets,
+                        s.tx_packets,
+                        s.rx_errors,
+                        s.tx_errors,
+                        s.rx_dropped,
+                        s.tx_dropped,
+                    ],
+                )
+            })
+            .collect();
+        full_nets.sort();
+        assert_eq!(lean_nets, full_nets, "{name} networks");
+        let (lb, fb) = (lean.blkio_stats.as_ref(), full.blkio_stats.as_ref());
+        assert_eq!(
+            lean_ops(lb.and_then(|b| b.io_service_bytes_recursive.as_ref())),
+            full_ops(fb.and_then(|b| b.io_service_bytes_recursive.as_ref())),
+            "{name} io_service_bytes_recursive"
+        );
+        assert_eq!(
+            lean_ops(lb.and_then(|b| b.io_serviced_recursive.as_ref())),
+            full_ops(fb.and_then(|b| b.io_serviced_recursive.as_ref())),
+            "{name} io_serviced_recursive"
+        );
+        assert_eq!(
+            lean.pids_stats.as_ref().map(|p| (p.current, p.limit)),
+            full.pids_stats.as_ref().map(|p| (p.current, p.limit)),
+            "{name} pids"
+        );
+        assert_eq!(
+            lean.storage_stats
+                .as_ref()
+                .map(|s| (s.read_size_bytes, s.write_size_bytes)),
+            full.storage_stats
+                .as_ref()
+                .map(|s| (s.read_size_bytes, s.write_size_bytes)),
+            "{name} storage"
+        );
+    }
+}
+
+type Ops = Option<Vec<(Option<String>, Option<u64>)>>;
+
+fn lean_ops(entries: Option<&Vec<BlkioEntry>>) -> Ops {
+    let ops = entries?.iter();
+    Some(
+        ops.map(|e| (e.op.as_deref().map(str::to_string), e.value))
+            .collect(),
+    )
+}
+
+fn full_ops(entries: Option<&Vec<bollard::models::ContainerBlkioStatEntry>>) -> Ops {
+    Some(entries?.iter().map(|e| (e.op.clone(), e.value)).collect())
+}
+
+#[test]
+fn frames_that_are_not_stats_samples_fail_to_decode() {
+    for garbage in [
+        &b"{\"read\": 12"[..],
+        b"not json",
+        b"{\"read\": \"x\"",
+        b"[1, 2]",
+    ] {
+        assert!(
+            Sample::decode(garbage).is_err(),
+            "{}",
+            String::from_utf8_lossy(garbage)
+        );
     }
 }

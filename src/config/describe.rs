@@ -33,6 +33,7 @@ fn value(config: &Config, key: &str) -> String {
         "docker.stats_buffer_size" => d.stats_buffer_size.to_string(),
         "docker.stats_line_size" => d.stats_line_size.to_string(),
         "docker.stats_parse_timeout" => duration(d.stats_parse_timeout),
+        "docker.stats_read_interval" => duration(d.stats_read_interval),
         "docker.reconcile_interval" => duration(d.reconcile_interval),
         "influxdb.api" => format!("\"{:?}\"", i.api).to_lowercase(),
         "influxdb.protocol" => format!("\"{}\"", i.protocol.as_str()),

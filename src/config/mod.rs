@@ -68,6 +68,8 @@ pub struct DockerConfig {
     pub stats_buffer_size: usize,
     pub stats_line_size: usize,
     pub stats_parse_timeout: Duration,
+    /// Stats streams are read on this beat (`docker::paced_io`).
+    pub stats_read_interval: Duration,
     /// How often the registry is compared with the running containers, on
     /// top of the comparison after every event stream (re)connection.
     pub reconcile_interval: Duration,
@@ -159,6 +161,8 @@ struct DockerLayer {
     stats_line_size: Option<usize>,
     #[serde(default, deserialize_with = "values::duration")]
     stats_parse_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::duration")]
+    stats_read_interval: Option<Duration>,
     #[serde(default, deserialize_with = "values::duration")]
     reconcile_interval: Option<Duration>,
 }
@@ -415,6 +419,10 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
                 .docker
                 .stats_parse_timeout
                 .unwrap_or(Duration::from_secs(30)),
+            stats_read_interval: layer
+                .docker
+                .stats_read_interval
+                .unwrap_or(Duration::from_millis(250)),
             reconcile_interval: layer
                 .docker
                 .reconcile_interval
@@ -532,6 +540,16 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         return Err(invalid(
             "docker.stats_parse_timeout",
             "must be longer than zero".into(),
+        ));
+    }
+    let read_interval = config.docker.stats_read_interval;
+    if read_interval.is_zero() || read_interval >= config.docker.stats_parse_timeout {
+        return Err(invalid(
+            "docker.stats_read_interval",
+            format!(
+                "must be longer than zero and shorter than docker.stats_parse_timeout ({})",
+                humantime::format_duration(config.docker.stats_parse_timeout)
+            ),
         ));
     }
     let label_tags = layer

@@ -32,6 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("docker.stats_buffer_size", "STATS_BUFFER_SIZE"),
     setting("docker.stats_line_size", "STATS_LINE_SIZE"),
     setting("docker.stats_parse_timeout", "STATS_PARSE_TIMEOUT"),
+    setting("docker.stats_read_interval", "STATS_READ_INTERVAL"),
     setting("docker.reconcile_interval", "RECONCILE_INTERVAL"),
     setting("influxdb.api", "INFLUXDB_API"),
     setting("influxdb.protocol", "INFLUXDB_PROTOCOL"),

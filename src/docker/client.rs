@@ -45,7 +45,7 @@ impl std::fmt::Display for ConnectError {
 }
 
 /// The timeout bollard applies to ordinary requests. Streams are watched by
-/// the StatsActor's own stall timer instead.
+/// their own stall timeout instead (`docker::stats_stream`).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
 
 /// Connects once: socket, version negotiation, engine info.

@@ -5,5 +5,7 @@ pub mod container;
 pub mod events;
 pub mod fields;
 pub mod frames;
+pub mod paced_io;
+pub mod sample;
 pub mod stats;
 pub mod stats_stream;

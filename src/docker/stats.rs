@@ -16,12 +16,10 @@
 //! payloads recorded from a real engine.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::docker::fields::NET_TOTALS;
-use bollard::models::{
-    ContainerBlkioStatEntry, ContainerCpuStats, ContainerMemoryStats, ContainerStatsResponse,
-};
+use crate::docker::sample::{BlkioEntry, CpuStats, MemoryStats, NetworkStats, Sample};
 
 /// A field value with its InfluxDB type: counters are integers, ratios floats.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +42,7 @@ pub enum Platform {
 ///
 /// `None` for the empty samples the daemon keeps sending after a container
 /// stopped (their `read` is `0001-01-01T00:00:00Z`) and for unparseable times.
-pub fn read_time_ns(stats: &ContainerStatsResponse) -> Option<i64> {
+pub fn read_time_ns(stats: &Sample) -> Option<i64> {
     stats.read.as_deref().and_then(rfc3339_to_ns)
 }
 
@@ -60,7 +58,7 @@ pub fn rfc3339_to_ns(text: &str) -> Option<i64> {
 /// `cpu_limit_cores` is the container's own CPU limit (from its host config),
 /// used for the share-of-limit fields.
 pub fn compute_fields(
-    stats: &ContainerStatsResponse,
+    stats: &Sample,
     platform: Platform,
     cpu_limit_cores: Option<f64>,
 ) -> Vec<Field> {
@@ -165,7 +163,7 @@ pub fn compute_fields(
 /// The CLI's `calculateCPUPercentUnix`, except that a sample without previous
 /// counters (the first of a stream) has no CPU % at all instead of the CLI's
 /// meaningless lifetime average.
-pub fn cpu_percent_unix(stats: &ContainerStatsResponse) -> Option<f64> {
+pub fn cpu_percent_unix(stats: &Sample) -> Option<f64> {
     let cpu = stats.cpu_stats.as_ref()?;
     let pre = stats.precpu_stats.as_ref()?;
     let pre_total = pre.cpu_usage.as_ref()?.total_usage.unwrap_or(0);
@@ -200,7 +198,7 @@ pub fn cpu_share_percent(cpu_delta: f64, system_delta: f64, online: f64) -> f64 
 }
 
 /// The CLI's `calculateCPUPercentWindows`: CPU time is in 100 ns intervals.
-pub fn cpu_percent_windows(stats: &ContainerStatsResponse) -> Option<f64> {
+pub fn cpu_percent_windows(stats: &Sample) -> Option<f64> {
     let read = read_time_ns(stats)?;
     let pre_read = stats.preread.as_deref().and_then(rfc3339_to_ns)?;
     let total = stats.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
@@ -221,15 +219,12 @@ pub fn cpu_percent_windows(stats: &ContainerStatsResponse) -> Option<f64> {
 
 /// The CLI's `calculateMemUsageUnixNoCache`: usage without the inactive file
 /// cache, which the kernel can reclaim at any time.
-pub fn mem_used_unix(memory: &ContainerMemoryStats) -> Option<u64> {
+pub fn mem_used_unix(memory: &MemoryStats) -> Option<u64> {
     let usage = memory.usage?;
     let stats = memory.stats.as_ref();
-    let without = |key: &str| {
-        let inactive = stats.and_then(|s| s.get(key)).copied()?;
-        usage_without_inactive_cache(usage, inactive)
-    };
-    without("total_inactive_file")
-        .or_else(|| without("inactive_file"))
+    let without = |inactive: Option<u64>| usage_without_inactive_cache(usage, inactive?);
+    without(stats.and_then(|s| s.total_inactive_file))
+        .or_else(|| without(stats.and_then(|s| s.inactive_file)))
         .or(Some(usage))
 }
 
@@ -241,7 +236,7 @@ pub fn usage_without_inactive_cache(usage: u64, inactive_file: u64) -> Option<u6
 
 /// Sums block I/O entries by direction; the op is matched on its first letter
 /// in either case (cgroup v1 says `Read`, v2 says `read`).
-pub fn sum_read_write(entries: &[ContainerBlkioStatEntry]) -> (u64, u64) {
+pub fn sum_read_write(entries: &[BlkioEntry]) -> (u64, u64) {
     entries.iter().fold((0, 0), |(read, write), entry| {
         let value = entry.value.unwrap_or(0);
         match entry.op.as_deref().and_then(|op| op.bytes().next()) {
@@ -252,7 +247,7 @@ pub fn sum_read_write(entries: &[ContainerBlkioStatEntry]) -> (u64, u64) {
     })
 }
 
-fn push_cpu_detail(out: &mut Vec<Field>, cpu: Option<&ContainerCpuStats>) {
+fn push_cpu_detail(out: &mut Vec<Field>, cpu: Option<&CpuStats>) {
     let Some(cpu) = cpu else { return };
     let mut put = |name: &'static str, value: Option<u64>| {
         if let Some(v) = value {
@@ -291,16 +286,12 @@ fn push_cpu_detail(out: &mut Vec<Field>, cpu: Option<&ContainerCpuStats>) {
     }
 }
 
-fn push_memory_detail(out: &mut Vec<Field>, memory: &ContainerMemoryStats) {
-    let stats = memory.stats.as_ref();
+fn push_memory_detail(out: &mut Vec<Field>, memory: &MemoryStats) {
+    let default = Default::default();
+    let s = memory.stats.as_ref().unwrap_or(&default);
     // cgroup v1 reports hierarchical `total_*` counters beside the local
     // ones; cgroup v2 has only one set, under other names for cache and RSS.
-    let stat = |v1: &str, v2: &str| {
-        let lookup = |key: &str| stats.and_then(|s| s.get(key)).copied();
-        lookup(&format!("total_{v1}"))
-            .or_else(|| lookup(v1))
-            .or_else(|| lookup(v2))
-    };
+    let stat = |total: Option<u64>, local: Option<u64>, v2: Option<u64>| total.or(local).or(v2);
     let mut put = |name: &'static str, value: Option<u64>| {
         if let Some(v) = value {
             out.push((Cow::Borrowed(name), FieldValue::Int(v)));
@@ -309,27 +300,33 @@ fn push_memory_detail(out: &mut Vec<Field>, memory: &ContainerMemoryStats) {
     put("mem_usage", memory.usage);
     put("mem_max_usage", memory.max_usage);
     put("mem_failcnt", memory.failcnt);
-    put("mem_cache", stat("cache", "file"));
-    put("mem_rss", stat("rss", "anon"));
-    put("mem_inactive_file", stat("inactive_file", "inactive_file"));
-    put("mem_active_file", stat("active_file", "active_file"));
-    put("mem_mapped_file", stat("mapped_file", "file_mapped"));
-    put("mem_pgfault", stat("pgfault", "pgfault"));
-    put("mem_pgmajfault", stat("pgmajfault", "pgmajfault"));
+    put("mem_cache", stat(s.total_cache, s.cache, s.file));
+    put("mem_rss", stat(s.total_rss, s.rss, s.anon));
+    put(
+        "mem_inactive_file",
+        stat(s.total_inactive_file, s.inactive_file, None),
+    );
+    put(
+        "mem_active_file",
+        stat(s.total_active_file, s.active_file, None),
+    );
+    put(
+        "mem_mapped_file",
+        stat(s.total_mapped_file, s.mapped_file, s.file_mapped),
+    );
+    put("mem_pgfault", stat(s.total_pgfault, s.pgfault, None));
+    put(
+        "mem_pgmajfault",
+        stat(s.total_pgmajfault, s.pgmajfault, None),
+    );
     put("mem_commit_bytes", memory.commitbytes);
     put("mem_commit_peak_bytes", memory.commitpeakbytes);
     put("mem_private_working_set", memory.privateworkingset);
 }
 
-fn push_network_detail(
-    out: &mut Vec<Field>,
-    networks: &HashMap<String, bollard::models::ContainerNetworkStats>,
-) {
+fn push_network_detail(out: &mut Vec<Field>, networks: &BTreeMap<Cow<str>, NetworkStats>) {
     let mut totals = [0u64; 6];
-    let mut names: Vec<&String> = networks.keys().collect();
-    names.sort();
-    for name in names {
-        let n = &networks[name];
+    for (name, n) in networks {
         let counters = [
             ("in_bytes", n.rx_bytes),
             ("out_bytes", n.tx_bytes),

@@ -2,15 +2,16 @@
 //! frame.
 //!
 //! bollard's `stats()` decodes the stream for us, but a malformed frame ends
-//! its stream and it puts no bound on a frame's size. This reader keeps
-//! bollard's types and the negotiated API version, and does the framing
-//! itself (`docker::frames`), so that a malformed or oversized frame is
-//! counted and skipped instead of costing the stream.
+//! its stream and it puts no bound on a frame's size. This reader keeps the
+//! negotiated API version and does the framing itself (`docker::frames`), so
+//! that an oversized frame is counted and skipped instead of costing the
+//! stream; frames are decoded by the StatsActor (`docker::sample`), which
+//! skips and counts malformed ones the same way.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use bollard::models::ContainerStatsResponse;
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use http_body_util::{BodyExt, Empty};
@@ -18,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::docker::frames::{Frame, FrameSplitter};
+use crate::docker::paced_io::{PacedUnixStream, ReadPacer};
 
 /// Where and how to open stats streams.
 #[derive(Debug, Clone)]
@@ -27,13 +29,16 @@ pub struct StreamTarget {
     pub api_version: String,
     pub line_limit: usize,
     pub buffer_limit: usize,
+    /// Streams are read on its beat, not whenever a sample arrives.
+    pub pacer: ReadPacer,
+    /// A stream silent for longer than this is considered hung.
+    pub stall_timeout: Duration,
 }
 
 #[derive(Debug)]
 pub enum StatsItem {
-    Sample(Box<ContainerStatsResponse>),
-    /// A frame that is not a stats sample, with the decoder's complaint.
-    Malformed(String),
+    /// One frame, to be decoded as a stats sample (`docker::sample`).
+    Frame(Vec<u8>),
     /// A frame longer than `STATS_LINE_SIZE`, skipped.
     Oversized(usize),
 }
@@ -45,6 +50,8 @@ pub enum StreamError {
     Connect(std::io::Error),
     Http(hyper::Error),
     Status(u16, String),
+    /// Nothing arrived for this long.
+    Stalled(Duration),
 }
 
 impl std::fmt::Display for StreamError {
@@ -56,6 +63,11 @@ impl std::fmt::Display for StreamError {
             StreamError::Status(code, body) => {
                 write!(f, "engine answered HTTP {code}: {}", body.trim())
             }
+            StreamError::Stalled(silent) => write!(
+                f,
+                "nothing received for {}",
+                humantime::format_duration(*silent)
+            ),
         }
     }
 }
@@ -63,6 +75,7 @@ impl std::fmt::Display for StreamError {
 enum State {
     Connect(StreamTarget, String),
     Read {
+        stall_timeout: Duration,
         body: Incoming,
         splitter: FrameSplitter,
         ready: VecDeque<StatsItem>,
@@ -83,6 +96,7 @@ pub fn open(
                 State::Done => return None,
                 State::Connect(target, id) => match request(&target, &id).await {
                     Ok(body) => State::Read {
+                        stall_timeout: target.stall_timeout,
                         body,
                         splitter: FrameSplitter::new(target.line_limit, target.buffer_limit),
                         ready: VecDeque::new(),
@@ -90,6 +104,7 @@ pub fn open(
                     Err(error) => return Some((Err(error), State::Done)),
                 },
                 State::Read {
+                    stall_timeout,
                     mut body,
                     mut splitter,
                     mut ready,
@@ -98,13 +113,19 @@ pub fn open(
                         return Some((
                             Ok(item),
                             State::Read {
+                                stall_timeout,
                                 body,
                                 splitter,
                                 ready,
                             },
                         ));
                     }
-                    match body.frame().await {
+                    // A timer re-armed per chunk: unlike a periodic check,
+                    // it never wakes the process while the stream is alive.
+                    let Ok(frame) = tokio::time::timeout(stall_timeout, body.frame()).await else {
+                        return Some((Err(StreamError::Stalled(stall_timeout)), State::Done));
+                    };
+                    match frame {
                         None => return None,
                         Some(Err(error)) => {
                             return Some((Err(StreamError::Http(error)), State::Done))
@@ -113,9 +134,13 @@ pub fn open(
                             if let Ok(data) = frame.into_data() {
                                 let mut frames = Vec::new();
                                 splitter.push(&data, &mut frames);
-                                ready.extend(frames.into_iter().map(decode));
+                                ready.extend(frames.into_iter().map(|frame| match frame {
+                                    Frame::Line(line) => StatsItem::Frame(line),
+                                    Frame::Oversized(size) => StatsItem::Oversized(size),
+                                }));
                             }
                             State::Read {
+                                stall_timeout,
                                 body,
                                 splitter,
                                 ready,
@@ -128,19 +153,11 @@ pub fn open(
     })
 }
 
-fn decode(frame: Frame) -> StatsItem {
-    match frame {
-        Frame::Oversized(size) => StatsItem::Oversized(size),
-        Frame::Line(line) => match serde_json::from_slice::<ContainerStatsResponse>(&line) {
-            Ok(sample) => StatsItem::Sample(Box::new(sample)),
-            Err(error) => StatsItem::Malformed(error.to_string()),
-        },
-    }
-}
-
 async fn request(target: &StreamTarget, id: &str) -> Result<Incoming, StreamError> {
     let socket = tokio::net::UnixStream::connect(&target.socket_path)
         .await
+        .and_then(|socket| socket.into_std())
+        .and_then(|socket| PacedUnixStream::new(socket, target.pacer.clone()))
         .map_err(StreamError::Connect)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(socket))
         .await
@@ -175,24 +192,4 @@ async fn request(target: &StreamTarget, id: &str) -> Result<Incoming, StreamErro
         return Err(StreamError::Status(status, body));
     }
     Ok(response.into_body())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_decode_to_samples_or_are_reported() {
-        let recorded = include_bytes!("../../tests/fixtures/stats/v1_idle.json");
-        let line = recorded.strip_suffix(b"\n").unwrap_or(recorded).to_vec();
-        assert!(matches!(decode(Frame::Line(line)), StatsItem::Sample(_)));
-        for garbage in [&b"{\"read\": 12"[..], b"not json", b"{\"read\": \"x\""] {
-            let item = decode(Frame::Line(garbage.to_vec()));
-            assert!(matches!(item, StatsItem::Malformed(_)), "{item:?}");
-        }
-        assert!(matches!(
-            decode(Frame::Oversized(200_000)),
-            StatsItem::Oversized(200_000)
-        ));
-    }
 }

@@ -13,7 +13,8 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Queued {
     pub line: String,
-    pub arrived: Instant,
+    /// When its measurement was taken (see `WritePoint`).
+    pub taken: Instant,
 }
 
 impl Queued {
@@ -76,16 +77,18 @@ impl Buffer {
         !self.in_flight.is_empty()
     }
 
-    /// Arrival time of the oldest point waiting.
+    /// When the earliest measurement among the waiting points was taken.
+    /// Points from different streams arrive slightly out of that order,
+    /// so this looks at all of them.
     pub fn oldest_waiting(&self) -> Option<Instant> {
-        self.waiting.front().map(|q| q.arrived)
+        self.waiting.iter().map(|q| q.taken).min()
     }
 
     /// Adds a point; when the budget is exceeded, the oldest waiting points
     /// are dropped (the batch in flight is not touched; if nothing else is
     /// left to drop, the new point itself goes). Returns how many were dropped.
-    pub fn push(&mut self, line: String, arrived: Instant) -> u64 {
-        let point = Queued { line, arrived };
+    pub fn push(&mut self, line: String, taken: Instant) -> u64 {
+        let point = Queued { line, taken };
         self.books.collected += 1;
         self.bytes += point.cost();
         self.waiting.push_back(point);

@@ -41,10 +41,39 @@ use client::InfluxClient;
 use error::WriteError;
 use retry::RetryPolicy;
 
-/// One encoded point (a line of line protocol).
+/// One encoded point (a line of line protocol) and when its measurement
+/// was taken: a point's batch wait counts from then, so time a sample spent
+/// before reaching the writer is not added to it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct WritePoint(pub String);
+pub struct WritePoint {
+    pub line: String,
+    pub taken: Instant,
+}
+
+impl WritePoint {
+    /// A point measured just now.
+    pub fn new(line: String) -> Self {
+        WritePoint {
+            line,
+            taken: Instant::now(),
+        }
+    }
+
+    /// A point whose timestamp is `timestamp_ns` (Unix time): taken as long
+    /// ago as the wall clock says, never in the future.
+    pub fn stamped(line: String, timestamp_ns: i64) -> Self {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let age = Duration::from_nanos(now_ns.saturating_sub(timestamp_ns).max(0) as u64);
+        let now = Instant::now();
+        WritePoint {
+            line,
+            taken: now.checked_sub(age).unwrap_or(now),
+        }
+    }
+}
 
 /// Write everything collected so far, as fast as the server allows, and
 /// answer once nothing is left.
@@ -82,7 +111,8 @@ pub struct BatchWriter {
     database_ready: bool,
     consecutive_failures: u32,
     retry_at: Option<Instant>,
-    timer: Option<SpawnHandle>,
+    /// The wake-up set by `poll`, and when it is due.
+    timer: Option<(SpawnHandle, Instant)>,
     /// Set while an outage lasts (since when, and its kind), so it is
     /// logged once when it starts and once when it ends.
     outage: Option<(Instant, &'static str)>,
@@ -145,8 +175,8 @@ impl BatchWriter {
         Counters::set(&c.buffered_bytes, self.buffer.bytes() as u64);
     }
 
-    fn push(&mut self, line: String) {
-        let dropped = self.buffer.push(line, Instant::now());
+    fn push(&mut self, line: String, taken: Instant) {
+        let dropped = self.buffer.push(line, taken);
         if dropped > 0 {
             self.spool_pending = self.spool_pending.saturating_sub(dropped);
             self.report_overflow(dropped);
@@ -199,7 +229,7 @@ impl BatchWriter {
     /// due or the retry wait is over.
     fn poll(&mut self, ctx: &mut Context<Self>) {
         self.publish();
-        if let Some(timer) = self.timer.take() {
+        if let Some((timer, _)) = self.timer.take() {
             ctx.cancel_future(timer);
         }
         if self.request_in_flight {
@@ -231,10 +261,11 @@ impl BatchWriter {
             self.retry_at = None;
             self.start_request(ctx);
         } else {
-            self.timer = Some(ctx.run_later(due - now, |writer, ctx| {
+            let timer = ctx.run_later(due - now, |writer, ctx| {
                 writer.timer = None;
                 writer.poll(ctx);
-            }));
+            });
+            self.timer = Some((timer, due));
         }
     }
 
@@ -453,8 +484,9 @@ impl BatchWriter {
                 );
                 self.spool_pending = loaded.lines.len() as u64;
                 self.spool_files = loaded.files;
+                let now = Instant::now();
                 for line in loaded.lines {
-                    self.push(line);
+                    self.push(line, now);
                 }
                 if self.spool_pending == 0 {
                     self.note_spool_progress(0);
@@ -485,11 +517,12 @@ impl Actor for BatchWriter {
 impl Handler<WritePoint> for BatchWriter {
     type Result = ();
 
-    fn handle(&mut self, WritePoint(line): WritePoint, ctx: &mut Self::Context) {
+    fn handle(&mut self, WritePoint { line, taken }: WritePoint, ctx: &mut Self::Context) {
         let was_empty = self.buffer.waiting() == 0;
-        self.push(line);
+        let due_sooner = matches!(self.timer, Some((_, due)) if taken + self.batch_wait < due);
+        self.push(line, taken);
         // Only a change that moves the next deadline needs a new decision.
-        if was_empty || self.buffer.waiting() >= self.batch_limit {
+        if was_empty || due_sooner || self.buffer.waiting() >= self.batch_limit {
             self.poll(ctx);
         } else {
             self.publish();
