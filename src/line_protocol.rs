@@ -30,6 +30,12 @@ pub fn push_key(out: &mut String, s: &str) {
 }
 
 fn push_escaped(out: &mut String, s: &str, special: &[char]) {
+    // Almost every name needs no escape: copy it whole.
+    let plain = |c: char| !special.contains(&c) && c != '\n' && c != '\r';
+    if s.chars().all(plain) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         let c = if c == '\n' || c == '\r' { ' ' } else { c };
         if special.contains(&c) {
@@ -115,7 +121,8 @@ impl PointBuilder {
 
     pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
         self.start_field(key);
-        let _ = write!(self.line, "{value}i");
+        self.line.push_str(itoa::Buffer::new().format(value));
+        self.line.push('i');
         self
     }
 
@@ -156,7 +163,8 @@ impl PointBuilder {
         if self.fields == 0 {
             return None;
         }
-        let _ = write!(self.line, " {timestamp_ns}");
+        self.line.push(' ');
+        self.line.push_str(itoa::Buffer::new().format(timestamp_ns));
         Some(self.line)
     }
 }

@@ -79,7 +79,13 @@ fn defaults_are_the_original_services() {
     assert_eq!(c.docker.stats_buffer_size, 1_048_576);
     assert_eq!(c.docker.stats_line_size, 102_400);
     assert_eq!(c.docker.stats_parse_timeout, Duration::from_millis(30000));
-    assert_eq!(c.docker.stats_read_interval, Duration::from_millis(250));
+    assert_eq!(c.docker.stats_read_interval, Duration::from_secs(1));
+    let c = load(None, &[("BATCH_WAIT_MS", "300")], &[]).unwrap();
+    assert_eq!(
+        c.docker.stats_read_interval,
+        Duration::from_millis(300),
+        "no beat longer than a sample may wait"
+    );
     assert_eq!(c.stats.fields, FieldSelection::All);
     assert_eq!(c.origins["batch.size"], "default");
 }

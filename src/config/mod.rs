@@ -228,6 +228,8 @@ pub struct Overrides {
     pub set: Vec<(String, String)>,
 }
 
+const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(2);
+
 /// Loads the configuration from the file named in `overrides`, the given
 /// environment (a lookup, so tests need not touch the process environment)
 /// and the command-line overrides.
@@ -419,10 +421,12 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
                 .docker
                 .stats_parse_timeout
                 .unwrap_or(Duration::from_secs(30)),
-            stats_read_interval: layer
-                .docker
-                .stats_read_interval
-                .unwrap_or(Duration::from_millis(250)),
+            // Reading more often than samples may wait anyway saves no
+            // latency; see docker::paced_io.
+            stats_read_interval: layer.docker.stats_read_interval.unwrap_or_else(|| {
+                let batch_wait = layer.batch.wait.unwrap_or(DEFAULT_BATCH_WAIT);
+                batch_wait.clamp(Duration::from_millis(50), Duration::from_secs(1))
+            }),
             reconcile_interval: layer
                 .docker
                 .reconcile_interval
@@ -451,7 +455,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         },
         batch: BatchConfig {
             size: layer.batch.size.unwrap_or(100),
-            wait: layer.batch.wait.unwrap_or(Duration::from_secs(2)),
+            wait: layer.batch.wait.unwrap_or(DEFAULT_BATCH_WAIT),
         },
         stats: StatsConfig {
             fields: layer.stats.fields.unwrap_or_default(),

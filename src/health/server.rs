@@ -1,47 +1,94 @@
 //! The HTTP listener for `/health` and `/metrics`, and the `healthcheck`
 //! client that asks it (so an image needs no curl for its HEALTHCHECK).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 
 use super::{metrics, Health};
 
-async fn health_report(state: web::Data<Arc<Health>>) -> HttpResponse {
-    let report = state.report();
-    let mut response = if report.failing.is_empty() {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::ServiceUnavailable()
-    };
-    response.json(report)
-}
-
-async fn metrics_text(state: web::Data<Arc<Health>>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::render(&state))
-}
-
-/// Binds `listen` and serves on the current System's arbiter; returns the
-/// address actually bound (port 0 picks a free one).
+/// Binds `listen` and serves on the current runtime, beside the actors: a
+/// separate server thread would wake on its own timers while nobody asks.
+/// Returns the address actually bound (port 0 picks a free one).
 pub fn start(listen: &str, health: Arc<Health>) -> std::io::Result<SocketAddr> {
-    let data = web::Data::new(health);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/health", web::get().to(health_report))
-            .route("/metrics", web::get().to(metrics_text))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(listen)?;
-    let address = server.addrs().first().copied().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address bound")
-    })?;
-    actix_rt::spawn(server.run());
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    actix_rt::spawn(async move {
+        loop {
+            let socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                Err(error) => {
+                    // Out of file descriptors, usually: wait rather than spin.
+                    log::warn!("health endpoint cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let health = Arc::clone(&health);
+            actix_rt::spawn(async move {
+                let answer = hyper::service::service_fn(move |request| {
+                    let response = respond(&request, &health);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(socket), answer)
+                    .await;
+            });
+        }
+    });
     Ok(address)
+}
+
+fn respond<B>(request: &Request<B>, health: &Health) -> Response<Full<Bytes>> {
+    if !matches!(request.uri().path(), "/health" | "/metrics") {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /health or /metrics\n",
+        );
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    if request.uri().path() == "/metrics" {
+        let mut response = Response::new(Full::from(metrics::render(health)));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return response;
+    }
+    let report = health.report();
+    let status = if report.failing.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::to_vec(&report).unwrap_or_default();
+    let mut response = Response::new(Full::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::from(text));
+    *response.status_mut() = status;
+    response
 }
 
 /// Asks a running service's `/health`: `Ok(true)` when it answers 200.
@@ -63,4 +110,42 @@ pub async fn ask(listen: &str) -> Result<(bool, String), String> {
     let healthy = response.status().is_success();
     let body = response.text().await.unwrap_or_default();
     Ok((healthy, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+
+    fn ask(method: Method, path: &str) -> Response<Full<Bytes>> {
+        let health = Health::new(Arc::new(Counters::default()), Duration::from_secs(60));
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap();
+        respond(&request, &health)
+    }
+
+    #[test]
+    fn health_answers_json_and_metrics_prometheus_text() {
+        let health = ask(Method::GET, "/health");
+        // Nothing is connected yet, so the checks fail.
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(health.headers()[CONTENT_TYPE], "application/json");
+        let metrics = ask(Method::GET, "/metrics");
+        assert_eq!(metrics.status(), StatusCode::OK);
+        assert!(metrics.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+    }
+
+    #[test]
+    fn other_paths_and_methods_are_refused_with_what_to_do() {
+        assert_eq!(ask(Method::GET, "/").status(), StatusCode::NOT_FOUND);
+        let post = ask(Method::POST, "/health");
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers()[ALLOW], "GET, HEAD");
+    }
 }
