@@ -8,14 +8,16 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::time::timeout_at;
 
-use crate::config::Config;
+use crate::cgroup::cpu::system_cpu;
+use crate::cgroup::paths::{CgroupDriver, CgroupLayout};
+use crate::config::{Config, Sampling};
 use crate::counters::Counters;
-use crate::docker::client::connect_with_retry;
+use crate::docker::client::{connect_with_retry, Engine};
 use crate::docker::paced_io::ReadPacer;
 use crate::docker::stats_stream::StreamTarget;
 use crate::event_actor::{EventActor, StopEvents};
 use crate::health::{self, Health};
-use crate::stats_actor::{StatsLinks, StatsSettings};
+use crate::stats_actor::{CgroupSettings, StatsLinks, StatsSettings};
 use crate::supervisor::{StopAll, Supervisor};
 use crate::writer::{BatchWriter, Drain, SpoolRemaining};
 
@@ -90,6 +92,8 @@ pub async fn run(config: Config) -> u8 {
             stall_timeout: config.docker.stats_parse_timeout,
         },
         missing_field_warnings: Mutex::new(Default::default()),
+        cgroup: cgroup_settings(&config, &engine),
+        cgroup_fallback_warnings: Mutex::new(Default::default()),
     });
     let supervisor = Supervisor::create(|ctx| {
         Supervisor::new(StatsLinks {
@@ -153,6 +157,42 @@ async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instan
         Counters::get(&counters.points_buffered),
     );
     code
+}
+
+/// The cgroup source's shared facts, when `stats.sampling` is `cgroup`.
+fn cgroup_settings(config: &Config, engine: &Engine) -> Option<CgroupSettings> {
+    if config.stats.sampling != Sampling::Cgroup {
+        return None;
+    }
+    let driver = engine.cgroup_driver.as_deref().unwrap_or("cgroupfs");
+    let driver = CgroupDriver::from_engine(driver).unwrap_or_else(|| {
+        log::warn!("the engine's cgroup driver {driver:?} is not cgroupfs or systemd; looking for cgroupfs paths");
+        CgroupDriver::Cgroupfs
+    });
+    let layout = CgroupLayout::detect(&config.stats.cgroup_root, driver);
+    let online_cpus = std::fs::read_to_string(config.stats.proc_root.join("stat"))
+        .ok()
+        .and_then(|text| system_cpu(&text))
+        .map(|cpu| cpu.online)
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u32)
+        })
+        .unwrap_or(1);
+    log::info!(
+        "sampling containers from their cgroups ({:?}, {driver:?} driver, under {}) every {}",
+        layout.version(),
+        config.stats.cgroup_root.display(),
+        humantime::format_duration(config.stats.interval)
+    );
+    Some(CgroupSettings {
+        layout,
+        proc_root: config.stats.proc_root.clone(),
+        interval: config.stats.interval,
+        host_memory: engine.memory,
+        online_cpus,
+    })
 }
 
 /// Resolves with the signal's name on the first SIGTERM or SIGINT.

@@ -10,8 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Non-empty stats samples received from the engine.
+    /// Non-empty stats samples received from the engine or read from cgroups.
     pub samples_received: AtomicU64,
+    /// cgroup sampling ticks skipped because the one before ran late.
+    pub cgroup_ticks_skipped: AtomicU64,
+    /// Containers sampled from the stream because their cgroup files could
+    /// not be read although `stats.sampling` is `cgroup`.
+    pub cgroup_fallbacks: AtomicU64,
     /// Empty samples (zero `read` time) the engine sends for stopped containers.
     pub samples_empty: AtomicU64,
     /// Stats frames that were not valid JSON samples, skipped.

@@ -23,6 +23,10 @@ use crate::health::{now_ms, Health};
 use crate::line_protocol::{PointBuilder, SeriesKey};
 use crate::writer::WritePoint;
 
+mod cgroup_source;
+
+pub use cgroup_source::{CgroupSettings, INTERVAL_LABEL};
+
 /// What every StatsActor shares: fixed for the life of the service.
 #[derive(Debug)]
 pub struct StatsSettings {
@@ -35,6 +39,10 @@ pub struct StatsSettings {
     pub stream_target: StreamTarget,
     /// Requested fields already warned about as missing, across containers.
     pub missing_field_warnings: Mutex<HashSet<String>>,
+    /// Set when containers are sampled from their cgroups.
+    pub cgroup: Option<CgroupSettings>,
+    /// Containers already warned about as falling back to the stream.
+    pub cgroup_fallback_warnings: Mutex<HashSet<String>>,
 }
 
 /// Why a StatsActor stopped.
@@ -104,6 +112,8 @@ pub struct StatsActor {
     last_sample_ms: Option<Arc<std::sync::atomic::AtomicI64>>,
     /// Bad frames are logged once per stream and counted.
     bad_frame_logged: bool,
+    /// Set while the container is sampled from its cgroup.
+    cgroup: Option<cgroup_source::CgroupSource>,
     exit: ExitReason,
 }
 
@@ -117,6 +127,7 @@ impl StatsActor {
             cpu_limit_cores: None,
             last_sample_ms: None,
             bad_frame_logged: false,
+            cgroup: None,
             exit: ExitReason::StreamEnded,
         }
     }
@@ -130,21 +141,51 @@ impl StatsActor {
     }
 
     fn follow(&mut self, info: ContainerInfo, ctx: &mut Context<Self>) {
-        self.series =
-            Some(info.stats_series(&self.links.settings.host, &self.links.settings.label_tags));
+        let settings = Arc::clone(&self.links.settings);
         self.cpu_limit_cores = info.cpu_limit_cores;
         self.last_sample_ms = Some(self.links.health.stream_started(
             &self.id,
             self.generation,
             &info.name,
         ));
+        if let Some(cgroup) = &settings.cgroup {
+            match self.start_cgroup_source(cgroup, &info, ctx) {
+                Ok(()) => {
+                    self.series =
+                        Some(info.stats_series(&settings.host, &settings.label_tags, "cgroup"));
+                    log::debug!(
+                        "sampling container {} ({}) from its cgroup",
+                        info.name,
+                        short(&self.id)
+                    );
+                    return;
+                }
+                Err(why) => {
+                    Counters::add(&self.links.counters.cgroup_fallbacks, 1);
+                    let mut warned = settings
+                        .cgroup_fallback_warnings
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if warned.insert(self.id.clone()) {
+                        log::warn!(
+                        "cannot sample container {} ({}) from its cgroup: {why}; using the engine's stats stream for it (check stats.cgroup_root and stats.proc_root)",
+                        info.name,
+                        short(&self.id)
+                    );
+                    }
+                }
+            }
+        }
+        self.series = Some(info.stats_series(&settings.host, &settings.label_tags, "stream"));
         log::debug!(
             "following stats of container {} ({})",
             info.name,
             short(&self.id)
         );
-        let target = self.links.settings.stream_target.clone();
-        ctx.add_stream(stats_stream::open(target, self.id.clone()));
+        ctx.add_stream(stats_stream::open(
+            settings.stream_target.clone(),
+            self.id.clone(),
+        ));
     }
 
     fn record(&mut self, frame: &[u8]) {

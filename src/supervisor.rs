@@ -419,6 +419,8 @@ mod tests {
                 stall_timeout: Duration::from_secs(30),
             },
             missing_field_warnings: Default::default(),
+            cgroup: None,
+            cgroup_fallback_warnings: Default::default(),
         });
         let supervisor = Supervisor::create(|ctx| {
             Supervisor::new(StatsLinks {

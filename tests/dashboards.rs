@@ -325,6 +325,10 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
             "deploy/docker-compose.yml",
             "deploy/docker-compose.influxdb2.yml",
         ],
+        vec![
+            "deploy/docker-compose.yml",
+            "deploy/docker-compose.cgroup.yml",
+        ],
         vec!["deploy/docker-stack.yml"],
     ] {
         let mut command = Command::new("docker-compose");
@@ -359,6 +363,25 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
     assert!(
         grace > Duration::from_millis(shutdown),
         "the grace period must outlast the flush"
+    );
+    // The cgroup override mounts what tests/image.rs proves is enough.
+    let cgroup = yaml("deploy/docker-compose.cgroup.yml");
+    let collector = &cgroup["services"]["docker-stats"];
+    assert_eq!(collector["environment"]["STATS_SAMPLING"], "cgroup");
+    let proc_root = collector["environment"]["PROC_ROOT"].as_str().unwrap();
+    let volumes: Vec<&str> = collector["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        volumes.contains(&"/sys/fs/cgroup:/sys/fs/cgroup:ro"),
+        "{volumes:?}"
+    );
+    assert!(
+        volumes.contains(&format!("/proc:{proc_root}:ro").as_str()),
+        "{volumes:?}"
     );
     let stack = yaml("deploy/docker-stack.yml");
     assert_eq!(

@@ -133,3 +133,76 @@ async fn the_image_runs_unprivileged_reports_healthy_and_survives_a_killed_proce
         restart.as_millis()
     );
 }
+
+/// The compose lines README documents for `STATS_SAMPLING=cgroup`: the
+/// host's cgroup hierarchy and /proc mounted read-only into the unprivileged
+/// container are enough to sample other containers from their cgroups.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_image_samples_cgroups_through_read_only_host_mounts() {
+    ensure_image();
+    let influx = shared();
+    let db = "image_cgroup";
+    let siblings = TestContainers::new("image-cgroup");
+    let sibling = siblings.idle("sibling");
+    let name = siblings.name("service");
+    let port = influx.port.to_string();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        "dss.test=1",
+        "--network",
+        "host",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+        "-v",
+        "/proc:/host/proc:ro",
+        "-e",
+        "STATS_SAMPLING=cgroup",
+        "-e",
+        "PROC_ROOT=/host/proc",
+        "-e",
+        "INFLUXDB_HOST=127.0.0.1",
+        "-e",
+        &format!("INFLUXDB_PORT={port}"),
+        "-e",
+        &format!("INFLUXDB_DB={db}"),
+        "-e",
+        "BATCH_WAIT_MS=300",
+        "-e",
+        &format!("HEALTH_LISTEN=127.0.0.1:{}", support::free_port()),
+        IMAGE,
+    ]);
+    let _guard = Container(name.clone());
+    let sampled_from_cgroup = || async {
+        let points = stored_points(influx, db, &sibling).await;
+        let cgroup = points
+            .values()
+            .filter(|row| row.get("source").and_then(|s| s.as_str()) == Some("cgroup"))
+            .count();
+        (cgroup >= 20).then_some(())
+    };
+    eventually(
+        Duration::from_secs(30),
+        "cgroup readings of the sibling",
+        sampled_from_cgroup,
+    )
+    .await;
+    let output = std::process::Command::new("docker")
+        .args(["logs", &name])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        logs.contains("sampling containers from their cgroups"),
+        "the service says how it samples: {logs}"
+    );
+    assert!(
+        !logs.contains("cannot sample container"),
+        "a container fell back to the stream: {logs}"
+    );
+}

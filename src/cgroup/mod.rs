@@ -1,9 +1,13 @@
-//! The cgroup sampling source (issue 7, in progress): reads a container's
-//! cgroup files directly instead of waiting for the engine's once-a-second
-//! stats stream. So far: finding the files ([`paths`]), parsing them
-//! ([`files`]) and the CPU percentage as `docker stats` defines it ([`cpu`]).
-//! Not yet wired into the StatsActor.
+//! The cgroup sampling source (`stats.sampling = "cgroup"`): a container's
+//! counters read from its cgroup files and its network namespace, every
+//! `stats.interval`, instead of the engine's once-a-second stats stream.
+//! Finding the files ([`paths`]), reading them again cheaply ([`sampler`]),
+//! parsing them ([`files`]) and turning a reading into the stream source's
+//! fields ([`fields`]); host CPU facts from `/proc/stat` ([`cpu`]). The
+//! StatsActor drives it (`stats_actor::cgroup_source`).
 
 pub mod cpu;
+pub mod fields;
 pub mod files;
 pub mod paths;
+pub mod sampler;

@@ -67,6 +67,10 @@ fn value(config: &Config, key: &str) -> String {
                 .collect();
             format!("{tags:?}")
         }
+        "stats.sampling" => format!("\"{:?}\"", config.stats.sampling).to_lowercase(),
+        "stats.interval" => duration(config.stats.interval),
+        "stats.cgroup_root" => format!("{:?}", config.stats.cgroup_root.display().to_string()),
+        "stats.proc_root" => format!("{:?}", config.stats.proc_root.display().to_string()),
         "health.listen" => config
             .health_listen
             .as_ref()

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 pub use describe::describe;
 pub use error::ConfigError;
-pub use values::{Api, LogLevel, Protocol};
+pub use values::{Api, LogLevel, Protocol, Sampling};
 
 use crate::docker::container::LabelTag;
 use crate::docker::fields::FieldSelection;
@@ -115,6 +115,14 @@ pub struct StatsConfig {
     pub fields: FieldSelection,
     /// Container labels copied into tags.
     pub label_tags: Vec<LabelTag>,
+    pub sampling: Sampling,
+    /// How often the cgroup source samples (a container's
+    /// `docker-stats.interval` label overrides it).
+    pub interval: Duration,
+    /// Where the host's cgroup hierarchy is mounted.
+    pub cgroup_root: PathBuf,
+    /// Where the host's `/proc` is mounted (network counters, host memory).
+    pub proc_root: PathBuf,
 }
 
 /// One source's view of the settings: every value optional.
@@ -218,6 +226,14 @@ struct StatsLayer {
     fields: Option<FieldSelection>,
     #[serde(default, deserialize_with = "values::list")]
     label_tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "values::sampling")]
+    sampling: Option<Sampling>,
+    #[serde(default, deserialize_with = "values::duration")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "values::text")]
+    cgroup_root: Option<String>,
+    #[serde(default, deserialize_with = "values::text")]
+    proc_root: Option<String>,
 }
 
 /// What the command line says about configuration.
@@ -229,6 +245,10 @@ pub struct Overrides {
 }
 
 const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(2);
+
+/// The shortest cgroup sampling interval, also for the per-container label:
+/// below it, timer granularity and the cost of reading the files dominate.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Loads the configuration from the file named in `overrides`, the given
 /// environment (a lookup, so tests need not touch the process environment)
@@ -460,6 +480,16 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         stats: StatsConfig {
             fields: layer.stats.fields.unwrap_or_default(),
             label_tags: Vec::new(),
+            sampling: layer.stats.sampling.unwrap_or_default(),
+            interval: layer.stats.interval.unwrap_or(Duration::from_millis(100)),
+            cgroup_root: layer
+                .stats
+                .cgroup_root
+                .map_or_else(|| "/sys/fs/cgroup".into(), PathBuf::from),
+            proc_root: layer
+                .stats
+                .proc_root
+                .map_or_else(|| "/proc".into(), PathBuf::from),
         },
         health_listen: match layer.health.listen {
             Some(listen) if listen.trim().is_empty() => None,
@@ -553,6 +583,16 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             format!(
                 "must be longer than zero and shorter than docker.stats_parse_timeout ({})",
                 humantime::format_duration(config.docker.stats_parse_timeout)
+            ),
+        ));
+    }
+    if config.stats.interval < MIN_INTERVAL {
+        return Err(invalid(
+            "stats.interval",
+            format!(
+                "{} is shorter than the shortest supported interval, {}",
+                humantime::format_duration(config.stats.interval),
+                humantime::format_duration(MIN_INTERVAL)
             ),
         ));
     }

@@ -61,6 +61,10 @@ pub const SETTINGS: &[Setting] = &[
     setting("batch.wait", "BATCH_WAIT_MS"),
     setting("stats.fields", "STATS_FIELDS"),
     setting("stats.label_tags", "STATS_LABEL_TAGS"),
+    setting("stats.sampling", "STATS_SAMPLING"),
+    setting("stats.interval", "STATS_INTERVAL"),
+    setting("stats.cgroup_root", "CGROUP_ROOT"),
+    setting("stats.proc_root", "PROC_ROOT"),
     setting("health.listen", "HEALTH_LISTEN"),
 ];
 

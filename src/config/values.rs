@@ -253,6 +253,27 @@ pub fn api<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Api>, D::Error> {
     }
 }
 
+/// Where a container's samples come from (`stats.sampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sampling {
+    /// The engine's stats stream: about one sample a second.
+    #[default]
+    Stream,
+    /// The container's cgroup files, read every `stats.interval`.
+    Cgroup,
+}
+
+pub fn sampling<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Sampling>, D::Error> {
+    match Raw::deserialize(d)? {
+        Raw::Str(s) if s.eq_ignore_ascii_case("stream") => Ok(Some(Sampling::Stream)),
+        Raw::Str(s) if s.eq_ignore_ascii_case("cgroup") => Ok(Some(Sampling::Cgroup)),
+        other => Err(custom(format!(
+            "{} is not a sampling source; use stream or cgroup",
+            other.describe()
+        ))),
+    }
+}
+
 /// The scheme used to reach InfluxDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -16,6 +16,10 @@ pub struct Engine {
     pub name: String,
     pub platform: Platform,
     pub api_version: String,
+    /// `cgroupfs` or `systemd`, as `docker info` says.
+    pub cgroup_driver: Option<String>,
+    /// The host's memory in bytes (`docker info` MemTotal).
+    pub memory: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -72,6 +76,8 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
         name: info.name.unwrap_or_else(|| "unknown".into()),
         platform,
         api_version,
+        cgroup_driver: info.cgroup_driver.map(|d| format!("{d}")),
+        memory: info.mem_total.and_then(|m| u64::try_from(m).ok()),
     })
 }
 

@@ -19,6 +19,7 @@ pub const BUILT_IN_TAGS: &[&str] = &[
     "image",
     "compose_project",
     "compose_service",
+    "source",
     "action",
 ];
 
@@ -32,6 +33,10 @@ pub struct ContainerInfo {
     pub running: bool,
     /// The CPU limit in cores (`--cpus`, or quota / period), if any.
     pub cpu_limit_cores: Option<f64>,
+    /// The init process, in the engine's (the host's) PID namespace.
+    pub pid: Option<u32>,
+    /// `HostConfig.CgroupParent`; empty when the engine's default applies.
+    pub cgroup_parent: String,
 }
 
 impl ContainerInfo {
@@ -53,17 +58,28 @@ impl ContainerInfo {
                 host_config.and_then(|h| h.cpu_quota),
                 host_config.and_then(|h| h.cpu_period),
             ),
+            pid: inspect
+                .state
+                .as_ref()
+                .and_then(|s| s.pid)
+                .and_then(|pid| u32::try_from(pid).ok())
+                .filter(|pid| *pid > 0),
+            cgroup_parent: host_config
+                .and_then(|h| h.cgroup_parent.clone())
+                .unwrap_or_default(),
             id,
         })
     }
 
-    /// The series key of this container's stats points.
-    pub fn stats_series(&self, host: &str, label_tags: &[LabelTag]) -> SeriesKey {
+    /// The series key of this container's stats points; `source` says
+    /// which sampling source produced them (`stream` or `cgroup`).
+    pub fn stats_series(&self, host: &str, label_tags: &[LabelTag], source: &str) -> SeriesKey {
         let mut tags: Vec<(&str, &str)> = vec![
             ("container_id", &self.id),
             ("container_name", &self.name),
             ("host", host),
             ("image", &self.image),
+            ("source", source),
         ];
         if let Some(project) = self.labels.get(COMPOSE_PROJECT_LABEL) {
             tags.push(("compose_project", project));
@@ -172,11 +188,13 @@ mod tests {
             ]),
             running: true,
             cpu_limit_cores: None,
+            pid: Some(42),
+            cgroup_parent: String::new(),
         };
-        let series = info.stats_series("node1", &[LabelTag::parse("team").unwrap()]);
+        let series = info.stats_series("node1", &[LabelTag::parse("team").unwrap()], "stream");
         assert_eq!(
             series.as_str(),
-            "docker_stats,compose_project=shop,compose_service=web,container_id=abc,container_name=web-1,host=node1,image=nginx:1,team=core"
+            "docker_stats,compose_project=shop,compose_service=web,container_id=abc,container_name=web-1,host=node1,image=nginx:1,source=stream,team=core"
         );
     }
 }

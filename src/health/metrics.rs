@@ -42,8 +42,22 @@ pub fn render(health: &Health) -> String {
         &mut out,
         "dss_samples_received_total",
         "counter",
-        "Stats samples received from the engine.",
+        "Stats samples received from the engine or read from cgroups.",
         Counters::get(&c.samples_received),
+    );
+    single(
+        &mut out,
+        "dss_cgroup_ticks_skipped_total",
+        "counter",
+        "cgroup sampling ticks skipped because the previous one ran late.",
+        Counters::get(&c.cgroup_ticks_skipped),
+    );
+    single(
+        &mut out,
+        "dss_cgroup_fallbacks_total",
+        "counter",
+        "Containers sampled from the stream because their cgroup files could not be read.",
+        Counters::get(&c.cgroup_fallbacks),
     );
     single(
         &mut out,

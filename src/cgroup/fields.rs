@@ -1,0 +1,190 @@
+//! The `docker_stats` fields of one cgroup reading, under the names and with
+//! the meanings the stream source gives them (`docker::stats`), so that
+//! dashboards and queries work unchanged whichever source a container uses.
+//!
+//! `cpu_percent` is the CLI's figure: CPU time used over the interval as a
+//! share of one core (100 = one full core). The engine divides by the host's
+//! CPU time from `/proc/stat`, which counts in 10 ms ticks; over 100 ms on
+//! two cores that is 20 ticks, a ±10% error per sample. The host's CPU time
+//! over an interval is its length times the online CPUs, so the wall clock
+//! (monotonic, in nanoseconds) gives the same figure without the rounding.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use super::files::CgroupReading;
+use crate::docker::fields::NET_TOTALS;
+use crate::docker::stats::{cpu_share_percent, Field, FieldValue};
+
+/// What the fields of a reading depend on besides the reading itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// The container's CPU limit from its configuration, as for the stream.
+    pub cpu_limit_cores: Option<f64>,
+    /// The host's memory, `mem_total` of a container without a limit (the
+    /// engine reports the same).
+    pub host_memory: Option<u64>,
+    pub online_cpus: u32,
+}
+
+/// The fields of `reading`; `previous` is the reading before it and the time
+/// between the two, for `cpu_percent` (absent on the first reading, as on a
+/// stream's first sample).
+pub fn compute_fields(
+    reading: &CgroupReading,
+    previous: Option<(&CgroupReading, Duration)>,
+    context: Context,
+) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::with_capacity(32);
+    let mut put = |name: &'static str, value: FieldValue| out.push((Cow::Borrowed(name), value));
+    let int = FieldValue::Int;
+
+    let cpu_percent = previous.map(|(before, elapsed)| {
+        let cpu_delta = reading.cpu_total_ns as f64 - before.cpu_total_ns as f64;
+        let online = f64::from(context.online_cpus.max(1));
+        cpu_share_percent(cpu_delta, elapsed.as_nanos() as f64 * online, online)
+    });
+    if let Some(pct) = cpu_percent {
+        put("cpu_percent", FieldValue::Float(pct));
+    }
+    if let Some(limit) = context.cpu_limit_cores.filter(|l| *l > 0.0) {
+        put("cpu_limit_cores", FieldValue::Float(limit));
+        if let Some(pct) = cpu_percent {
+            put("cpu_limit_percent", FieldValue::Float(pct / limit));
+        }
+    }
+    put("mem_used", int(reading.mem_used));
+    if let Some(limit) = reading.mem_limit.or(context.host_memory).filter(|l| *l > 0) {
+        put("mem_total", int(limit));
+        put(
+            "mem_percent",
+            FieldValue::Float(reading.mem_used as f64 / limit as f64 * 100.0),
+        );
+    }
+    put("net_in_bytes", int(reading.net.in_bytes));
+    put("net_out_bytes", int(reading.net.out_bytes));
+    put("blkio_read_bytes", int(reading.blkio_read_bytes));
+    put("blkio_write_bytes", int(reading.blkio_write_bytes));
+    if let Some(current) = reading.pids_current {
+        put("pids_current", int(current));
+    }
+
+    put("cpu_total_usage", int(reading.cpu_total_ns));
+    put("cpu_online", int(u64::from(context.online_cpus)));
+    let mut put_some = |name: &'static str, value: Option<u64>| {
+        if let Some(v) = value {
+            out.push((Cow::Borrowed(name), int(v)));
+        }
+    };
+    put_some("cpu_kernel_usage", reading.cpu_system_ns);
+    put_some("cpu_user_usage", reading.cpu_user_ns);
+    put_some("cpu_throttling_periods", reading.throttling_periods);
+    put_some("cpu_throttled_periods", reading.throttled_periods);
+    put_some("cpu_throttled_time", reading.throttled_ns);
+    put_some("mem_usage", Some(reading.mem_usage));
+    let net = reading.net;
+    let totals = [
+        net.in_packets,
+        net.out_packets,
+        net.in_errors,
+        net.out_errors,
+        net.in_dropped,
+        net.out_dropped,
+    ];
+    for (name, value) in NET_TOTALS.into_iter().zip(totals) {
+        out.push((Cow::Borrowed(name), int(value)));
+    }
+    out.push((Cow::Borrowed("blkio_read_ops"), int(reading.blkio_read_ops)));
+    out.push((
+        Cow::Borrowed("blkio_write_ops"),
+        int(reading.blkio_write_ops),
+    ));
+    if let Some(limit) = reading.pids_limit.filter(|l| *l > 0) {
+        out.push((Cow::Borrowed("pids_limit"), int(limit)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(cpu_total_ns: u64, mem_used: u64, mem_limit: Option<u64>) -> CgroupReading {
+        CgroupReading {
+            cpu_total_ns,
+            mem_used,
+            mem_usage: mem_used + 1000,
+            mem_limit,
+            ..Default::default()
+        }
+    }
+
+    fn get(fields: &[Field], name: &str) -> Option<FieldValue> {
+        fields.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    const TWO_CORES: Context = Context {
+        cpu_limit_cores: Some(0.5),
+        host_memory: Some(8 << 30),
+        online_cpus: 2,
+    };
+
+    #[test]
+    fn half_a_core_over_100ms_is_fifty_percent_and_all_of_a_half_core_limit() {
+        let before = reading(1_000_000_000, 0, None);
+        let after = reading(1_050_000_000, 0, None);
+        let fields = compute_fields(
+            &after,
+            Some((&before, Duration::from_millis(100))),
+            TWO_CORES,
+        );
+        let FieldValue::Float(pct) = get(&fields, "cpu_percent").unwrap() else {
+            panic!("cpu_percent is a float")
+        };
+        assert!((pct - 50.0).abs() < 1e-9, "{pct}");
+        let FieldValue::Float(share) = get(&fields, "cpu_limit_percent").unwrap() else {
+            panic!("cpu_limit_percent is a float")
+        };
+        assert!((share - 100.0).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn the_first_reading_has_no_cpu_percent() {
+        let fields = compute_fields(&reading(5, 0, None), None, TWO_CORES);
+        assert_eq!(get(&fields, "cpu_percent"), None);
+        assert_eq!(get(&fields, "cpu_total_usage"), Some(FieldValue::Int(5)));
+    }
+
+    #[test]
+    fn without_a_limit_memory_is_a_share_of_the_hosts_as_the_engine_reports_it() {
+        let fields = compute_fields(&reading(0, 1 << 30, None), None, TWO_CORES);
+        assert_eq!(get(&fields, "mem_total"), Some(FieldValue::Int(8 << 30)));
+        assert_eq!(get(&fields, "mem_percent"), Some(FieldValue::Float(12.5)));
+        let limited = compute_fields(&reading(0, 1 << 20, Some(1 << 22)), None, TWO_CORES);
+        assert_eq!(get(&limited, "mem_total"), Some(FieldValue::Int(1 << 22)));
+        assert_eq!(get(&limited, "mem_percent"), Some(FieldValue::Float(25.0)));
+    }
+
+    #[test]
+    fn every_field_name_is_one_the_stream_source_also_writes() {
+        let before = reading(0, 0, None);
+        let after = CgroupReading {
+            cpu_user_ns: Some(1),
+            cpu_system_ns: Some(1),
+            throttling_periods: Some(1),
+            throttled_periods: Some(1),
+            throttled_ns: Some(1),
+            pids_current: Some(1),
+            pids_limit: Some(10),
+            ..reading(10, 10, Some(100))
+        };
+        let fields = compute_fields(&after, Some((&before, Duration::from_secs(1))), TWO_CORES);
+        for (name, _) in &fields {
+            assert!(
+                crate::docker::fields::is_known(name),
+                "{name} is not a stream field"
+            );
+        }
+        assert!(fields.len() >= 25, "{}", fields.len());
+    }
+}

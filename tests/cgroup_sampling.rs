@@ -1,0 +1,218 @@
+//! `stats.sampling = "cgroup"` end to end: the real service samples real
+//! containers from their cgroups every 100 ms into a real InfluxDB, and the
+//! figures agree with the engine's own stats stream.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::containers::{docker, TestContainers};
+use support::influx::{shared, InfluxServer};
+use support::samples::{cli_cpu_percent, cli_mem_used, read_ns, record_samples, stored_points};
+use support::service::Service;
+
+/// The tests of this file each run a service that samples every container
+/// on the host ten times a second; one at a time keeps them from timing
+/// each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CGROUP_100MS: &[(&str, &str)] = &[("STATS_SAMPLING", "cgroup"), ("STATS_INTERVAL", "100ms")];
+
+fn preread_ns(sample: &bollard::models::ContainerStatsResponse) -> i64 {
+    let text = sample.preread.as_deref().unwrap();
+    let time = humantime::parse_rfc3339_weak(text).unwrap();
+    time.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
+    row.get(field).and_then(Value::as_f64)
+}
+
+/// The container's stored points from the cgroup source, by timestamp.
+async fn cgroup_points(
+    influx: &InfluxServer,
+    db: &str,
+    id: &str,
+) -> BTreeMap<i64, HashMap<String, Value>> {
+    let mut points = stored_points(influx, db, id).await;
+    points.retain(|_, row| row.get("source").and_then(Value::as_str) == Some("cgroup"));
+    points
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let influx = shared();
+    let db = "cgroup_agreement";
+    let containers = TestContainers::new("cgroup-agree");
+    let busy = containers.run(
+        "busy",
+        &["--cpus", "0.5", "--memory", "64m"],
+        &["sh", "-c", "while :; do :; done"],
+    );
+    let idle = containers.idle("idle");
+    let mut service = Service::start(influx, db, CGROUP_100MS);
+    service
+        .wait_for_log("from its cgroup", Duration::from_secs(20))
+        .await;
+
+    // The engine's own samples of both containers over the same seconds.
+    let window = Duration::from_secs(8);
+    let (busy_samples, idle_samples) = tokio::join!(
+        record_samples(busy.clone(), window),
+        record_samples(idle.clone(), window)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    service.terminate().await;
+
+    for (name, id, samples) in [("busy", &busy, busy_samples), ("idle", &idle, idle_samples)] {
+        let points = cgroup_points(influx, db, id).await;
+        let mut compared = 0;
+        for sample in &samples {
+            let Some(engine_cpu) = cli_cpu_percent(sample) else {
+                continue;
+            };
+            // The cgroup readings taken over the same second as the
+            // engine's sample, each covering the 100 ms before it.
+            let (from, to) = (preread_ns(sample), read_ns(sample));
+            let cpus: Vec<f64> = points
+                .range(from + 100_000_000..=to)
+                .filter_map(|(_, row)| float(row, "cpu_percent"))
+                .collect();
+            assert!(
+                cpus.len() >= 7,
+                "{name}: only {} cgroup readings in the engine's second {from}..{to}",
+                cpus.len()
+            );
+            let average = cpus.iter().sum::<f64>() / cpus.len() as f64;
+            assert!(
+                (average - engine_cpu).abs() <= 2.0,
+                "{name}: cgroup cpu_percent averaged {average:.2} over the second the engine measured {engine_cpu:.2}"
+            );
+            let (_, nearest) = points
+                .range(to - 100_000_000..)
+                .next()
+                .expect("a reading near the engine's");
+            let mem_used = nearest["mem_used"].as_f64().unwrap();
+            let engine_mem = cli_mem_used(sample) as f64;
+            assert!(
+                (mem_used - engine_mem).abs() <= 0.02 * engine_mem,
+                "{name}: mem_used {mem_used} vs the engine's {engine_mem}"
+            );
+            compared += 1;
+        }
+        assert!(
+            compared >= 5,
+            "{name}: only {compared} engine samples compared"
+        );
+        if name == "busy" {
+            let mut throttled = points
+                .values()
+                .filter_map(|r| float(r, "cpu_throttled_periods"));
+            assert!(
+                throttled.next_back().unwrap_or(0.0) > 0.0,
+                "a container held at half a core is throttled"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let influx = shared();
+    let db = "cgroup_rate";
+    let containers = TestContainers::new("cgroup-rate");
+    let names = containers.run_many("c", 20);
+    let fast = containers.run(
+        "fast",
+        &["--label", "docker-stats.interval=50ms"],
+        &["sleep", "3600"],
+    );
+    let mut service = Service::start(influx, db, CGROUP_100MS);
+    service
+        .wait_for_log("from its cgroup", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    service.terminate().await;
+
+    // Judge 8 whole seconds in the middle, away from start-up and shutdown.
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let (from, to) = (now_ns - 11_000_000_000, now_ns - 3_000_000_000);
+    let spacing = |points: &BTreeMap<i64, HashMap<String, Value>>| -> Vec<i64> {
+        let times: Vec<i64> = points.range(from..to).map(|(t, _)| *t).collect();
+        times.windows(2).map(|w| w[1] - w[0]).collect()
+    };
+    let mut gaps = Vec::new();
+    for name in &names {
+        let id = docker(&["inspect", "--format", "{{.Id}}", name]);
+        let points = cgroup_points(influx, db, id.trim()).await;
+        let stored = points.range(from..to).count();
+        assert!(
+            stored >= 76,
+            "{name}: {stored} readings stored of the 80 requested in 8 s"
+        );
+        gaps.extend(spacing(&points));
+    }
+    gaps.sort_by_key(|gap| (gap - 100_000_000).abs());
+    let p95 = (gaps[gaps.len() * 95 / 100] - 100_000_000).abs();
+    assert!(
+        p95 <= 10_000_000,
+        "95% of readings are within {:.1} ms of 100 ms apart, not 10 ms",
+        p95 as f64 / 1e6
+    );
+
+    let fast_points = cgroup_points(influx, db, &fast).await;
+    let mut fast_gaps = spacing(&fast_points);
+    fast_gaps.sort();
+    let median = fast_gaps[fast_gaps.len() / 2];
+    assert!(
+        (median - 50_000_000).abs() <= 5_000_000,
+        "the docker-stats.interval=50ms container's readings are {:.1} ms apart",
+        median as f64 / 1e6
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_without_readable_cgroup_files_falls_back_to_the_stream_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let influx = shared();
+    let db = "cgroup_fallback";
+    let containers = TestContainers::new("cgroup-fallback");
+    let id = containers.idle("idle");
+    // A cgroup root with nothing under it: no container's files are found.
+    let empty_root = support::influx::tempdir("dss-no-cgroups");
+    let mut env = CGROUP_100MS.to_vec();
+    env.push(("CGROUP_ROOT", &empty_root));
+    let mut service = Service::start(influx, db, &env);
+    support::samples::wait_for_points(influx, db, &id, Duration::from_secs(20)).await;
+    service.terminate().await;
+
+    let points = stored_points(influx, db, &id).await;
+    assert!(
+        points
+            .values()
+            .all(|row| row.get("source").and_then(Value::as_str) == Some("stream")),
+        "every point came from the stream"
+    );
+    let logs = service.logs();
+    let short = &id[..12];
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("cannot sample container") && l.contains(short))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning for the container: {logs}");
+    assert!(
+        warnings[0].contains(&empty_root) && warnings[0].contains("stats stream"),
+        "the warning names the paths tried and what happens instead: {}",
+        warnings[0]
+    );
+    let _ = std::fs::remove_dir_all(&empty_root);
+}
