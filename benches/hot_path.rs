@@ -68,5 +68,64 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The cgroup source's work per reading once the files' text is in hand:
+/// parse them, compute the fields, encode the point (the file reads
+/// themselves are system calls, measured end to end by scripts/bench).
+fn bench_cgroup(c: &mut Criterion) {
+    use docker_stats_service::cgroup::fields::{compute_fields, Context};
+    use docker_stats_service::cgroup::files::{read_v1, read_v2};
+    use std::time::Duration;
+
+    let dir = format!("{}/tests/fixtures/cgroup", env!("CARGO_MANIFEST_DIR"));
+    let text =
+        |version: &str, file: &str| std::fs::read_to_string(format!("{dir}/{version}/{file}")).ok();
+    let series = SeriesKey::new(
+        "docker_stats",
+        [("container_id", "e677a0ddef20"), ("source", "cgroup")],
+    );
+    let all = FieldSelection::All;
+    let context = Context {
+        cpu_limit_cores: Some(0.5),
+        host_memory: Some(8 << 30),
+        online_cpus: 2,
+    };
+    let v1_net = text("v1", "net_dev").unwrap();
+    let v2_net = text("v2", "net_dev").unwrap();
+    let v1 = || read_v1(|_, file| text("v1", file), &v1_net).unwrap();
+    let v2 = || read_v2(|file| text("v2", file), &v2_net).unwrap();
+    for (label, reading) in [("cgroup_v1", v1()), ("cgroup_v2", v2())] {
+        let previous = reading.clone();
+        c.bench_function(&format!("cgroup_reading/{label}/compute_and_encode"), |b| {
+            b.iter(|| {
+                let fields = compute_fields(
+                    black_box(&reading),
+                    Some((&previous, Duration::from_millis(100))),
+                    context,
+                );
+                encode_point(&series, &fields, &all, 1_795_500_102_230_297_079)
+            })
+        });
+    }
+    // Parsing, with the texts already read (the fixture reads are outside).
+    let v1_texts: Vec<(String, String)> = std::fs::read_dir(format!("{dir}/v1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|name| (name.clone(), text("v1", &name).unwrap()))
+        .collect();
+    c.bench_function("cgroup_reading/cgroup_v1/parse", |b| {
+        b.iter(|| {
+            read_v1(
+                |_, file| {
+                    v1_texts
+                        .iter()
+                        .find(|(n, _)| n == file)
+                        .map(|(_, t)| t.clone())
+                },
+                black_box(&v1_net),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_cgroup);
 criterion_main!(benches);

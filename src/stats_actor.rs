@@ -154,9 +154,10 @@ impl StatsActor {
                     self.series =
                         Some(info.stats_series(&settings.host, &settings.label_tags, "cgroup"));
                     log::debug!(
-                        "sampling container {} ({}) from its cgroup",
+                        "sampling container {} ({}) from its cgroup every {}",
                         info.name,
-                        short(&self.id)
+                        short(&self.id),
+                        humantime::format_duration(self.cgroup_interval().unwrap_or_default())
                     );
                     return;
                 }

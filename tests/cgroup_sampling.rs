@@ -71,7 +71,8 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
 
     for (name, id, samples) in [("busy", &busy, busy_samples), ("idle", &idle, idle_samples)] {
         let points = cgroup_points(influx, db, id).await;
-        let mut compared = 0;
+        // (engine's cpu_percent, cgroup average, engine's mem_used, cgroup's)
+        let mut seconds = Vec::new();
         for sample in &samples {
             let Some(engine_cpu) = cli_cpu_percent(sample) else {
                 continue;
@@ -89,26 +90,28 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
                 cpus.len()
             );
             let average = cpus.iter().sum::<f64>() / cpus.len() as f64;
-            assert!(
-                (average - engine_cpu).abs() <= 2.0,
-                "{name}: cgroup cpu_percent averaged {average:.2} over the second the engine measured {engine_cpu:.2}"
-            );
             let (_, nearest) = points
                 .range(to - 100_000_000..)
                 .next()
                 .expect("a reading near the engine's");
             let mem_used = nearest["mem_used"].as_f64().unwrap();
-            let engine_mem = cli_mem_used(sample) as f64;
-            assert!(
-                (mem_used - engine_mem).abs() <= 0.02 * engine_mem,
-                "{name}: mem_used {mem_used} vs the engine's {engine_mem}"
-            );
-            compared += 1;
+            seconds.push((engine_cpu, average, cli_mem_used(sample) as f64, mem_used));
         }
         assert!(
-            compared >= 5,
-            "{name}: only {compared} engine samples compared"
+            seconds.len() >= 5,
+            "{name}: only {} engine samples compared",
+            seconds.len()
         );
+        for (engine_cpu, average, engine_mem, mem_used) in &seconds {
+            assert!(
+                (average - engine_cpu).abs() <= 2.0,
+                "{name}: cgroup cpu_percent averaged {average:.2} over a second the engine measured {engine_cpu:.2}; every second (engine, cgroup cpu, engine, cgroup mem): {seconds:.2?}"
+            );
+            assert!(
+                (mem_used - engine_mem).abs() <= 0.02 * engine_mem,
+                "{name}: mem_used {mem_used} vs the engine's {engine_mem}; every second: {seconds:.2?}"
+            );
+        }
         if name == "busy" {
             let mut throttled = points
                 .values()
@@ -169,14 +172,14 @@ async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
         p95 as f64 / 1e6
     );
 
+    // Its ticks coincide with the others' every 100 ms and it may be read
+    // after them then, so its gaps alternate around 50 ms; their count is
+    // what shows the interval.
     let fast_points = cgroup_points(influx, db, &fast).await;
-    let mut fast_gaps = spacing(&fast_points);
-    fast_gaps.sort();
-    let median = fast_gaps[fast_gaps.len() / 2];
+    let fast_stored = fast_points.range(from..to).count();
     assert!(
-        (median - 50_000_000).abs() <= 5_000_000,
-        "the docker-stats.interval=50ms container's readings are {:.1} ms apart",
-        median as f64 / 1e6
+        (152..=162).contains(&fast_stored),
+        "the docker-stats.interval=50ms container has {fast_stored} readings in 8 s, not about 160"
     );
 }
 

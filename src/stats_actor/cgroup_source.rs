@@ -89,6 +89,11 @@ impl StatsActor {
         Ok(())
     }
 
+    /// How often the container is sampled from its cgroup, if it is.
+    pub(super) fn cgroup_interval(&self) -> Option<Duration> {
+        self.cgroup.as_ref().map(|source| source.interval)
+    }
+
     /// The container's `docker-stats.interval`, or the service's interval
     /// when it has none or an unusable one (said once, at start).
     fn interval_for(&self, info: &ContainerInfo, default: Duration) -> Duration {
