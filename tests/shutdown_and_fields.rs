@@ -73,7 +73,15 @@ async fn essential_fields_store_exactly_the_five_essential_fields() {
     })
     .await;
     assert!(service.terminate().await.success());
-    let tags = ["time", "container_id", "container_name", "host", "image"];
+    let tags = [
+        "time",
+        "container_id",
+        "container_name",
+        "host",
+        "image",
+        "source",
+    ];
+    assert_eq!(rows[0]["source"], "stream", "the default source");
     let mut fields: Vec<&str> = rows[0]
         .keys()
         .map(String::as_str)
