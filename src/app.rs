@@ -74,6 +74,7 @@ pub async fn run(config: Config) -> u8 {
 
     let pacer = ReadPacer::new(config.docker.stats_read_interval);
     pacer.start();
+    let stream_pacer = pacer.clone();
     let settings = Arc::new(StatsSettings {
         host: engine.name.clone(),
         platform: engine.platform,
@@ -124,6 +125,9 @@ pub async fn run(config: Config) -> u8 {
         humantime::format_duration(config.shutdown_timeout)
     );
     let _ = timeout_at(deadline.into(), events.send(StopEvents)).await;
+    // Samples the engine already sent wait in the sockets until the next
+    // beat: read them before the streams close.
+    stream_pacer.drain_now();
     let _ = timeout_at(deadline.into(), supervisor.send(StopAll)).await;
     drain(&writer, &counters, deadline).await
 }

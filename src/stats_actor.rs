@@ -114,6 +114,10 @@ pub struct StatsActor {
     bad_frame_logged: bool,
     /// Set while the container is sampled from its cgroup.
     cgroup: Option<cgroup_source::CgroupSource>,
+    /// Stopping at shutdown: the stream's end is the requested stop.
+    draining: bool,
+    /// StopStream senders, answered when the actor has stopped.
+    stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     exit: ExitReason,
 }
 
@@ -128,14 +132,21 @@ impl StatsActor {
             last_sample_ms: None,
             bad_frame_logged: false,
             cgroup: None,
+            draining: false,
+            stop_waiters: Vec::new(),
             exit: ExitReason::StreamEnded,
         }
     }
 
     /// Stops with `reason`; the first reason given is the one reported.
+    /// While draining at shutdown, however the stream ends, it was asked to.
     fn stop_with(&mut self, reason: ExitReason, ctx: &mut Context<Self>) {
         if ctx.state() == ActorState::Running {
-            self.exit = reason;
+            self.exit = if self.draining {
+                ExitReason::Requested
+            } else {
+                reason
+            };
             ctx.stop();
         }
     }
@@ -278,6 +289,9 @@ impl Actor for StatsActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
         self.links.health.stream_stopped(&self.id, self.generation);
         self.links.supervisor.do_send(ChildExited {
             id: self.id.clone(),
@@ -311,11 +325,33 @@ impl StreamHandler<Result<StatsItem, StreamError>> for StatsActor {
     }
 }
 
-impl Handler<StopStream> for StatsActor {
-    type Result = ();
+/// How long a stream may take to hand over what its socket still holds at
+/// shutdown.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-    fn handle(&mut self, _: StopStream, ctx: &mut Self::Context) {
-        self.stop_with(ExitReason::Requested, ctx);
+impl Handler<StopStream> for StatsActor {
+    type Result = ResponseFuture<()>;
+
+    /// Answers when the actor has stopped. At shutdown (the pacer drains) a
+    /// stream first reads what its socket holds: samples the engine already
+    /// sent are written, not dropped.
+    fn handle(&mut self, _: StopStream, ctx: &mut Self::Context) -> Self::Result {
+        let (stopped, answer) = tokio::sync::oneshot::channel();
+        self.stop_waiters.push(stopped);
+        let drains = self.links.settings.stream_target.pacer.is_draining()
+            && self.cgroup.is_none()
+            && self.series.is_some();
+        if drains && !self.draining {
+            self.draining = true;
+            ctx.run_later(DRAIN_GRACE, |actor, ctx| {
+                actor.stop_with(ExitReason::Requested, ctx)
+            });
+        } else if !drains {
+            self.stop_with(ExitReason::Requested, ctx);
+        }
+        Box::pin(async move {
+            let _ = answer.await;
+        })
     }
 }
 

@@ -24,6 +24,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ const QUIET_AFTER_DATA: Duration = Duration::from_millis(900);
 pub struct ReadPacer {
     beat: Duration,
     parked: Arc<Mutex<Vec<Parked>>>,
+    /// Set at shutdown: read what the sockets hold, then end the streams.
+    draining: Arc<AtomicBool>,
 }
 
 struct Parked {
@@ -62,7 +65,23 @@ impl ReadPacer {
         ReadPacer {
             beat,
             parked: Arc::default(),
+            draining: Arc::default(),
         }
+    }
+
+    /// At shutdown: wakes every parked reader now, and from then on a
+    /// socket with nothing left to read ends its stream instead of waiting,
+    /// so the samples still in the sockets are collected, not dropped.
+    pub fn drain_now(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let parked = std::mem::take(&mut *self.lock());
+        for parked in parked {
+            parked.waker.wake();
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// Starts beating on the current runtime, for as long as it runs.
@@ -127,6 +146,10 @@ impl PacedUnixStream {
     }
 
     fn would_block<T>(&mut self, cx: &Context<'_>) -> Poll<io::Result<T>> {
+        if self.pacer.is_draining() {
+            // Read to the end of what arrived: the stream ends here.
+            return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+        }
         let mut not_before = Instant::now();
         if std::mem::take(&mut self.read_data) {
             not_before += QUIET_AFTER_DATA;
@@ -146,7 +169,7 @@ impl AsyncRead for PacedUnixStream {
         // are marked filled.
         let unfilled: &mut [MaybeUninit<u8>] = unsafe { buf.unfilled_mut() };
         let (start, room) = (unfilled.as_mut_ptr(), unfilled.len());
-        if std::mem::take(&mut self.drained) {
+        if std::mem::take(&mut self.drained) && !self.pacer.is_draining() {
             return self.would_block(cx);
         }
         loop {
@@ -221,5 +244,34 @@ mod tests {
         drop(writer.join().unwrap());
         let n = paced.read(&mut buf).await.unwrap();
         assert_eq!(n, 0, "the peer's close reads as the end of the stream");
+    }
+
+    #[actix_rt::test]
+    async fn draining_reads_what_is_left_then_ends_instead_of_waiting() {
+        // A beat far longer than the test: only draining can end the wait.
+        let pacer = ReadPacer::new(Duration::from_secs(3600));
+        pacer.start();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut paced = PacedUnixStream::new(ours, pacer.clone()).unwrap();
+        let mut buf = [0u8; 16];
+        let reader = async {
+            let mut got = Vec::new();
+            loop {
+                match paced.read(&mut buf).await {
+                    Ok(0) => break Ok(got),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => break Err((e.kind(), got)),
+                }
+            }
+        };
+        let drainer = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::io::Write::write_all(&mut theirs, b"last sample").unwrap();
+            pacer.drain_now();
+        };
+        let (result, ()) = tokio::join!(reader, drainer);
+        let (kind, got) = result.unwrap_err();
+        assert_eq!(kind, io::ErrorKind::UnexpectedEof);
+        assert_eq!(got, b"last sample", "what was in the socket is read first");
     }
 }
