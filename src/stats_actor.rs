@@ -172,20 +172,7 @@ impl StatsActor {
                     );
                     return;
                 }
-                Err(why) => {
-                    Counters::add(&self.links.counters.cgroup_fallbacks, 1);
-                    let mut warned = settings
-                        .cgroup_fallback_warnings
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    if warned.insert(self.id.clone()) {
-                        log::warn!(
-                        "cannot sample container {} ({}) from its cgroup: {why}; using the engine's stats stream for it (check stats.cgroup_root and stats.proc_root)",
-                        info.name,
-                        short(&self.id)
-                    );
-                    }
-                }
+                Err(why) => self.fall_back_to_stream(&info, &why),
             }
         }
         self.series = Some(info.stats_series(&settings.host, &settings.label_tags, "stream"));
@@ -198,6 +185,24 @@ impl StatsActor {
             settings.stream_target.clone(),
             self.id.clone(),
         ));
+    }
+
+    /// The container's cgroup cannot be sampled: counted every time, said
+    /// once per container.
+    fn fall_back_to_stream(&self, info: &ContainerInfo, why: &str) {
+        let settings = &self.links.settings;
+        Counters::add(&self.links.counters.cgroup_fallbacks, 1);
+        let mut warned = settings
+            .cgroup_fallback_warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if warned.insert(self.id.clone()) {
+            log::warn!(
+                "cannot sample container {} ({}) from its cgroup: {why}; using the engine's stats stream for it (check stats.cgroup_root and stats.proc_root)",
+                info.name,
+                short(&self.id)
+            );
+        }
     }
 
     fn record(&mut self, frame: &[u8]) {

@@ -74,7 +74,14 @@ bind-address = "127.0.0.1:{rpc_port}"
             port,
             url: format!("http://127.0.0.1:{port}"),
             dir,
-            http: reqwest::Client::new(),
+            // Tests share one server but each runs its own tokio runtime: a
+            // pooled connection belongs to the runtime that opened it and
+            // dies with it ("runtime dropped the dispatch task"), so none
+            // is kept between requests.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("an HTTP client"),
             credentials: None,
         };
         server.launch();
