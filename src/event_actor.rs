@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::prelude::*;
 use bollard::models::EventMessage;
@@ -23,7 +23,7 @@ use crate::counters::Counters;
 use crate::docker::events::{
     event_point, ContainerEvent, EventDetails, RegistryChange, ResumePoint,
 };
-use crate::health::Health;
+use crate::health::{now_ns, Health};
 use crate::supervisor::{Reconcile, RegistryUpdate, Supervisor};
 use crate::writer::WritePoint;
 
@@ -233,13 +233,6 @@ impl EventActor {
             .into_actor(self),
         );
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 impl Actor for EventActor {

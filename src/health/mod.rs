@@ -158,6 +158,15 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The wall clock in nanoseconds since the Unix epoch, the unit of point
+/// timestamps.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 impl Health {
     pub fn new(counters: Arc<Counters>, write_age_limit: Duration) -> Self {
         let health = Health {

@@ -21,7 +21,7 @@ use crate::cgroup::sampler::CgroupSampler;
 use crate::config::MIN_INTERVAL;
 use crate::counters::Counters;
 use crate::docker::container::ContainerInfo;
-use crate::health::now_ms;
+use crate::health::{now_ms, now_ns};
 use crate::writer::WritePoint;
 
 /// The label that sets a container's own interval, e.g. `50ms`.
@@ -181,10 +181,4 @@ fn aligned_start(interval: Duration) -> Instant {
     let epoch = *EPOCH.get_or_init(Instant::now);
     let periods = epoch.elapsed().as_nanos() / interval.as_nanos().max(1) + 1;
     epoch + Duration::from_nanos((periods * interval.as_nanos()) as u64)
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }

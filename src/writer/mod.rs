@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::counters::Counters;
-use crate::health::Health;
+use crate::health::{now_ns, Health};
 use buffer::Buffer;
 use client::InfluxClient;
 use error::WriteError;
@@ -63,10 +63,7 @@ impl WritePoint {
     /// A point whose timestamp is `timestamp_ns` (Unix time): taken as long
     /// ago as the wall clock says, never in the future.
     pub fn stamped(line: String, timestamp_ns: i64) -> Self {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
-        let age = Duration::from_nanos(now_ns.saturating_sub(timestamp_ns).max(0) as u64);
+        let age = Duration::from_nanos(now_ns().saturating_sub(timestamp_ns).max(0) as u64);
         let now = Instant::now();
         WritePoint {
             line,
@@ -372,10 +369,7 @@ impl BatchWriter {
     /// Records how long each acknowledged point took from its own timestamp
     /// (the sample's read time) to the acknowledgement.
     fn observe_ages(&self) {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now_ns = now_ns();
         for line in self.buffer.in_flight_lines() {
             if let Some(ts) = line.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok()) {
                 let age = (now_ns - ts).max(0) as f64 / 1e9;
