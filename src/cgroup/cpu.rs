@@ -1,9 +1,8 @@
-//! `cpu_percent` for the cgroup source, defined as `docker stats` defines it:
-//! the container's CPU time delta over the host's CPU time delta, times the
-//! number of online CPUs. The host's CPU time comes from `/proc/stat` exactly
-//! as the engine reads it, so both sources agree sample for sample.
-
-use crate::docker::stats::cpu_share_percent;
+//! The host's CPU facts from `/proc/stat`, read as the engine reads them:
+//! the online CPU count (the cgroup source's `cpu_online`, and its
+//! `cpu_percent` scale) and the host's CPU time. The cgroup source does not
+//! divide by that time: at 100 ms its 10 ms ticks are too coarse
+//! (`cgroup::fields`).
 
 /// The host's CPU time and online CPU count at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,23 +44,6 @@ pub fn system_cpu(proc_stat: &str) -> Option<SystemCpu> {
     })
 }
 
-/// The CLI's formula between two readings; 0 when either delta is not
-/// positive (the CLI shows 0.00% then), `None` without a previous reading.
-pub fn cpu_percent(
-    previous: Option<(u64, SystemCpu)>,
-    container_ns: u64,
-    system: SystemCpu,
-) -> Option<f64> {
-    let (previous_container_ns, previous_system) = previous?;
-    let container_delta = container_ns as f64 - previous_container_ns as f64;
-    let system_delta = system.total_ns as f64 - previous_system.total_ns as f64;
-    Some(cpu_share_percent(
-        container_delta,
-        system_delta,
-        f64::from(system.online),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,31 +71,6 @@ mod tests {
         let cpus = std::thread::available_parallelism().unwrap().get() as u32;
         assert!(system.online >= cpus, "{} < {cpus}", system.online);
         assert!(system.total_ns > 0);
-    }
-
-    #[test]
-    fn half_a_core_busy_on_two_cpus_is_fifty_percent() {
-        let before = SystemCpu {
-            total_ns: 1_000_000_000,
-            online: 2,
-        };
-        // One second of wall time on two CPUs is two seconds of host CPU.
-        let after = SystemCpu {
-            total_ns: 3_000_000_000,
-            online: 2,
-        };
-        let percent = cpu_percent(Some((0, before)), 500_000_000, after).unwrap();
-        assert!((percent - 50.0).abs() < 1e-9, "{percent}");
-    }
-
-    #[test]
-    fn no_previous_reading_no_percent_and_no_progress_is_zero() {
-        let system = SystemCpu {
-            total_ns: 10,
-            online: 2,
-        };
-        assert_eq!(cpu_percent(None, 5, system), None);
-        assert_eq!(cpu_percent(Some((5, system)), 5, system), Some(0.0));
     }
 
     #[test]
