@@ -220,15 +220,22 @@ impl StatsActor {
             Counters::add(&self.links.counters.samples_empty, 1);
             return;
         };
+        let settings = &self.links.settings;
+        let fields = compute_fields(&stats, settings.platform, self.cpu_limit_cores);
+        self.warn_about_missing_fields(&fields);
+        self.emit(&fields, timestamp);
+    }
+
+    /// Counts one sample, whichever source took it, and hands its point
+    /// to the writer.
+    fn emit(&self, fields: &[Field], timestamp: i64) {
         let Some(series) = &self.series else { return };
         Counters::add(&self.links.counters.samples_received, 1);
         if let Some(cell) = &self.last_sample_ms {
             cell.store(now_ms() as i64, std::sync::atomic::Ordering::Relaxed);
         }
-        let settings = &self.links.settings;
-        let fields = compute_fields(&stats, settings.platform, self.cpu_limit_cores);
-        self.warn_about_missing_fields(&fields);
-        if let Some(line) = encode_point(series, &fields, &settings.fields, timestamp) {
+        let selection = &self.links.settings.fields;
+        if let Some(line) = encode_point(series, fields, selection, timestamp) {
             self.links
                 .writer
                 .do_send(WritePoint::stamped(line, timestamp));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::{encode_point, short, ExitReason, StatsActor};
+use super::{short, ExitReason, StatsActor};
 use crate::cgroup::fields::{compute_fields, Context as FieldContext};
 use crate::cgroup::files::CgroupReading;
 use crate::cgroup::paths::CgroupLayout;
@@ -21,8 +21,7 @@ use crate::cgroup::sampler::CgroupSampler;
 use crate::config::MIN_INTERVAL;
 use crate::counters::Counters;
 use crate::docker::container::ContainerInfo;
-use crate::health::{now_ms, now_ns};
-use crate::writer::WritePoint;
+use crate::health::now_ns;
 
 /// The label that sets a container's own interval, e.g. `50ms`.
 pub const INTERVAL_LABEL: &str = "docker-stats.interval";
@@ -147,17 +146,7 @@ impl StatsActor {
             .map(|(before, at)| (before, read_at - *at));
         let fields = compute_fields(&reading, previous, source.context);
         source.previous = Some((reading, read_at));
-        Counters::add(&self.links.counters.samples_received, 1);
-        if let Some(cell) = &self.last_sample_ms {
-            cell.store(now_ms() as i64, std::sync::atomic::Ordering::Relaxed);
-        }
-        let Some(series) = &self.series else { return };
-        let selection = &self.links.settings.fields;
-        if let Some(line) = encode_point(series, &fields, selection, timestamp) {
-            self.links
-                .writer
-                .do_send(WritePoint::stamped(line, timestamp));
-        }
+        self.emit(&fields, timestamp);
     }
 }
 
