@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::containers::{docker, TestContainers};
 use support::influx::{shared, InfluxServer};
-use support::samples::{cli_cpu_percent, cli_mem_used, read_ns, record_samples, stored_points};
+use support::samples::{
+    cli_cpu_percent, cli_mem_used, preread_ns, read_ns, record_samples, stored_points,
+};
 use support::service::Service;
 
 /// The tests of this file each run a service that samples every container
@@ -19,14 +21,6 @@ use support::service::Service;
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CGROUP_100MS: &[(&str, &str)] = &[("STATS_SAMPLING", "cgroup"), ("STATS_INTERVAL", "100ms")];
-
-fn preread_ns(sample: &bollard::models::ContainerStatsResponse) -> i64 {
-    let text = sample.preread.as_deref().unwrap();
-    let time = humantime::parse_rfc3339_weak(text).unwrap();
-    time.duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
     row.get(field).and_then(Value::as_f64)

@@ -42,6 +42,39 @@ fn ensure_image() {
     }
 }
 
+/// Runs the service image as `name` with the Docker socket mounted
+/// read-only, writing to the shared InfluxDB's `db`, with `options` added
+/// to `docker run`; removed when the guard is dropped. Host networking: the
+/// test's InfluxDB listens on the host's loopback.
+fn run_service_image(name: &str, db: &str, options: &[&str]) -> Container {
+    let env = [
+        "INFLUXDB_HOST=127.0.0.1".to_string(),
+        format!("INFLUXDB_PORT={}", shared().port),
+        format!("INFLUXDB_DB={db}"),
+        "BATCH_WAIT_MS=300".to_string(),
+        format!("HEALTH_LISTEN=127.0.0.1:{}", support::free_port()),
+    ];
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        "dss.test=1",
+        "--network",
+        "host",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+    ];
+    for variable in &env {
+        args.extend(["-e", variable.as_str()]);
+    }
+    args.extend_from_slice(options);
+    args.push(IMAGE);
+    docker(&args);
+    Container(name.to_string())
+}
+
 fn inspect(container: &str, format: &str) -> String {
     docker(&["inspect", "-f", format, container])
 }
@@ -66,35 +99,7 @@ async fn the_image_runs_unprivileged_reports_healthy_and_survives_a_killed_proce
     let siblings = TestContainers::new("image");
     let sibling = siblings.idle("sibling");
     let name = siblings.name("service");
-    let port = influx.port.to_string();
-    let health = format!("127.0.0.1:{}", support::free_port());
-    // Host networking: the test's InfluxDB listens on the host's loopback.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--label",
-        "dss.test=1",
-        "--network",
-        "host",
-        "--restart",
-        "unless-stopped",
-        "-v",
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "-e",
-        "INFLUXDB_HOST=127.0.0.1",
-        "-e",
-        &format!("INFLUXDB_PORT={port}"),
-        "-e",
-        &format!("INFLUXDB_DB={db}"),
-        "-e",
-        "BATCH_WAIT_MS=300",
-        "-e",
-        &format!("HEALTH_LISTEN={health}"),
-        IMAGE,
-    ]);
-    let _guard = Container(name.clone());
+    let _guard = run_service_image(&name, db, &["--restart", "unless-stopped"]);
     let user = inspect(&name, "{{.Config.User}}");
     assert!(user.starts_with("65534:"), "runs as {user:?}");
     wait_healthy(&name, Duration::from_secs(60)).await;
@@ -145,39 +150,20 @@ async fn the_image_samples_cgroups_through_read_only_host_mounts() {
     let siblings = TestContainers::new("image-cgroup");
     let sibling = siblings.idle("sibling");
     let name = siblings.name("service");
-    let port = influx.port.to_string();
-    docker(&[
-        "run",
-        "-d",
-        "--name",
+    let _guard = run_service_image(
         &name,
-        "--label",
-        "dss.test=1",
-        "--network",
-        "host",
-        "-v",
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "-v",
-        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
-        "-v",
-        "/proc:/host/proc:ro",
-        "-e",
-        "STATS_SAMPLING=cgroup",
-        "-e",
-        "PROC_ROOT=/host/proc",
-        "-e",
-        "INFLUXDB_HOST=127.0.0.1",
-        "-e",
-        &format!("INFLUXDB_PORT={port}"),
-        "-e",
-        &format!("INFLUXDB_DB={db}"),
-        "-e",
-        "BATCH_WAIT_MS=300",
-        "-e",
-        &format!("HEALTH_LISTEN=127.0.0.1:{}", support::free_port()),
-        IMAGE,
-    ]);
-    let _guard = Container(name.clone());
+        db,
+        &[
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "-v",
+            "/proc:/host/proc:ro",
+            "-e",
+            "STATS_SAMPLING=cgroup",
+            "-e",
+            "PROC_ROOT=/host/proc",
+        ],
+    );
     let sampled_from_cgroup = || async {
         let points = stored_points(influx, db, &sibling).await;
         let cgroup = points

@@ -248,6 +248,23 @@ fn every_field_name_produced_is_a_known_name() {
     }
 }
 
+/// An interface's eight counters, from the lean or bollard's type alike
+/// (the same field names on two types).
+macro_rules! net_counters {
+    ($s:expr) => {
+        [
+            $s.rx_bytes,
+            $s.tx_bytes,
+            $s.rx_packets,
+            $s.tx_packets,
+            $s.rx_errors,
+            $s.tx_errors,
+            $s.rx_dropped,
+            $s.tx_dropped,
+        ]
+    };
+}
+
 /// The service decodes only the numbers it uses (`docker::sample`); bollard
 /// decodes the whole payload. On every recorded and hand-made payload the
 /// two must read the same numbers, or a misspelt name would silently turn a
@@ -347,41 +364,13 @@ fn the_lean_decoder_reads_what_bollard_reads() {
             .networks
             .iter()
             .flatten()
-            .map(|(n, s)| {
-                (
-                    n.to_string(),
-                    [
-                        s.rx_bytes,
-                        s.tx_bytes,
-                        s.rx_packets,
-                        s.tx_packets,
-                        s.rx_errors,
-                        s.tx_errors,
-                        s.rx_dropped,
-                        s.tx_dropped,
-                    ],
-                )
-            })
+            .map(|(n, s)| (n.to_string(), net_counters!(s)))
             .collect();
         let mut full_nets: Vec<_> = full
             .networks
             .iter()
             .flatten()
-            .map(|(n, s)| {
-                (
-                    n.clone(),
-                    [
-                        s.rx_bytes,
-                        s.tx_bytes,
-                        s.rx_packets,
-                        s.tx_packets,
-                        s.rx_errors,
-                        s.tx_errors,
-                        s.rx_dropped,
-                        s.tx_dropped,
-                    ],
-                )
-            })
+            .map(|(n, s)| (n.clone(), net_counters!(s)))
             .collect();
         full_nets.sort();
         assert_eq!(lean_nets, full_nets, "{name} networks");

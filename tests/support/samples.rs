@@ -63,7 +63,15 @@ pub fn cli_mem_used(s: &ContainerStatsResponse) -> u64 {
 
 /// A sample's `read` time in nanoseconds.
 pub fn read_ns(sample: &ContainerStatsResponse) -> i64 {
-    let text = sample.read.as_deref().unwrap();
+    rfc3339_ns(sample.read.as_deref().unwrap())
+}
+
+/// A sample's `preread` time (its previous sample's `read`) in nanoseconds.
+pub fn preread_ns(sample: &ContainerStatsResponse) -> i64 {
+    rfc3339_ns(sample.preread.as_deref().unwrap())
+}
+
+fn rfc3339_ns(text: &str) -> i64 {
     let time = humantime::parse_rfc3339_weak(text).unwrap();
     time.duration_since(std::time::UNIX_EPOCH)
         .unwrap()
