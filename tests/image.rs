@@ -25,7 +25,11 @@ impl Drop for Container {
     }
 }
 
+/// Builds the image when it is missing; the tests of this file run in
+/// parallel and must not build it twice at once.
 fn ensure_image() {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let present = std::process::Command::new("docker")
         .args(["image", "inspect", IMAGE])
         .output()
