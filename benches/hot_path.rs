@@ -73,7 +73,7 @@ fn bench(c: &mut Criterion) {
 /// themselves are system calls, measured end to end by scripts/bench).
 fn bench_cgroup(c: &mut Criterion) {
     use docker_stats_service::cgroup::fields::{compute_fields, Context};
-    use docker_stats_service::cgroup::files::{read_v1, read_v2};
+    use docker_stats_service::cgroup::files::{read_all, CounterFile, V1_FILES, V2_FILES};
     use std::time::Duration;
 
     let dir = format!("{}/tests/fixtures/cgroup", env!("CARGO_MANIFEST_DIR"));
@@ -89,10 +89,10 @@ fn bench_cgroup(c: &mut Criterion) {
         host_memory: Some(8 << 30),
         online_cpus: 2,
     };
-    let v1_net = text("v1", "net_dev").unwrap();
-    let v2_net = text("v2", "net_dev").unwrap();
-    let v1 = || read_v1(|_, file| text("v1", file), &v1_net).unwrap();
-    let v2 = || read_v2(|file| text("v2", file), &v2_net).unwrap();
+    // The fixture directories hold `net/dev` as `net_dev`.
+    let file_name = |file: &CounterFile| file.name.replace('/', "_");
+    let v1 = || read_all(V1_FILES, |file| text("v1", &file_name(file))).unwrap();
+    let v2 = || read_all(V2_FILES, |file| text("v2", &file_name(file))).unwrap();
     for (label, reading) in [("cgroup_v1", v1()), ("cgroup_v2", v2())] {
         let previous = reading.clone();
         c.bench_function(&format!("cgroup_reading/{label}/compute_and_encode"), |b| {
@@ -114,15 +114,11 @@ fn bench_cgroup(c: &mut Criterion) {
         .collect();
     c.bench_function("cgroup_reading/cgroup_v1/parse", |b| {
         b.iter(|| {
-            read_v1(
-                |_, file| {
-                    v1_texts
-                        .iter()
-                        .find(|(n, _)| n == file)
-                        .map(|(_, t)| t.clone())
-                },
-                black_box(&v1_net),
-            )
+            read_all(V1_FILES, |file| {
+                let name = file_name(file);
+                let (_, text) = v1_texts.iter().find(|(n, _)| *n == name)?;
+                Some(black_box(text).clone())
+            })
         })
     });
 }

@@ -36,72 +36,72 @@ pub fn compute_fields(
     context: Context,
 ) -> Vec<Field> {
     let mut out: Vec<Field> = Vec::with_capacity(32);
-    let mut put = |name: &'static str, value: FieldValue| out.push((Cow::Borrowed(name), value));
-    let int = FieldValue::Int;
-
-    let cpu_percent = previous.map(|(before, elapsed)| {
-        let cpu_delta = reading.cpu_total_ns as f64 - before.cpu_total_ns as f64;
-        let online = f64::from(context.online_cpus.max(1));
-        cpu_share_percent(cpu_delta, elapsed.as_nanos() as f64 * online, online)
-    });
-    if let Some(pct) = cpu_percent {
-        put("cpu_percent", FieldValue::Float(pct));
-    }
-    if let Some(limit) = context.cpu_limit_cores.filter(|l| *l > 0.0) {
-        put("cpu_limit_cores", FieldValue::Float(limit));
-        if let Some(pct) = cpu_percent {
-            put("cpu_limit_percent", FieldValue::Float(pct / limit));
-        }
-    }
-    put("mem_used", int(reading.mem_used));
-    if let Some(limit) = reading.mem_limit.or(context.host_memory).filter(|l| *l > 0) {
-        put("mem_total", int(limit));
-        put(
-            "mem_percent",
-            FieldValue::Float(reading.mem_used as f64 / limit as f64 * 100.0),
-        );
-    }
-    put("net_in_bytes", int(reading.net.in_bytes));
-    put("net_out_bytes", int(reading.net.out_bytes));
-    put("blkio_read_bytes", int(reading.blkio_read_bytes));
-    put("blkio_write_bytes", int(reading.blkio_write_bytes));
-    if let Some(current) = reading.pids_current {
-        put("pids_current", int(current));
-    }
-
-    put("cpu_total_usage", int(reading.cpu_total_ns));
-    put("cpu_online", int(u64::from(context.online_cpus)));
-    let mut put_some = |name: &'static str, value: Option<u64>| {
-        if let Some(v) = value {
-            out.push((Cow::Borrowed(name), int(v)));
+    let mut put = |name: &'static str, value: Option<FieldValue>| {
+        if let Some(value) = value {
+            out.push((Cow::Borrowed(name), value));
         }
     };
-    put_some("cpu_kernel_usage", reading.cpu_system_ns);
-    put_some("cpu_user_usage", reading.cpu_user_ns);
-    put_some("cpu_throttling_periods", reading.throttling_periods);
-    put_some("cpu_throttled_periods", reading.throttled_periods);
-    put_some("cpu_throttled_time", reading.throttled_ns);
-    put_some("mem_usage", Some(reading.mem_usage));
+    let int = |value: Option<u64>| value.map(FieldValue::Int);
+    let float = |value: Option<f64>| value.map(FieldValue::Float);
+
+    let cpu_percent = previous.and_then(|(before, elapsed)| {
+        let cpu_delta = reading.cpu_total_ns? as f64 - before.cpu_total_ns? as f64;
+        let online = f64::from(context.online_cpus.max(1));
+        Some(cpu_share_percent(
+            cpu_delta,
+            elapsed.as_nanos() as f64 * online,
+            online,
+        ))
+    });
+    put("cpu_percent", float(cpu_percent));
+    let cpu_limit = context.cpu_limit_cores.filter(|l| *l > 0.0);
+    put("cpu_limit_cores", float(cpu_limit));
+    put(
+        "cpu_limit_percent",
+        float(cpu_limit.and_then(|limit| Some(cpu_percent? / limit))),
+    );
+    let mem_used = reading.mem_used();
+    put("mem_used", int(mem_used));
+    let mem_total = reading.mem_limit.or(context.host_memory).filter(|l| *l > 0);
+    put("mem_total", int(mem_total));
+    put(
+        "mem_percent",
+        float(mem_total.and_then(|total| Some(mem_used? as f64 / total as f64 * 100.0))),
+    );
     let net = reading.net;
-    let totals = [
-        net.in_packets,
-        net.out_packets,
-        net.in_errors,
-        net.out_errors,
-        net.in_dropped,
-        net.out_dropped,
-    ];
-    for (name, value) in NET_TOTALS.into_iter().zip(totals) {
-        out.push((Cow::Borrowed(name), int(value)));
+    put("net_in_bytes", int(net.map(|n| n.in_bytes)));
+    put("net_out_bytes", int(net.map(|n| n.out_bytes)));
+    put("blkio_read_bytes", int(reading.blkio_bytes.map(|b| b.read)));
+    put(
+        "blkio_write_bytes",
+        int(reading.blkio_bytes.map(|b| b.write)),
+    );
+    put("pids_current", int(reading.pids_current));
+
+    put("cpu_total_usage", int(reading.cpu_total_ns));
+    put("cpu_online", int(Some(u64::from(context.online_cpus))));
+    put("cpu_kernel_usage", int(reading.cpu_system_ns));
+    put("cpu_user_usage", int(reading.cpu_user_ns));
+    put("cpu_throttling_periods", int(reading.throttling_periods));
+    put("cpu_throttled_periods", int(reading.throttled_periods));
+    put("cpu_throttled_time", int(reading.throttled_ns));
+    put("mem_usage", int(reading.mem_usage));
+    if let Some(net) = net {
+        let totals = [
+            net.in_packets,
+            net.out_packets,
+            net.in_errors,
+            net.out_errors,
+            net.in_dropped,
+            net.out_dropped,
+        ];
+        for (name, value) in NET_TOTALS.into_iter().zip(totals) {
+            put(name, int(Some(value)));
+        }
     }
-    out.push((Cow::Borrowed("blkio_read_ops"), int(reading.blkio_read_ops)));
-    out.push((
-        Cow::Borrowed("blkio_write_ops"),
-        int(reading.blkio_write_ops),
-    ));
-    if let Some(limit) = reading.pids_limit.filter(|l| *l > 0) {
-        out.push((Cow::Borrowed("pids_limit"), int(limit)));
-    }
+    put("blkio_read_ops", int(reading.blkio_ops.map(|o| o.read)));
+    put("blkio_write_ops", int(reading.blkio_ops.map(|o| o.write)));
+    put("pids_limit", int(reading.pids_limit.filter(|l| *l > 0)));
     out
 }
 
@@ -111,9 +111,9 @@ mod tests {
 
     fn reading(cpu_total_ns: u64, mem_used: u64, mem_limit: Option<u64>) -> CgroupReading {
         CgroupReading {
-            cpu_total_ns,
-            mem_used,
-            mem_usage: mem_used + 1000,
+            cpu_total_ns: Some(cpu_total_ns),
+            mem_usage: Some(mem_used + 1000),
+            inactive_file: Some(1000),
             mem_limit,
             ..Default::default()
         }
@@ -169,6 +169,9 @@ mod tests {
     fn every_field_name_is_one_the_stream_source_also_writes() {
         let before = reading(0, 0, None);
         let after = CgroupReading {
+            blkio_bytes: Some(Default::default()),
+            blkio_ops: Some(Default::default()),
+            net: Some(Default::default()),
             cpu_user_ns: Some(1),
             cpu_system_ns: Some(1),
             throttling_periods: Some(1),
@@ -186,5 +189,39 @@ mod tests {
             );
         }
         assert!(fields.len() >= 25, "{}", fields.len());
+    }
+
+    /// The sampler reads only the files whose `feeds` name a selected
+    /// field: those files alone must give that field its full value.
+    #[test]
+    fn each_field_comes_whole_from_the_files_that_say_they_feed_it() {
+        use crate::cgroup::files::{read_all, CounterFile, V1_FILES, V2_FILES};
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cgroup");
+        for (version, table) in [("v1", V1_FILES), ("v2", V2_FILES)] {
+            let read = |wanted: &dyn Fn(&CounterFile) -> bool| {
+                let files = table.iter().filter(|file| wanted(file));
+                read_all(files, |file| {
+                    let name = file.name.replace('/', "_");
+                    std::fs::read_to_string(format!("{fixtures}/{version}/{name}")).ok()
+                })
+                .unwrap()
+            };
+            let fields_of = |reading: &CgroupReading| {
+                let mut before = reading.clone();
+                before.cpu_total_ns = reading.cpu_total_ns.map(|ns| ns - 1_000_000);
+                let elapsed = Duration::from_millis(100);
+                compute_fields(reading, Some((&before, elapsed)), TWO_CORES)
+            };
+            let everything = fields_of(&read(&|_| true));
+            assert!(everything.len() >= 25, "{version}: {}", everything.len());
+            for (name, value) in &everything {
+                let alone = fields_of(&read(&|file| file.feeds.contains(&name.as_ref())));
+                assert_eq!(
+                    get(&alone, name),
+                    Some(*value),
+                    "{version}: {name} from only the files that feed it"
+                );
+            }
+        }
     }
 }

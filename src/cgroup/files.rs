@@ -1,35 +1,55 @@
-//! Parses a container's cgroup files (v1 and v2) and its network namespace's
-//! `/proc/<pid>/net/dev` into one [`CgroupReading`] of raw counters. Pure:
-//! the caller hands in a function that returns a file's text, so the same
-//! code runs on the live filesystem and on recorded fixtures.
+//! The files the cgroup source reads (cgroup v1 or v2, and the network
+//! namespace's `/proc/<pid>/net/dev`), which fields each one feeds, and how
+//! each is parsed into a [`CgroupReading`] of raw counters. Pure: the
+//! sampler (`cgroup::sampler`) or a test hands in each file's text.
+//!
+//! Reading a generated file is most of what a reading costs: the kernel
+//! formats its text afresh every time, 2 to 10 µs a file when 100 containers
+//! are read ten times a second (`memory.stat` and `net/dev` are the dearest;
+//! see docs/performance.md). So each file names the fields that need it, and
+//! the sampler reads only the files of the fields the service writes; and
+//! limits, which change only when `docker update` changes them, are marked
+//! as settings, read once a second rather than at every tick.
 
 use super::cpu::NS_PER_TICK;
 use crate::docker::stats::usage_without_inactive_cache;
 
 /// One reading of a container's counters, in the units `docker stats` uses
-/// (CPU in nanoseconds, memory and I/O in bytes).
+/// (CPU in nanoseconds, memory and I/O in bytes). A value is `None` when
+/// its file was not read (no selected field needs it) or the kernel does
+/// not have it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CgroupReading {
-    pub cpu_total_ns: u64,
+    pub cpu_total_ns: Option<u64>,
     pub cpu_user_ns: Option<u64>,
     pub cpu_system_ns: Option<u64>,
     pub throttling_periods: Option<u64>,
     pub throttled_periods: Option<u64>,
     pub throttled_ns: Option<u64>,
-    /// The CPU limit in cores (quota / period), when one is set.
-    pub cpu_limit_cores: Option<f64>,
-    pub mem_usage: u64,
-    /// `docker stats`' "used": usage minus the inactive page cache.
-    pub mem_used: u64,
+    pub mem_usage: Option<u64>,
+    /// The inactive page cache `docker stats` leaves out of "used".
+    pub inactive_file: Option<u64>,
     /// The memory limit; `None` when unlimited.
     pub mem_limit: Option<u64>,
-    pub blkio_read_bytes: u64,
-    pub blkio_write_bytes: u64,
-    pub blkio_read_ops: u64,
-    pub blkio_write_ops: u64,
+    pub blkio_bytes: Option<ReadWrite>,
+    pub blkio_ops: Option<ReadWrite>,
     pub pids_current: Option<u64>,
     pub pids_limit: Option<u64>,
-    pub net: NetTotals,
+    pub net: Option<NetTotals>,
+}
+
+impl CgroupReading {
+    /// `docker stats`' "used": usage minus the inactive page cache.
+    pub fn mem_used(&self) -> Option<u64> {
+        Some(used(self.mem_usage?, self.inactive_file?))
+    }
+}
+
+/// Block I/O summed over devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadWrite {
+    pub read: u64,
+    pub write: u64,
 }
 
 /// Counters summed over the container's interfaces (loopback excluded, as
@@ -60,97 +80,318 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// Reads a cgroup v1 container: `read(controller, file)` returns the text.
-pub fn read_v1(
-    read: impl Fn(&str, &'static str) -> Option<String>,
-    net_dev: &str,
-) -> Result<CgroupReading, ReadError> {
-    let need =
-        |controller: &str, file: &'static str| read(controller, file).ok_or(ReadError { file });
-    let number = |controller: &str, file: &'static str| {
-        need(controller, file).and_then(|t| single_value(&t).ok_or(ReadError { file }))
-    };
-    let cpu_stat = read("cpu", "cpu.stat").unwrap_or_default();
-    let cpuacct_stat = read("cpuacct", "cpuacct.stat").unwrap_or_default();
-    let memory_stat = need("memory", "memory.stat")?;
-    let mem_usage = number("memory", "memory.usage_in_bytes")?.unwrap_or(0);
-    let inactive = keyed(&memory_stat, "total_inactive_file").unwrap_or(0);
-    let (read_bytes, write_bytes) =
-        v1_blkio(&read("blkio", "blkio.throttle.io_service_bytes").unwrap_or_default());
-    let (read_ops, write_ops) =
-        v1_blkio(&read("blkio", "blkio.throttle.io_serviced").unwrap_or_default());
-    // cpuacct.stat counts USER_HZ ticks, as /proc/stat does.
-    let ticks_to_ns = |ticks: u64| ticks * NS_PER_TICK;
-    let quota = read("cpu", "cpu.cfs_quota_us").and_then(|t| t.trim().parse::<i64>().ok());
-    let period = read("cpu", "cpu.cfs_period_us").and_then(|t| t.trim().parse::<i64>().ok());
-    Ok(CgroupReading {
-        cpu_total_ns: number("cpuacct", "cpuacct.usage")?.unwrap_or(0),
-        cpu_user_ns: keyed(&cpuacct_stat, "user").map(ticks_to_ns),
-        cpu_system_ns: keyed(&cpuacct_stat, "system").map(ticks_to_ns),
-        throttling_periods: keyed(&cpu_stat, "nr_periods"),
-        throttled_periods: keyed(&cpu_stat, "nr_throttled"),
-        throttled_ns: keyed(&cpu_stat, "throttled_time"),
-        cpu_limit_cores: match (quota, period) {
-            (Some(q), Some(p)) if q > 0 && p > 0 => Some(q as f64 / p as f64),
-            _ => None,
-        },
-        mem_usage,
-        mem_used: used(mem_usage, inactive),
-        // v1 reports "unlimited" as a huge page-aligned number.
-        mem_limit: number("memory", "memory.limit_in_bytes")?.filter(|l| *l < 1 << 62),
-        blkio_read_bytes: read_bytes,
-        blkio_write_bytes: write_bytes,
-        blkio_read_ops: read_ops,
-        blkio_write_ops: write_ops,
-        pids_current: read("pids", "pids.current")
-            .and_then(|t| single_value(&t))
-            .flatten(),
-        pids_limit: read("pids", "pids.max")
-            .and_then(|t| single_value(&t))
-            .flatten(),
-        net: net_totals(net_dev),
-    })
+/// Where a file lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In the container's directory of this cgroup v1 controller.
+    Controller(&'static str),
+    /// In the container's cgroup v2 directory.
+    Unified,
+    /// `/proc/<pid>/` of the container's init process.
+    Process,
 }
 
-/// Reads a cgroup v2 container: `read(file)` returns the text.
-pub fn read_v2(
-    read: impl Fn(&'static str) -> Option<String>,
-    net_dev: &str,
+/// How often a file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cadence {
+    /// A counter: at every tick.
+    EveryTick,
+    /// A limit: it changes only with `docker update`, so once a second
+    /// (the stream source sees such a change no sooner).
+    Setting,
+}
+
+/// One file the cgroup source can read.
+pub struct CounterFile {
+    pub place: Place,
+    pub name: &'static str,
+    /// Without it (when a selected field needs it) no reading is made.
+    pub required: bool,
+    pub cadence: Cadence,
+    /// The fields whose values come from it.
+    pub feeds: &'static [&'static str],
+    /// Puts the file's values into the reading; `None` if unparsable.
+    parse: fn(&str, &mut CgroupReading) -> Option<()>,
+}
+
+impl CounterFile {
+    /// Whether any field in `wanted` needs this file.
+    pub fn is_needed(&self, wanted: impl Fn(&str) -> bool) -> bool {
+        self.feeds.iter().any(|field| wanted(field))
+    }
+
+    /// Parses `text` (`None`: the file could not be read) into `reading`.
+    pub fn apply(&self, text: Option<&str>, reading: &mut CgroupReading) -> Result<(), ReadError> {
+        match text.and_then(|text| (self.parse)(text, reading)) {
+            Some(()) => Ok(()),
+            None if self.required => Err(ReadError { file: self.name }),
+            None => Ok(()),
+        }
+    }
+}
+
+const CPU_USAGE: &[&str] = &["cpu_percent", "cpu_limit_percent", "cpu_total_usage"];
+const CPU_SPLIT: &[&str] = &["cpu_kernel_usage", "cpu_user_usage"];
+const THROTTLING: &[&str] = &[
+    "cpu_throttling_periods",
+    "cpu_throttled_periods",
+    "cpu_throttled_time",
+];
+const MEM_USAGE: &[&str] = &["mem_used", "mem_percent", "mem_usage"];
+const MEM_INACTIVE: &[&str] = &["mem_used", "mem_percent"];
+const MEM_LIMIT: &[&str] = &["mem_total", "mem_percent"];
+const BLKIO_BYTES: &[&str] = &["blkio_read_bytes", "blkio_write_bytes"];
+const BLKIO_OPS: &[&str] = &["blkio_read_ops", "blkio_write_ops"];
+const BLKIO: &[&str] = &[
+    "blkio_read_bytes",
+    "blkio_write_bytes",
+    "blkio_read_ops",
+    "blkio_write_ops",
+];
+const V2_CPU: &[&str] = &[
+    "cpu_percent",
+    "cpu_limit_percent",
+    "cpu_total_usage",
+    "cpu_kernel_usage",
+    "cpu_user_usage",
+    "cpu_throttling_periods",
+    "cpu_throttled_periods",
+    "cpu_throttled_time",
+];
+const NET: &[&str] = &[
+    "net_in_bytes",
+    "net_out_bytes",
+    "net_in_packets",
+    "net_out_packets",
+    "net_in_errors",
+    "net_out_errors",
+    "net_in_dropped",
+    "net_out_dropped",
+];
+
+/// The network namespace's counters, shared by both versions.
+const NET_DEV: CounterFile = CounterFile {
+    place: Place::Process,
+    name: "net/dev",
+    required: true,
+    cadence: Cadence::EveryTick,
+    feeds: NET,
+    parse: |text, r| {
+        r.net = Some(net_totals(text));
+        Some(())
+    },
+};
+
+const fn v1(
+    controller: &'static str,
+    name: &'static str,
+    required: bool,
+    cadence: Cadence,
+    feeds: &'static [&'static str],
+    parse: fn(&str, &mut CgroupReading) -> Option<()>,
+) -> CounterFile {
+    CounterFile {
+        place: Place::Controller(controller),
+        name,
+        required,
+        cadence,
+        feeds,
+        parse,
+    }
+}
+
+const fn v2(
+    name: &'static str,
+    required: bool,
+    cadence: Cadence,
+    feeds: &'static [&'static str],
+    parse: fn(&str, &mut CgroupReading) -> Option<()>,
+) -> CounterFile {
+    CounterFile {
+        place: Place::Unified,
+        name,
+        required,
+        cadence,
+        feeds,
+        parse,
+    }
+}
+
+use Cadence::{EveryTick, Setting};
+
+/// A cgroup v1 container's files (the `cpuacct`, `cpu`, `memory`, `blkio`
+/// and `pids` controllers).
+pub const V1_FILES: &[CounterFile] = &[
+    v1(
+        "cpuacct",
+        "cpuacct.usage",
+        true,
+        EveryTick,
+        CPU_USAGE,
+        |t, r| {
+            r.cpu_total_ns = Some(single_value(t)??);
+            Some(())
+        },
+    ),
+    // In USER_HZ ticks, as /proc/stat counts.
+    v1(
+        "cpuacct",
+        "cpuacct.stat",
+        false,
+        EveryTick,
+        CPU_SPLIT,
+        |t, r| {
+            r.cpu_user_ns = keyed(t, "user").map(|ticks| ticks * NS_PER_TICK);
+            r.cpu_system_ns = keyed(t, "system").map(|ticks| ticks * NS_PER_TICK);
+            Some(())
+        },
+    ),
+    v1("cpu", "cpu.stat", false, EveryTick, THROTTLING, |t, r| {
+        r.throttling_periods = keyed(t, "nr_periods");
+        r.throttled_periods = keyed(t, "nr_throttled");
+        r.throttled_ns = keyed(t, "throttled_time");
+        Some(())
+    }),
+    v1(
+        "memory",
+        "memory.usage_in_bytes",
+        true,
+        EveryTick,
+        MEM_USAGE,
+        |t, r| {
+            r.mem_usage = Some(single_value(t)??);
+            Some(())
+        },
+    ),
+    v1(
+        "memory",
+        "memory.stat",
+        true,
+        EveryTick,
+        MEM_INACTIVE,
+        |t, r| {
+            r.inactive_file = Some(keyed(t, "total_inactive_file").unwrap_or(0));
+            Some(())
+        },
+    ),
+    // v1 reports "unlimited" as a huge page-aligned number.
+    v1(
+        "memory",
+        "memory.limit_in_bytes",
+        true,
+        Setting,
+        MEM_LIMIT,
+        |t, r| {
+            r.mem_limit = single_value(t)?.filter(|limit| *limit < 1 << 62);
+            Some(())
+        },
+    ),
+    v1(
+        "blkio",
+        "blkio.throttle.io_service_bytes",
+        false,
+        EveryTick,
+        BLKIO_BYTES,
+        |t, r| {
+            r.blkio_bytes = Some(v1_blkio(t));
+            Some(())
+        },
+    ),
+    v1(
+        "blkio",
+        "blkio.throttle.io_serviced",
+        false,
+        EveryTick,
+        BLKIO_OPS,
+        |t, r| {
+            r.blkio_ops = Some(v1_blkio(t));
+            Some(())
+        },
+    ),
+    v1(
+        "pids",
+        "pids.current",
+        false,
+        EveryTick,
+        &["pids_current"],
+        |t, r| {
+            r.pids_current = single_value(t)?;
+            Some(())
+        },
+    ),
+    v1(
+        "pids",
+        "pids.max",
+        false,
+        Setting,
+        &["pids_limit"],
+        |t, r| {
+            r.pids_limit = single_value(t)?;
+            Some(())
+        },
+    ),
+    NET_DEV,
+];
+
+/// A cgroup v2 container's files.
+pub const V2_FILES: &[CounterFile] = &[
+    // In microseconds.
+    v2("cpu.stat", true, EveryTick, V2_CPU, |t, r| {
+        let ns = |key| keyed(t, key).map(|usec| usec * 1_000);
+        r.cpu_total_ns = Some(ns("usage_usec")?);
+        r.cpu_user_ns = ns("user_usec");
+        r.cpu_system_ns = ns("system_usec");
+        r.throttling_periods = keyed(t, "nr_periods");
+        r.throttled_periods = keyed(t, "nr_throttled");
+        r.throttled_ns = ns("throttled_usec");
+        Some(())
+    }),
+    v2("memory.current", true, EveryTick, MEM_USAGE, |t, r| {
+        r.mem_usage = Some(single_value(t)??);
+        Some(())
+    }),
+    v2("memory.stat", true, EveryTick, MEM_INACTIVE, |t, r| {
+        r.inactive_file = Some(keyed(t, "inactive_file").unwrap_or(0));
+        Some(())
+    }),
+    v2("memory.max", false, Setting, MEM_LIMIT, |t, r| {
+        r.mem_limit = single_value(t)?;
+        Some(())
+    }),
+    v2("io.stat", false, EveryTick, BLKIO, |t, r| {
+        let (bytes, ops) = v2_io(t);
+        r.blkio_bytes = Some(bytes);
+        r.blkio_ops = Some(ops);
+        Some(())
+    }),
+    v2(
+        "pids.current",
+        false,
+        EveryTick,
+        &["pids_current"],
+        |t, r| {
+            r.pids_current = single_value(t)?;
+            Some(())
+        },
+    ),
+    v2("pids.max", false, Setting, &["pids_limit"], |t, r| {
+        r.pids_limit = single_value(t)?;
+        Some(())
+    }),
+    NET_DEV,
+];
+
+/// Reads `files` (all or some of `V1_FILES` or `V2_FILES`), each file's
+/// text from `text_of`: for recorded fixtures and tests.
+pub fn read_all<'f>(
+    files: impl IntoIterator<Item = &'f CounterFile>,
+    mut text_of: impl FnMut(&CounterFile) -> Option<String>,
 ) -> Result<CgroupReading, ReadError> {
-    let need = |file: &'static str| read(file).ok_or(ReadError { file });
-    let cpu_stat = need("cpu.stat")?;
-    let memory_stat = need("memory.stat")?;
-    let mem_usage = need("memory.current").and_then(|t| {
-        single_value(&t).flatten().ok_or(ReadError {
-            file: "memory.current",
-        })
-    })?;
-    let inactive = keyed(&memory_stat, "inactive_file").unwrap_or(0);
-    let usec_to_ns = |usec: u64| usec * 1_000;
-    let io = v2_io(&read("io.stat").unwrap_or_default());
-    Ok(CgroupReading {
-        cpu_total_ns: keyed(&cpu_stat, "usage_usec")
-            .map(usec_to_ns)
-            .ok_or(ReadError { file: "cpu.stat" })?,
-        cpu_user_ns: keyed(&cpu_stat, "user_usec").map(usec_to_ns),
-        cpu_system_ns: keyed(&cpu_stat, "system_usec").map(usec_to_ns),
-        throttling_periods: keyed(&cpu_stat, "nr_periods"),
-        throttled_periods: keyed(&cpu_stat, "nr_throttled"),
-        throttled_ns: keyed(&cpu_stat, "throttled_usec").map(usec_to_ns),
-        cpu_limit_cores: read("cpu.max").and_then(|t| v2_cpu_max(&t)),
-        mem_usage,
-        mem_used: used(mem_usage, inactive),
-        mem_limit: read("memory.max").and_then(|t| single_value(&t)).flatten(),
-        blkio_read_bytes: io.0,
-        blkio_write_bytes: io.1,
-        blkio_read_ops: io.2,
-        blkio_write_ops: io.3,
-        pids_current: read("pids.current")
-            .and_then(|t| single_value(&t))
-            .flatten(),
-        pids_limit: read("pids.max").and_then(|t| single_value(&t)).flatten(),
-        net: net_totals(net_dev),
-    })
+    let mut reading = CgroupReading::default();
+    for file in files {
+        file.apply(text_of(file).as_deref(), &mut reading)?;
+    }
+    Ok(reading)
 }
 
 /// `docker stats`' "used": the CLI's own rule, shared with the stream source.
@@ -175,9 +416,9 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 }
 
 /// v1 `blkio.throttle.*`: `major:minor Read|Write|... value` lines, summed
-/// over devices into (read, write).
-fn v1_blkio(text: &str) -> (u64, u64) {
-    let mut totals = (0, 0);
+/// over devices.
+fn v1_blkio(text: &str) -> ReadWrite {
+    let mut totals = ReadWrite::default();
     for line in text.lines() {
         let mut parts = line.split_whitespace();
         let (Some(_device), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next())
@@ -186,8 +427,8 @@ fn v1_blkio(text: &str) -> (u64, u64) {
         };
         let value: u64 = value.parse().unwrap_or(0);
         match op {
-            "Read" => totals.0 += value,
-            "Write" => totals.1 += value,
+            "Read" => totals.read += value,
+            "Write" => totals.write += value,
             _ => {}
         }
     }
@@ -195,9 +436,9 @@ fn v1_blkio(text: &str) -> (u64, u64) {
 }
 
 /// v2 `io.stat`: `major:minor rbytes=.. wbytes=.. rios=.. wios=..` lines,
-/// summed over devices into (read bytes, write bytes, read ops, write ops).
-fn v2_io(text: &str) -> (u64, u64, u64, u64) {
-    let mut totals = (0, 0, 0, 0);
+/// summed over devices into (bytes, operations).
+fn v2_io(text: &str) -> (ReadWrite, ReadWrite) {
+    let (mut bytes, mut ops) = (ReadWrite::default(), ReadWrite::default());
     for (key, value) in text
         .lines()
         .flat_map(|line| line.split_whitespace().skip(1))
@@ -205,22 +446,14 @@ fn v2_io(text: &str) -> (u64, u64, u64, u64) {
     {
         let value: u64 = value.parse().unwrap_or(0);
         match key {
-            "rbytes" => totals.0 += value,
-            "wbytes" => totals.1 += value,
-            "rios" => totals.2 += value,
-            "wios" => totals.3 += value,
+            "rbytes" => bytes.read += value,
+            "wbytes" => bytes.write += value,
+            "rios" => ops.read += value,
+            "wios" => ops.write += value,
             _ => {}
         }
     }
-    totals
-}
-
-/// v2 `cpu.max`: `quota period`, or `max period` without a limit.
-fn v2_cpu_max(text: &str) -> Option<f64> {
-    let (quota, period) = text.trim().split_once(' ')?;
-    let quota: f64 = quota.parse().ok()?;
-    let period: f64 = period.parse().ok()?;
-    (period > 0.0).then_some(quota / period)
+    (bytes, ops)
 }
 
 /// `/proc/<pid>/net/dev`: two header lines, then `iface: rx... tx...` with
@@ -256,83 +489,131 @@ fn net_totals(text: &str) -> NetTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fields::is_known;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cgroup");
 
-    fn fixture(version: &str, file: &str) -> Option<String> {
-        std::fs::read_to_string(format!("{FIXTURES}/{version}/{file}")).ok()
+    /// Reads a recorded container: the fixture directory holds each file
+    /// under its own name, and `net/dev` as `net_dev`.
+    fn recorded(version: &str, table: &[CounterFile]) -> Result<CgroupReading, ReadError> {
+        read_all(table, |file| {
+            let name = file.name.replace('/', "_");
+            std::fs::read_to_string(format!("{FIXTURES}/{version}/{name}")).ok()
+        })
+    }
+
+    fn fixture(version: &str, file: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}/{version}/{file}")).unwrap()
     }
 
     #[test]
     fn reads_a_recorded_v1_container() {
         // Recorded here from a busy `--cpus 0.5 -m 64m` busybox container.
-        let reading = read_v1(
-            |_, file| fixture("v1", file),
-            &fixture("v1", "net_dev").unwrap(),
-        )
-        .unwrap();
-        let raw = |file| fixture("v1", file).unwrap().trim().parse::<u64>().unwrap();
-        assert_eq!(reading.cpu_total_ns, raw("cpuacct.usage"));
+        let reading = recorded("v1", V1_FILES).unwrap();
+        let raw = |file| fixture("v1", file).trim().parse::<u64>().unwrap();
+        assert_eq!(reading.cpu_total_ns, Some(raw("cpuacct.usage")));
         assert_eq!(reading.throttling_periods, Some(22));
         assert_eq!(reading.throttled_periods, Some(20));
         assert_eq!(reading.throttled_ns, Some(614_290_884));
-        assert_eq!(reading.cpu_limit_cores, Some(0.5));
         assert_eq!(reading.mem_limit, Some(64 << 20));
-        let memory_stat = fixture("v1", "memory.stat").unwrap();
-        let inactive = keyed(&memory_stat, "total_inactive_file").unwrap();
-        assert_eq!(reading.mem_usage, raw("memory.usage_in_bytes"));
-        assert_eq!(reading.mem_used, reading.mem_usage - inactive);
+        let inactive = keyed(&fixture("v1", "memory.stat"), "total_inactive_file").unwrap();
+        assert_eq!(reading.mem_usage, Some(raw("memory.usage_in_bytes")));
+        assert_eq!(
+            reading.mem_used(),
+            Some(raw("memory.usage_in_bytes") - inactive)
+        );
         assert_eq!(reading.pids_current, Some(raw("pids.current")));
-        assert_eq!(reading.net.in_bytes, 736);
-        assert_eq!(reading.net.in_packets, 8);
-        assert_eq!(reading.net.out_bytes, 0);
+        let net = reading.net.unwrap();
+        assert_eq!((net.in_bytes, net.in_packets, net.out_bytes), (736, 8, 0));
     }
 
     #[test]
     fn reads_a_v2_container() {
-        let reading = read_v2(
-            |file| fixture("v2", file),
-            &fixture("v2", "net_dev").unwrap(),
-        )
-        .unwrap();
-        assert_eq!(reading.cpu_total_ns, 1_532_871_000);
+        let reading = recorded("v2", V2_FILES).unwrap();
+        assert_eq!(reading.cpu_total_ns, Some(1_532_871_000));
         assert_eq!(reading.cpu_user_ns, Some(1_201_440_000));
         assert_eq!(reading.throttled_ns, Some(614_290_000));
-        assert_eq!(reading.cpu_limit_cores, Some(0.5));
-        assert_eq!(reading.mem_usage, 2_367_488);
-        assert_eq!(reading.mem_used, 2_367_488 - 397_312);
+        assert_eq!(reading.mem_usage, Some(2_367_488));
+        assert_eq!(reading.mem_used(), Some(2_367_488 - 397_312));
         assert_eq!(reading.mem_limit, Some(64 << 20));
+        let bytes = reading.blkio_bytes.unwrap();
         assert_eq!(
-            (reading.blkio_read_bytes, reading.blkio_write_bytes),
+            (bytes.read, bytes.write),
             (1_052_672 + 4_096, 4_096 + 8_192)
         );
-        assert_eq!((reading.blkio_read_ops, reading.blkio_write_ops), (38, 3));
+        let ops = reading.blkio_ops.unwrap();
+        assert_eq!((ops.read, ops.write), (38, 3));
         assert_eq!((reading.pids_current, reading.pids_limit), (Some(3), None));
     }
 
     #[test]
     fn v1_blkio_sums_reads_and_writes_over_devices_ignoring_totals() {
         let text = "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 4608\n8:0 Total 4608\n8:16 Read 1\n8:16 Write 2\nTotal 4611\n";
-        assert_eq!(v1_blkio(text), (4097, 514));
+        let expected = ReadWrite {
+            read: 4097,
+            write: 514,
+        };
+        assert_eq!(v1_blkio(text), expected);
     }
 
     #[test]
     fn limits_read_as_absent_when_unlimited() {
-        assert_eq!(v2_cpu_max("max 100000\n"), None);
         assert_eq!(single_value("max\n"), Some(None));
         assert_eq!(single_value("garbage"), None);
+        let mut reading = CgroupReading::default();
+        let v1_limit = V1_FILES.iter().find(|f| f.name == "memory.limit_in_bytes");
+        v1_limit
+            .unwrap()
+            .apply(Some("9223372036854771712\n"), &mut reading)
+            .unwrap();
+        assert_eq!(reading.mem_limit, None);
     }
 
     #[test]
     fn missing_required_files_name_the_file() {
-        let error = read_v2(|_| None, "").unwrap_err();
+        let error = read_all(V2_FILES, |_| None).unwrap_err();
         assert_eq!(error.file, "cpu.stat");
         assert_eq!(
             error.to_string(),
             "cannot read or parse cgroup file cpu.stat"
         );
-        let error = read_v1(|_, file| (file != "memory.stat").then(String::new), "").unwrap_err();
+        let error = read_all(V1_FILES, |file| {
+            (file.name != "memory.stat").then(|| "1\n".to_string())
+        })
+        .unwrap_err();
         assert_eq!(error.file, "memory.stat");
+    }
+
+    #[test]
+    fn optional_files_may_be_missing() {
+        let reading = read_all(V1_FILES, |file| {
+            file.required.then(|| match file.name {
+                "memory.stat" => "total_inactive_file 10\n".to_string(),
+                "net/dev" => fixture("v1", "net_dev"),
+                _ => "100\n".to_string(),
+            })
+        })
+        .unwrap();
+        assert_eq!(reading.mem_used(), Some(90));
+        assert_eq!((reading.pids_current, reading.blkio_bytes), (None, None));
+    }
+
+    #[test]
+    fn every_file_feeds_only_fields_the_service_knows() {
+        for file in V1_FILES.iter().chain(V2_FILES) {
+            for field in file.feeds {
+                assert!(is_known(field), "{} feeds unknown {field}", file.name);
+            }
+        }
+    }
+
+    #[test]
+    fn limits_are_settings_and_counters_are_read_every_tick() {
+        for file in V1_FILES.iter().chain(V2_FILES) {
+            let is_limit = file.name.ends_with(".max") || file.name.ends_with("limit_in_bytes");
+            let expected = if is_limit { Setting } else { EveryTick };
+            assert_eq!(file.cadence, expected, "{}", file.name);
+        }
     }
 
     #[test]

@@ -1,58 +1,37 @@
 //! One container's cgroup and network counter files, opened once and read
-//! again at every tick.
+//! again at every tick: only the files the selected fields need, and the
+//! limits among them once a second.
 //!
 //! cgroup and proc files generate their text when read from offset 0, so an
 //! open file is read again with one `pread` instead of open, read and close:
 //! a third of the system calls, and no path lookups, at ten readings a
 //! second per container.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::files::{read_v1, read_v2, CgroupReading, ReadError};
+use super::files::{Cadence, CgroupReading, CounterFile, Place, ReadError, V1_FILES, V2_FILES};
 use super::paths::ContainerCgroup;
+use crate::docker::fields::FieldSelection;
 
-/// The files `files::read_v1` asks for, by controller.
-const V1_FILES: &[(&str, &str)] = &[
-    ("cpuacct", "cpuacct.usage"),
-    ("cpuacct", "cpuacct.stat"),
-    ("cpu", "cpu.stat"),
-    ("cpu", "cpu.cfs_quota_us"),
-    ("cpu", "cpu.cfs_period_us"),
-    ("memory", "memory.usage_in_bytes"),
-    ("memory", "memory.limit_in_bytes"),
-    ("memory", "memory.stat"),
-    ("blkio", "blkio.throttle.io_service_bytes"),
-    ("blkio", "blkio.throttle.io_serviced"),
-    ("pids", "pids.current"),
-    ("pids", "pids.max"),
-];
-
-/// The files `files::read_v2` asks for.
-const V2_FILES: &[&str] = &[
-    "cpu.stat",
-    "cpu.max",
-    "memory.current",
-    "memory.max",
-    "memory.stat",
-    "io.stat",
-    "pids.current",
-    "pids.max",
-];
+/// How often a limit (`Cadence::Setting`) is read again.
+pub const SETTINGS_EVERY: Duration = Duration::from_secs(1);
 
 struct OpenFile {
-    controller: &'static str,
-    name: &'static str,
+    kind: &'static CounterFile,
     /// `None` for a file this kernel or configuration does not have; the
-    /// parsers decide which files they cannot do without.
+    /// file's `required` decides whether a reading can do without it.
     file: Option<File>,
+    /// A setting's text as last read, parsed again between its reads.
+    last_text: Option<String>,
 }
 
 pub struct CgroupSampler {
-    unified: bool,
     files: Vec<OpenFile>,
-    net_dev: File,
+    settings_read_at: Option<Instant>,
 }
 
 /// Why a container's counters cannot be sampled from its cgroup.
@@ -76,77 +55,101 @@ impl std::fmt::Display for OpenError {
 }
 
 impl CgroupSampler {
-    /// Opens the files of `cgroup` and `<proc_root>/<pid>/net/dev`, and
-    /// takes one reading to prove they can be read and parsed.
-    pub fn open(cgroup: &ContainerCgroup, proc_root: &Path, pid: u32) -> Result<Self, OpenError> {
-        let net_path = proc_root.join(pid.to_string()).join("net/dev");
-        let net_dev = File::open(&net_path).map_err(|e| OpenError::NetDev(net_path, e))?;
-        let open = |dir: &Path, controller, name| OpenFile {
-            controller,
-            name,
-            file: File::open(dir.join(name)).ok(),
-        };
-        let (unified, files, shown_dir) = match cgroup {
-            ContainerCgroup::Unified(dir) => {
-                let files = V2_FILES.iter().map(|name| open(dir, "", name)).collect();
-                (true, files, dir.clone())
-            }
+    /// Opens the files of `cgroup` and `<proc_root>/<pid>/` that the
+    /// `selected` fields need, and takes one reading to prove they can be
+    /// read and parsed.
+    pub fn open(
+        cgroup: &ContainerCgroup,
+        proc_root: &Path,
+        pid: u32,
+        selected: &FieldSelection,
+    ) -> Result<Self, OpenError> {
+        let process_dir = proc_root.join(pid.to_string());
+        let (table, shown_dir) = match cgroup {
+            ContainerCgroup::Unified(dir) => (V2_FILES, dir.clone()),
             ContainerCgroup::PerController(dirs) => {
-                let dir_of = |controller: &str| {
-                    dirs.iter()
-                        .find(|(c, _)| *c == controller)
-                        .map(|(_, d)| d.as_path())
-                };
-                let files = V1_FILES
-                    .iter()
-                    .filter_map(|(controller, name)| {
-                        Some(open(dir_of(controller)?, controller, name))
-                    })
-                    .collect();
-                let memory = dir_of("memory").unwrap_or(Path::new("")).to_path_buf();
-                (false, files, memory)
+                let memory = dirs.iter().find(|(c, _)| *c == "memory");
+                let shown = memory.map(|(_, d)| d.clone()).unwrap_or_default();
+                (V1_FILES, shown)
             }
         };
+        let mut files = Vec::new();
+        for kind in table.iter().filter(|f| f.is_needed(|n| selected.wants(n))) {
+            let path = match (kind.place, cgroup) {
+                (Place::Process, _) => Some(process_dir.join(kind.name)),
+                (Place::Unified, ContainerCgroup::Unified(dir)) => Some(dir.join(kind.name)),
+                (Place::Controller(wanted), ContainerCgroup::PerController(dirs)) => dirs
+                    .iter()
+                    .find(|(controller, _)| *controller == wanted)
+                    .map(|(_, dir)| dir.join(kind.name)),
+                _ => None,
+            };
+            let file = match path.map(|path| (File::open(&path), path)) {
+                Some((Ok(file), _)) => Some(file),
+                Some((Err(error), path)) if kind.place == Place::Process => {
+                    return Err(OpenError::NetDev(path, error));
+                }
+                _ => None,
+            };
+            files.push(OpenFile {
+                kind,
+                file,
+                last_text: None,
+            });
+        }
         let mut sampler = CgroupSampler {
-            unified,
             files,
-            net_dev,
+            settings_read_at: None,
         };
         sampler
-            .read()
+            .read(Instant::now())
             .map_err(|error| OpenError::Read(error, shown_dir))?;
         Ok(sampler)
     }
 
-    /// Reads every counter now.
-    pub fn read(&mut self) -> Result<CgroupReading, ReadError> {
-        let net_dev = read_text(&self.net_dev).ok_or(ReadError { file: "net/dev" })?;
-        let find = |controller: &str, name: &str| {
-            let open = self
-                .files
-                .iter()
-                .find(|f| f.name == name && (self.unified || f.controller == controller))?;
-            read_text(open.file.as_ref()?)
-        };
-        if self.unified {
-            read_v2(|name| find("", name), &net_dev)
-        } else {
-            read_v1(find, &net_dev)
+    /// Reads the counters now (`now`: when, for the limits' cadence).
+    pub fn read(&mut self, now: Instant) -> Result<CgroupReading, ReadError> {
+        let read_settings = self
+            .settings_read_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SETTINGS_EVERY);
+        if read_settings {
+            self.settings_read_at = Some(now);
         }
+        let mut reading = CgroupReading::default();
+        BUFFER.with_borrow_mut(|buffer| {
+            for open in &mut self.files {
+                let is_setting = open.kind.cadence == Cadence::Setting;
+                if is_setting && !read_settings {
+                    open.kind.apply(open.last_text.as_deref(), &mut reading)?;
+                    continue;
+                }
+                let text = open.file.as_ref().and_then(|file| read_text(file, buffer));
+                if is_setting {
+                    open.last_text = text.map(str::to_owned);
+                }
+                open.kind.apply(text, &mut reading)?;
+            }
+            Ok(reading)
+        })
     }
 }
 
-/// The whole text of a generated file, read from its start.
-fn read_text(file: &File) -> Option<String> {
-    let mut text = Vec::with_capacity(4096);
+thread_local! {
+    /// One buffer for every container's reads: they happen one after
+    /// another on the actor thread, and one buffer stays in the cache where
+    /// one per container would not.
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 4096]);
+}
+
+/// The whole text of a generated file, read from its start into `buffer`.
+fn read_text<'b>(file: &File, buffer: &'b mut Vec<u8>) -> Option<&'b str> {
     loop {
-        let start = text.len();
-        text.resize(start + 4096, 0);
-        let read = file.read_at(&mut text[start..], start as u64).ok()?;
-        text.truncate(start + read);
-        if read == 0 || text.len() < start + 4096 {
-            break;
+        let read = file.read_at(buffer, 0).ok()?;
+        if read < buffer.len() {
+            return std::str::from_utf8(&buffer[..read]).ok();
         }
+        // Filled: the text may go on. Read it again, whole, with more room.
+        let larger = buffer.len() * 2;
+        buffer.resize(larger, 0);
     }
-    String::from_utf8(text).ok()
 }

@@ -65,8 +65,9 @@ impl StatsActor {
             .layout
             .locate(&info.id, &info.cgroup_parent)
             .map_err(|e| e.to_string())?;
-        let sampler =
-            CgroupSampler::open(&cgroup, &settings.proc_root, pid).map_err(|e| e.to_string())?;
+        let selected = &self.links.settings.fields;
+        let sampler = CgroupSampler::open(&cgroup, &settings.proc_root, pid, selected)
+            .map_err(|e| e.to_string())?;
         let interval = self.interval_for(info, settings.interval);
         self.cgroup = Some(CgroupSource {
             sampler,
@@ -127,7 +128,7 @@ impl StatsActor {
         }
         let read_at = Instant::now();
         let timestamp = now_ns();
-        let reading = match source.sampler.read() {
+        let reading = match source.sampler.read(read_at) {
             Ok(reading) => reading,
             Err(error) => {
                 // The files go when the container stops; the Supervisor
