@@ -153,3 +153,94 @@ fn read_text<'b>(file: &File, buffer: &'b mut Vec<u8>) -> Option<&'b str> {
         buffer.resize(larger, 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v2 container directory and a `/proc/<pid>` beside it, in a fresh
+    /// temporary directory.
+    fn container(name: &str) -> (PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("dss-sampler-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let cgroup = root.join("cgroup");
+        std::fs::create_dir_all(&cgroup).unwrap();
+        std::fs::create_dir_all(root.join("proc/7/net")).unwrap();
+        let files = [
+            (
+                "cpu.stat",
+                "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n",
+            ),
+            ("memory.current", "4096\n"),
+            ("memory.stat", "inactive_file 1024\n"),
+            ("memory.max", "65536\n"),
+            ("pids.current", "1\n"),
+            ("pids.max", "max\n"),
+        ];
+        for (name, text) in files {
+            std::fs::write(cgroup.join(name), text).unwrap();
+        }
+        let net_dev = "h1\nh2\n  eth0: 10 1 0 0 0 0 0 0 20 2 0 0 0 0 0 0\n";
+        std::fs::write(root.join("proc/7/net/dev"), net_dev).unwrap();
+        (cgroup, root.join("proc"))
+    }
+
+    #[test]
+    fn limits_are_read_again_once_a_second_and_counters_every_time() {
+        let (dir, proc_root) = container("cadence");
+        let cgroup = ContainerCgroup::Unified(dir.clone());
+        let mut sampler =
+            CgroupSampler::open(&cgroup, &proc_root, 7, &FieldSelection::All).unwrap();
+        let start = Instant::now();
+        let first = sampler.read(start).unwrap();
+        assert_eq!(
+            (first.mem_limit, first.mem_usage),
+            (Some(65536), Some(4096))
+        );
+
+        std::fs::write(dir.join("memory.max"), "131072\n").unwrap();
+        std::fs::write(dir.join("memory.current"), "8192\n").unwrap();
+        let soon = sampler.read(start + Duration::from_millis(900)).unwrap();
+        assert_eq!((soon.mem_limit, soon.mem_usage), (Some(65536), Some(8192)));
+        let later = sampler.read(start + SETTINGS_EVERY).unwrap();
+        assert_eq!(later.mem_limit, Some(131072));
+        std::fs::remove_dir_all(proc_root.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn opens_only_the_files_the_selected_fields_need() {
+        let (dir, proc_root) = container("selection");
+        // Without the memory files, a reading of CPU alone still works...
+        std::fs::remove_file(dir.join("memory.stat")).unwrap();
+        let cgroup = ContainerCgroup::Unified(dir.clone());
+        let cpu_only = FieldSelection::parse("cpu_percent,cpu_total_usage").unwrap();
+        let mut sampler = CgroupSampler::open(&cgroup, &proc_root, 7, &cpu_only).unwrap();
+        let names: Vec<&str> = sampler.files.iter().map(|f| f.kind.name).collect();
+        assert_eq!(names, ["cpu.stat"]);
+        let reading = sampler.read(Instant::now()).unwrap();
+        assert_eq!((reading.cpu_total_ns, reading.net), (Some(1_000_000), None));
+        // ... and one that needs them says which file is missing, and where.
+        let error = CgroupSampler::open(&cgroup, &proc_root, 7, &FieldSelection::All)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("memory.stat") && error.contains(&*dir.to_string_lossy()),
+            "{error}"
+        );
+        std::fs::remove_dir_all(proc_root.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_text_longer_than_the_buffer_is_read_whole() {
+        let (dir, proc_root) = container("long");
+        let padding = "x 1\n".repeat(3000);
+        let stat = format!("{padding}inactive_file 2048\n");
+        std::fs::write(dir.join("memory.stat"), stat).unwrap();
+        let cgroup = ContainerCgroup::Unified(dir);
+        let mut sampler =
+            CgroupSampler::open(&cgroup, &proc_root, 7, &FieldSelection::All).unwrap();
+        assert_eq!(sampler.read(Instant::now()).unwrap().mem_used(), Some(2048));
+        std::fs::remove_dir_all(proc_root.parent().unwrap()).unwrap();
+    }
+}
