@@ -73,7 +73,9 @@ fn bench(c: &mut Criterion) {
 /// themselves are system calls, measured end to end by scripts/bench).
 fn bench_cgroup(c: &mut Criterion) {
     use docker_stats_service::cgroup::fields::{compute_fields, Context};
-    use docker_stats_service::cgroup::files::{read_all, CounterFile, V1_FILES, V2_FILES};
+    use docker_stats_service::cgroup::files::{
+        read_all, CgroupReading, CounterFile, V1_FILES, V2_FILES,
+    };
     use std::time::Duration;
 
     let dir = format!("{}/tests/fixtures/cgroup", env!("CARGO_MANIFEST_DIR"));
@@ -106,19 +108,18 @@ fn bench_cgroup(c: &mut Criterion) {
             })
         });
     }
-    // Parsing, with the texts already read (the fixture reads are outside).
-    let v1_texts: Vec<(String, String)> = std::fs::read_dir(format!("{dir}/v1"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .map(|name| (name.clone(), text("v1", &name).unwrap()))
+    // Parsing, with the texts already read (as the sampler hands them over).
+    let v1_texts: Vec<(&CounterFile, String)> = V1_FILES
+        .iter()
+        .map(|file| (file, text("v1", &file_name(file)).unwrap()))
         .collect();
     c.bench_function("cgroup_reading/cgroup_v1/parse", |b| {
         b.iter(|| {
-            read_all(V1_FILES, |file| {
-                let name = file_name(file);
-                let (_, text) = v1_texts.iter().find(|(n, _)| *n == name)?;
-                Some(black_box(text).clone())
-            })
+            let mut reading = CgroupReading::default();
+            for (file, text) in &v1_texts {
+                file.apply(Some(black_box(text)), &mut reading).unwrap();
+            }
+            reading
         })
     });
 }

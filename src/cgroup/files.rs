@@ -408,11 +408,22 @@ fn single_value(text: &str) -> Option<Option<u64>> {
 }
 
 /// The value of `key` in a flat keyed file (`key value` per line).
+/// `memory.stat` has 30 to 60 lines and the key wanted is near its end, so
+/// one substring search beats splitting every line.
 fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(found) = text[from..].find(key) {
+        let start = from + found;
+        let end = start + key.len();
+        let at_line_start = start == 0 || bytes[start - 1] == b'\n';
+        if at_line_start && bytes.get(end) == Some(&b' ') {
+            let value = text[end + 1..].split('\n').next()?;
+            return value.trim().parse().ok();
+        }
+        from = end;
+    }
+    None
 }
 
 /// v1 `blkio.throttle.*`: `major:minor Read|Write|... value` lines, summed
@@ -467,11 +478,14 @@ fn net_totals(text: &str) -> NetTotals {
         if iface.trim() == "lo" {
             continue;
         }
-        let c: Vec<u64> = counters
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        if c.len() < 12 {
+        // The first twelve columns: eight receive, then four transmit.
+        let mut c = [0u64; 12];
+        let mut columns = 0;
+        for (slot, value) in c.iter_mut().zip(counters.split_ascii_whitespace()) {
+            *slot = value.parse().unwrap_or(0);
+            columns += 1;
+        }
+        if columns < 12 {
             continue;
         }
         totals.in_bytes += c[0];
@@ -614,6 +628,15 @@ mod tests {
             let expected = if is_limit { Setting } else { EveryTick };
             assert_eq!(file.cadence, expected, "{}", file.name);
         }
+    }
+
+    #[test]
+    fn keys_match_whole_names_at_line_starts_only() {
+        let text = "total_inactive_file 7\ninactive_file_x 8\ninactive_file 9\n";
+        assert_eq!(keyed(text, "inactive_file"), Some(9));
+        assert_eq!(keyed(text, "total_inactive_file"), Some(7));
+        assert_eq!(keyed("inactive_file 5", "inactive_file"), Some(5));
+        assert_eq!(keyed(text, "active_file"), None);
     }
 
     #[test]
