@@ -12,6 +12,7 @@
 //! as settings, read once a second rather than at every tick.
 
 use super::cpu::NS_PER_TICK;
+use crate::docker::fields::NET_FIELDS;
 use crate::docker::stats::usage_without_inactive_cache;
 
 /// One reading of a container's counters, in the units `docker stats` uses
@@ -158,32 +159,21 @@ const V2_CPU: &[&str] = &[
     "cpu_throttled_periods",
     "cpu_throttled_time",
 ];
-const NET: &[&str] = &[
-    "net_in_bytes",
-    "net_out_bytes",
-    "net_in_packets",
-    "net_out_packets",
-    "net_in_errors",
-    "net_out_errors",
-    "net_in_dropped",
-    "net_out_dropped",
-];
-
 /// The network namespace's counters, shared by both versions.
 const NET_DEV: CounterFile = CounterFile {
     place: Place::Process,
     name: "net/dev",
     required: true,
     cadence: Cadence::EveryTick,
-    feeds: NET,
+    feeds: &NET_FIELDS,
     parse: |text, r| {
         r.net = Some(net_totals(text));
         Some(())
     },
 };
 
-const fn v1(
-    controller: &'static str,
+const fn counter(
+    place: Place,
     name: &'static str,
     required: bool,
     cadence: Cadence,
@@ -191,24 +181,7 @@ const fn v1(
     parse: fn(&str, &mut CgroupReading) -> Option<()>,
 ) -> CounterFile {
     CounterFile {
-        place: Place::Controller(controller),
-        name,
-        required,
-        cadence,
-        feeds,
-        parse,
-    }
-}
-
-const fn v2(
-    name: &'static str,
-    required: bool,
-    cadence: Cadence,
-    feeds: &'static [&'static str],
-    parse: fn(&str, &mut CgroupReading) -> Option<()>,
-) -> CounterFile {
-    CounterFile {
-        place: Place::Unified,
+        place,
         name,
         required,
         cadence,
@@ -218,12 +191,13 @@ const fn v2(
 }
 
 use Cadence::{EveryTick, Setting};
+use Place::{Controller, Unified};
 
 /// A cgroup v1 container's files (the `cpuacct`, `cpu`, `memory`, `blkio`
 /// and `pids` controllers).
 pub const V1_FILES: &[CounterFile] = &[
-    v1(
-        "cpuacct",
+    counter(
+        Controller("cpuacct"),
         "cpuacct.usage",
         true,
         EveryTick,
@@ -234,8 +208,8 @@ pub const V1_FILES: &[CounterFile] = &[
         },
     ),
     // In USER_HZ ticks, as /proc/stat counts.
-    v1(
-        "cpuacct",
+    counter(
+        Controller("cpuacct"),
         "cpuacct.stat",
         false,
         EveryTick,
@@ -246,25 +220,29 @@ pub const V1_FILES: &[CounterFile] = &[
             Some(())
         },
     ),
-    v1("cpu", "cpu.stat", false, EveryTick, THROTTLING, |t, r| {
-        r.throttling_periods = keyed(t, "nr_periods");
-        r.throttled_periods = keyed(t, "nr_throttled");
-        r.throttled_ns = keyed(t, "throttled_time");
-        Some(())
-    }),
-    v1(
-        "memory",
+    counter(
+        Controller("cpu"),
+        "cpu.stat",
+        false,
+        EveryTick,
+        THROTTLING,
+        |t, r| {
+            r.throttling_periods = keyed(t, "nr_periods");
+            r.throttled_periods = keyed(t, "nr_throttled");
+            r.throttled_ns = keyed(t, "throttled_time");
+            Some(())
+        },
+    ),
+    counter(
+        Controller("memory"),
         "memory.usage_in_bytes",
         true,
         EveryTick,
         MEM_USAGE,
-        |t, r| {
-            r.mem_usage = Some(single_value(t)??);
-            Some(())
-        },
+        memory_usage,
     ),
-    v1(
-        "memory",
+    counter(
+        Controller("memory"),
         "memory.stat",
         true,
         EveryTick,
@@ -275,8 +253,8 @@ pub const V1_FILES: &[CounterFile] = &[
         },
     ),
     // v1 reports "unlimited" as a huge page-aligned number.
-    v1(
-        "memory",
+    counter(
+        Controller("memory"),
         "memory.limit_in_bytes",
         true,
         Setting,
@@ -286,8 +264,8 @@ pub const V1_FILES: &[CounterFile] = &[
             Some(())
         },
     ),
-    v1(
-        "blkio",
+    counter(
+        Controller("blkio"),
         "blkio.throttle.io_service_bytes",
         false,
         EveryTick,
@@ -297,8 +275,8 @@ pub const V1_FILES: &[CounterFile] = &[
             Some(())
         },
     ),
-    v1(
-        "blkio",
+    counter(
+        Controller("blkio"),
         "blkio.throttle.io_serviced",
         false,
         EveryTick,
@@ -308,27 +286,21 @@ pub const V1_FILES: &[CounterFile] = &[
             Some(())
         },
     ),
-    v1(
-        "pids",
+    counter(
+        Controller("pids"),
         "pids.current",
         false,
         EveryTick,
         &["pids_current"],
-        |t, r| {
-            r.pids_current = single_value(t)?;
-            Some(())
-        },
+        pids_current,
     ),
-    v1(
-        "pids",
+    counter(
+        Controller("pids"),
         "pids.max",
         false,
         Setting,
         &["pids_limit"],
-        |t, r| {
-            r.pids_limit = single_value(t)?;
-            Some(())
-        },
+        pids_limit,
     ),
     NET_DEV,
 ];
@@ -336,7 +308,7 @@ pub const V1_FILES: &[CounterFile] = &[
 /// A cgroup v2 container's files.
 pub const V2_FILES: &[CounterFile] = &[
     // In microseconds.
-    v2("cpu.stat", true, EveryTick, V2_CPU, |t, r| {
+    counter(Unified, "cpu.stat", true, EveryTick, V2_CPU, |t, r| {
         let ns = |key| keyed(t, key).map(|usec| usec * 1_000);
         r.cpu_total_ns = Some(ns("usage_usec")?);
         r.cpu_user_ns = ns("user_usec");
@@ -346,40 +318,70 @@ pub const V2_FILES: &[CounterFile] = &[
         r.throttled_ns = ns("throttled_usec");
         Some(())
     }),
-    v2("memory.current", true, EveryTick, MEM_USAGE, |t, r| {
-        r.mem_usage = Some(single_value(t)??);
-        Some(())
-    }),
-    v2("memory.stat", true, EveryTick, MEM_INACTIVE, |t, r| {
-        r.inactive_file = Some(keyed(t, "inactive_file").unwrap_or(0));
-        Some(())
-    }),
-    v2("memory.max", false, Setting, MEM_LIMIT, |t, r| {
+    counter(
+        Unified,
+        "memory.current",
+        true,
+        EveryTick,
+        MEM_USAGE,
+        memory_usage,
+    ),
+    counter(
+        Unified,
+        "memory.stat",
+        true,
+        EveryTick,
+        MEM_INACTIVE,
+        |t, r| {
+            r.inactive_file = Some(keyed(t, "inactive_file").unwrap_or(0));
+            Some(())
+        },
+    ),
+    counter(Unified, "memory.max", false, Setting, MEM_LIMIT, |t, r| {
         r.mem_limit = single_value(t)?;
         Some(())
     }),
-    v2("io.stat", false, EveryTick, BLKIO, |t, r| {
+    counter(Unified, "io.stat", false, EveryTick, BLKIO, |t, r| {
         let (bytes, ops) = v2_io(t);
         r.blkio_bytes = Some(bytes);
         r.blkio_ops = Some(ops);
         Some(())
     }),
-    v2(
+    counter(
+        Unified,
         "pids.current",
         false,
         EveryTick,
         &["pids_current"],
-        |t, r| {
-            r.pids_current = single_value(t)?;
-            Some(())
-        },
+        pids_current,
     ),
-    v2("pids.max", false, Setting, &["pids_limit"], |t, r| {
-        r.pids_limit = single_value(t)?;
-        Some(())
-    }),
+    counter(
+        Unified,
+        "pids.max",
+        false,
+        Setting,
+        &["pids_limit"],
+        pids_limit,
+    ),
     NET_DEV,
 ];
+
+/// Memory usage (`memory.usage_in_bytes`, `memory.current`): the same file
+/// shape in both versions, as are the pids files.
+fn memory_usage(text: &str, r: &mut CgroupReading) -> Option<()> {
+    r.mem_usage = Some(single_value(text)??);
+    Some(())
+}
+
+fn pids_current(text: &str, r: &mut CgroupReading) -> Option<()> {
+    r.pids_current = single_value(text)?;
+    Some(())
+}
+
+fn pids_limit(text: &str, r: &mut CgroupReading) -> Option<()> {
+    r.pids_limit = single_value(text)?;
+    Some(())
+}
 
 /// Reads `files` (all or some of `V1_FILES` or `V2_FILES`), each file's
 /// text from `text_of`: for recorded fixtures and tests.

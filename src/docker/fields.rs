@@ -69,6 +69,17 @@ pub const NET_TOTALS: [&str; 6] = [
     "net_out_dropped",
 ];
 
+/// Every field summed over interfaces: the bytes, then [`NET_TOTALS`].
+pub const NET_FIELDS: [&str; 8] = {
+    let mut all = ["net_in_bytes", "net_out_bytes", "", "", "", "", "", ""];
+    let mut i = 0;
+    while i < NET_TOTALS.len() {
+        all[i + 2] = NET_TOTALS[i];
+        i += 1;
+    }
+    all
+};
+
 /// Fields that are absent from some samples by design (the first sample of a
 /// stream has no CPU delta; a container without a CPU limit has no limit
 /// share), so their absence is not worth a warning.
