@@ -213,3 +213,68 @@ async fn a_container_without_readable_cgroup_files_falls_back_to_the_stream_once
     );
     let _ = std::fs::remove_dir_all(&empty_root);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn essential_fields_alone_are_stored_and_follow_a_limit_changed_by_docker_update() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let influx = shared();
+    let db = "cgroup_essential";
+    let containers = TestContainers::new("cgroup-essential");
+    let id = containers.run("limited", &["--memory", "64m"], &["sleep", "3600"]);
+    let mut env = CGROUP_100MS.to_vec();
+    env.push(("STATS_FIELDS", "ESSENTIAL"));
+    let mut service = Service::start(influx, db, &env);
+    service
+        .wait_for_log("from its cgroup", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let updated_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    docker(&["update", "--memory", "96m", "--memory-swap", "192m", &id]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    service.terminate().await;
+
+    let field_keys = influx.rows(db, "SHOW FIELD KEYS FROM docker_stats").await;
+    let mut stored: Vec<&str> = field_keys
+        .iter()
+        .map(|row| row["fieldKey"].as_str().unwrap())
+        .collect();
+    stored.sort_unstable();
+    let mut essential = docker_stats_service::docker::fields::ESSENTIAL.to_vec();
+    essential.sort_unstable();
+    assert_eq!(stored, essential, "the fields stored");
+
+    let points = cgroup_points(influx, db, &id).await;
+    let mem_total = |from: i64, to: i64| -> Vec<Option<f64>> {
+        let rows = points
+            .range(from..to)
+            .map(|(_, row)| float(row, "mem_total"));
+        rows.collect()
+    };
+    let before = mem_total(0, updated_at);
+    assert!(
+        before.len() >= 20,
+        "{} readings before the update",
+        before.len()
+    );
+    assert!(
+        before
+            .iter()
+            .all(|total| *total == Some(64.0 * 1024.0 * 1024.0)),
+        "mem_total before the update: {before:?}"
+    );
+    let after = mem_total(updated_at + 2_000_000_000, i64::MAX);
+    assert!(
+        after.len() >= 10,
+        "{} readings after the update",
+        after.len()
+    );
+    assert!(
+        after
+            .iter()
+            .all(|total| *total == Some(96.0 * 1024.0 * 1024.0)),
+        "mem_total from 2 s after the update: {after:?}"
+    );
+}
