@@ -159,6 +159,7 @@ const V2_CPU: &[&str] = &[
     "cpu_throttled_periods",
     "cpu_throttled_time",
 ];
+
 /// The network namespace's counters, shared by both versions.
 const NET_DEV: CounterFile = CounterFile {
     place: Place::Process,
@@ -172,197 +173,200 @@ const NET_DEV: CounterFile = CounterFile {
     },
 };
 
-const fn counter(
-    place: Place,
-    name: &'static str,
-    required: bool,
-    cadence: Cadence,
-    feeds: &'static [&'static str],
-    parse: fn(&str, &mut CgroupReading) -> Option<()>,
-) -> CounterFile {
-    CounterFile {
-        place,
-        name,
-        required,
-        cadence,
-        feeds,
-        parse,
-    }
-}
-
 use Cadence::{EveryTick, Setting};
 use Place::{Controller, Unified};
 
 /// A cgroup v1 container's files (the `cpuacct`, `cpu`, `memory`, `blkio`
 /// and `pids` controllers).
 pub const V1_FILES: &[CounterFile] = &[
-    counter(
-        Controller("cpuacct"),
-        "cpuacct.usage",
-        true,
-        EveryTick,
-        CPU_USAGE,
-        |t, r| {
+    CounterFile {
+        place: Controller("cpuacct"),
+        name: "cpuacct.usage",
+        required: true,
+        cadence: EveryTick,
+        feeds: CPU_USAGE,
+        parse: |t, r| {
             r.cpu_total_ns = Some(single_value(t)??);
             Some(())
         },
-    ),
+    },
     // In USER_HZ ticks, as /proc/stat counts.
-    counter(
-        Controller("cpuacct"),
-        "cpuacct.stat",
-        false,
-        EveryTick,
-        CPU_SPLIT,
-        |t, r| {
+    CounterFile {
+        place: Controller("cpuacct"),
+        name: "cpuacct.stat",
+        required: false,
+        cadence: EveryTick,
+        feeds: CPU_SPLIT,
+        parse: |t, r| {
             r.cpu_user_ns = keyed(t, "user").map(|ticks| ticks * NS_PER_TICK);
             r.cpu_system_ns = keyed(t, "system").map(|ticks| ticks * NS_PER_TICK);
             Some(())
         },
-    ),
-    counter(
-        Controller("cpu"),
-        "cpu.stat",
-        false,
-        EveryTick,
-        THROTTLING,
-        |t, r| {
+    },
+    CounterFile {
+        place: Controller("cpu"),
+        name: "cpu.stat",
+        required: false,
+        cadence: EveryTick,
+        feeds: THROTTLING,
+        parse: |t, r| {
             r.throttling_periods = keyed(t, "nr_periods");
             r.throttled_periods = keyed(t, "nr_throttled");
             r.throttled_ns = keyed(t, "throttled_time");
             Some(())
         },
-    ),
-    counter(
-        Controller("memory"),
-        "memory.usage_in_bytes",
-        true,
-        EveryTick,
-        MEM_USAGE,
-        memory_usage,
-    ),
-    counter(
-        Controller("memory"),
-        "memory.stat",
-        true,
-        EveryTick,
-        MEM_INACTIVE,
-        |t, r| {
+    },
+    CounterFile {
+        place: Controller("memory"),
+        name: "memory.usage_in_bytes",
+        required: true,
+        cadence: EveryTick,
+        feeds: MEM_USAGE,
+        parse: memory_usage,
+    },
+    CounterFile {
+        place: Controller("memory"),
+        name: "memory.stat",
+        required: true,
+        cadence: EveryTick,
+        feeds: MEM_INACTIVE,
+        parse: |t, r| {
             r.inactive_file = Some(keyed(t, "total_inactive_file").unwrap_or(0));
             Some(())
         },
-    ),
+    },
     // v1 reports "unlimited" as a huge page-aligned number.
-    counter(
-        Controller("memory"),
-        "memory.limit_in_bytes",
-        true,
-        Setting,
-        MEM_LIMIT,
-        |t, r| {
+    CounterFile {
+        place: Controller("memory"),
+        name: "memory.limit_in_bytes",
+        required: true,
+        cadence: Setting,
+        feeds: MEM_LIMIT,
+        parse: |t, r| {
             r.mem_limit = single_value(t)?.filter(|limit| *limit < 1 << 62);
             Some(())
         },
-    ),
-    counter(
-        Controller("blkio"),
-        "blkio.throttle.io_service_bytes",
-        false,
-        EveryTick,
-        BLKIO_BYTES,
-        |t, r| {
+    },
+    CounterFile {
+        place: Controller("blkio"),
+        name: "blkio.throttle.io_service_bytes",
+        required: false,
+        cadence: EveryTick,
+        feeds: BLKIO_BYTES,
+        parse: |t, r| {
             r.blkio_bytes = Some(v1_blkio(t));
             Some(())
         },
-    ),
-    counter(
-        Controller("blkio"),
-        "blkio.throttle.io_serviced",
-        false,
-        EveryTick,
-        BLKIO_OPS,
-        |t, r| {
+    },
+    CounterFile {
+        place: Controller("blkio"),
+        name: "blkio.throttle.io_serviced",
+        required: false,
+        cadence: EveryTick,
+        feeds: BLKIO_OPS,
+        parse: |t, r| {
             r.blkio_ops = Some(v1_blkio(t));
             Some(())
         },
-    ),
-    counter(
-        Controller("pids"),
-        "pids.current",
-        false,
-        EveryTick,
-        &["pids_current"],
-        pids_current,
-    ),
-    counter(
-        Controller("pids"),
-        "pids.max",
-        false,
-        Setting,
-        &["pids_limit"],
-        pids_limit,
-    ),
+    },
+    CounterFile {
+        place: Controller("pids"),
+        name: "pids.current",
+        required: false,
+        cadence: EveryTick,
+        feeds: &["pids_current"],
+        parse: pids_current,
+    },
+    CounterFile {
+        place: Controller("pids"),
+        name: "pids.max",
+        required: false,
+        cadence: Setting,
+        feeds: &["pids_limit"],
+        parse: pids_limit,
+    },
     NET_DEV,
 ];
 
 /// A cgroup v2 container's files.
 pub const V2_FILES: &[CounterFile] = &[
     // In microseconds.
-    counter(Unified, "cpu.stat", true, EveryTick, V2_CPU, |t, r| {
-        let ns = |key| keyed(t, key).map(|usec| usec * 1_000);
-        r.cpu_total_ns = Some(ns("usage_usec")?);
-        r.cpu_user_ns = ns("user_usec");
-        r.cpu_system_ns = ns("system_usec");
-        r.throttling_periods = keyed(t, "nr_periods");
-        r.throttled_periods = keyed(t, "nr_throttled");
-        r.throttled_ns = ns("throttled_usec");
-        Some(())
-    }),
-    counter(
-        Unified,
-        "memory.current",
-        true,
-        EveryTick,
-        MEM_USAGE,
-        memory_usage,
-    ),
-    counter(
-        Unified,
-        "memory.stat",
-        true,
-        EveryTick,
-        MEM_INACTIVE,
-        |t, r| {
+    CounterFile {
+        place: Unified,
+        name: "cpu.stat",
+        required: true,
+        cadence: EveryTick,
+        feeds: V2_CPU,
+        parse: |t, r| {
+            let ns = |key| keyed(t, key).map(|usec| usec * 1_000);
+            r.cpu_total_ns = Some(ns("usage_usec")?);
+            r.cpu_user_ns = ns("user_usec");
+            r.cpu_system_ns = ns("system_usec");
+            r.throttling_periods = keyed(t, "nr_periods");
+            r.throttled_periods = keyed(t, "nr_throttled");
+            r.throttled_ns = ns("throttled_usec");
+            Some(())
+        },
+    },
+    CounterFile {
+        place: Unified,
+        name: "memory.current",
+        required: true,
+        cadence: EveryTick,
+        feeds: MEM_USAGE,
+        parse: memory_usage,
+    },
+    CounterFile {
+        place: Unified,
+        name: "memory.stat",
+        required: true,
+        cadence: EveryTick,
+        feeds: MEM_INACTIVE,
+        parse: |t, r| {
             r.inactive_file = Some(keyed(t, "inactive_file").unwrap_or(0));
             Some(())
         },
-    ),
-    counter(Unified, "memory.max", false, Setting, MEM_LIMIT, |t, r| {
-        r.mem_limit = single_value(t)?;
-        Some(())
-    }),
-    counter(Unified, "io.stat", false, EveryTick, BLKIO, |t, r| {
-        let (bytes, ops) = v2_io(t);
-        r.blkio_bytes = Some(bytes);
-        r.blkio_ops = Some(ops);
-        Some(())
-    }),
-    counter(
-        Unified,
-        "pids.current",
-        false,
-        EveryTick,
-        &["pids_current"],
-        pids_current,
-    ),
-    counter(
-        Unified,
-        "pids.max",
-        false,
-        Setting,
-        &["pids_limit"],
-        pids_limit,
-    ),
+    },
+    CounterFile {
+        place: Unified,
+        name: "memory.max",
+        required: false,
+        cadence: Setting,
+        feeds: MEM_LIMIT,
+        parse: |t, r| {
+            r.mem_limit = single_value(t)?;
+            Some(())
+        },
+    },
+    CounterFile {
+        place: Unified,
+        name: "io.stat",
+        required: false,
+        cadence: EveryTick,
+        feeds: BLKIO,
+        parse: |t, r| {
+            let (bytes, ops) = v2_io(t);
+            r.blkio_bytes = Some(bytes);
+            r.blkio_ops = Some(ops);
+            Some(())
+        },
+    },
+    CounterFile {
+        place: Unified,
+        name: "pids.current",
+        required: false,
+        cadence: EveryTick,
+        feeds: &["pids_current"],
+        parse: pids_current,
+    },
+    CounterFile {
+        place: Unified,
+        name: "pids.max",
+        required: false,
+        cadence: Setting,
+        feeds: &["pids_limit"],
+        parse: pids_limit,
+    },
     NET_DEV,
 ];
 
