@@ -247,34 +247,22 @@ async fn essential_fields_alone_are_stored_and_follow_a_limit_changed_by_docker_
     assert_eq!(stored, essential, "the fields stored");
 
     let points = cgroup_points(influx, db, &id).await;
-    let mem_total = |from: i64, to: i64| -> Vec<Option<f64>> {
-        let rows = points
+    // Every reading in [from, to) has `mib` as its mem_total, and there are
+    // at least `at_least` of them.
+    let expect_mem_total = |from: i64, to: i64, mib: f64, at_least: usize, when: &str| {
+        let totals: Vec<Option<f64>> = points
             .range(from..to)
-            .map(|(_, row)| float(row, "mem_total"));
-        rows.collect()
+            .map(|(_, row)| float(row, "mem_total"))
+            .collect();
+        assert!(totals.len() >= at_least, "{} readings {when}", totals.len());
+        assert!(
+            totals
+                .iter()
+                .all(|total| *total == Some(mib * 1024.0 * 1024.0)),
+            "mem_total {when}: {totals:?}"
+        );
     };
-    let before = mem_total(0, updated_at);
-    assert!(
-        before.len() >= 20,
-        "{} readings before the update",
-        before.len()
-    );
-    assert!(
-        before
-            .iter()
-            .all(|total| *total == Some(64.0 * 1024.0 * 1024.0)),
-        "mem_total before the update: {before:?}"
-    );
-    let after = mem_total(updated_at + 2_000_000_000, i64::MAX);
-    assert!(
-        after.len() >= 10,
-        "{} readings after the update",
-        after.len()
-    );
-    assert!(
-        after
-            .iter()
-            .all(|total| *total == Some(96.0 * 1024.0 * 1024.0)),
-        "mem_total from 2 s after the update: {after:?}"
-    );
+    expect_mem_total(0, updated_at, 64.0, 20, "before the update");
+    let settled = updated_at + 2_000_000_000;
+    expect_mem_total(settled, i64::MAX, 96.0, 10, "from 2 s after the update");
 }

@@ -195,16 +195,11 @@ mod tests {
     /// field: those files alone must give that field its full value.
     #[test]
     fn each_field_comes_whole_from_the_files_that_say_they_feed_it() {
-        use crate::cgroup::files::{read_all, CounterFile, V1_FILES, V2_FILES};
-        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cgroup");
+        use crate::cgroup::files::{read_all, recorded_text, CounterFile, V1_FILES, V2_FILES};
         for (version, table) in [("v1", V1_FILES), ("v2", V2_FILES)] {
             let read = |wanted: &dyn Fn(&CounterFile) -> bool| {
                 let files = table.iter().filter(|file| wanted(file));
-                read_all(files, |file| {
-                    let name = file.name.replace('/', "_");
-                    std::fs::read_to_string(format!("{fixtures}/{version}/{name}")).ok()
-                })
-                .unwrap()
+                read_all(files, |file| recorded_text(version, file)).unwrap()
             };
             let fields_of = |reading: &CgroupReading| {
                 let mut before = reading.clone();

@@ -507,19 +507,24 @@ fn net_totals(text: &str) -> NetTotals {
 }
 
 #[cfg(test)]
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cgroup");
+
+/// A file's text recorded in `tests/fixtures/cgroup/<version>/`, where each
+/// file is kept under its own name and `net/dev` as `net_dev`.
+#[cfg(test)]
+pub(crate) fn recorded_text(version: &str, file: &CounterFile) -> Option<String> {
+    let name = file.name.replace('/', "_");
+    std::fs::read_to_string(format!("{FIXTURES}/{version}/{name}")).ok()
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::docker::fields::is_known;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cgroup");
-
-    /// Reads a recorded container: the fixture directory holds each file
-    /// under its own name, and `net/dev` as `net_dev`.
+    /// Reads a recorded container.
     fn recorded(version: &str, table: &[CounterFile]) -> Result<CgroupReading, ReadError> {
-        read_all(table, |file| {
-            let name = file.name.replace('/', "_");
-            std::fs::read_to_string(format!("{FIXTURES}/{version}/{name}")).ok()
-        })
+        read_all(table, |file| recorded_text(version, file))
     }
 
     fn fixture(version: &str, file: &str) -> String {
