@@ -10,7 +10,7 @@ use tokio::time::timeout_at;
 
 use crate::cgroup::cpu::system_cpu;
 use crate::cgroup::paths::{CgroupDriver, CgroupLayout};
-use crate::config::{Config, Sampling};
+use crate::config::{Config, ConfigError, Sampling};
 use crate::counters::Counters;
 use crate::docker::client::{connect_with_retry, Engine};
 use crate::docker::paced_io::ReadPacer;
@@ -19,7 +19,7 @@ use crate::event_actor::{EventActor, StopEvents};
 use crate::health::{self, Health};
 use crate::stats_actor::{CgroupSettings, StatsLinks, StatsSettings};
 use crate::supervisor::{StopAll, Supervisor};
-use crate::writer::{BatchWriter, Drain, SpoolRemaining};
+use crate::writer::{spool, BatchWriter, Drain, SpoolRemaining};
 
 /// Exit code when points could not be delivered before the shutdown timeout.
 pub const EXIT_UNDELIVERED: u8 = 1;
@@ -38,6 +38,23 @@ pub async fn run(config: Config) -> u8 {
                 log::error!("cannot listen on {listen} for /health and /metrics: {error} (health.listen, HEALTH_LISTEN)");
                 return 2;
             }
+        }
+    }
+    if let Some(dir) = &config.spool_dir {
+        if let Err(error) = spool::check_writable(dir) {
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            log::error!(
+                "configuration error: {}",
+                ConfigError::Invalid {
+                    key: "spool_dir",
+                    origin: config.origin("spool_dir"),
+                    message: format!(
+                        "cannot create files in {} as uid {uid} gid {gid} (the user the service runs as): {error}; make the directory writable by that user",
+                        dir.display()
+                    ),
+                }
+            );
+            return 2;
         }
     }
     let writer = match BatchWriter::new(&config, Arc::clone(&counters), Arc::clone(&health)) {
@@ -133,22 +150,38 @@ pub async fn run(config: Config) -> u8 {
 }
 
 async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instant) -> u8 {
-    let drained = timeout_at(deadline.into(), writer.send(Drain))
-        .await
-        .is_ok();
+    let drained = timeout_at(deadline.into(), writer.send(Drain)).await;
     let written = Counters::get(&counters.points_written);
-    let code = if drained {
-        log::info!("shut down cleanly; {written} point(s) written in total");
-        0
-    } else {
-        let undelivered = Counters::get(&counters.points_buffered);
-        match writer.send(SpoolRemaining).await {
-            Ok(Ok(spooled)) => log::error!(
-                "shutdown timeout reached: {spooled} point(s) not delivered to InfluxDB were saved to the spool for the next start"
-            ),
-            _ => log::error!("shutdown timeout reached: {undelivered} point(s) were not delivered to InfluxDB"),
+    let code = match drained {
+        Ok(Ok(())) => {
+            log::info!("shut down cleanly; {written} point(s) written in total");
+            0
         }
-        EXIT_UNDELIVERED
+        // The writer is gone (it panicked): what it held is lost, and the
+        // books below are the last it published.
+        Ok(Err(_)) => {
+            log::error!(
+                "the writer stopped before shutdown: {} point(s) it held were not delivered",
+                Counters::get(&counters.points_buffered)
+            );
+            EXIT_UNDELIVERED
+        }
+        Err(_) => {
+            match writer.send(SpoolRemaining).await {
+                Ok(Ok(spooled)) => log::error!(
+                    "shutdown timeout reached: {spooled} point(s) not delivered to InfluxDB were saved to the spool for the next start"
+                ),
+                Ok(Err(reason)) => log::error!(
+                    "shutdown timeout reached: {} point(s) were not delivered to InfluxDB ({reason})",
+                    Counters::get(&counters.points_buffered)
+                ),
+                Err(_) => log::error!(
+                    "shutdown timeout reached: {} point(s) were not delivered to InfluxDB",
+                    Counters::get(&counters.points_buffered)
+                ),
+            }
+            EXIT_UNDELIVERED
+        }
     };
     // The writer's books, for the operator and for tests: they always balance.
     log::info!(

@@ -8,11 +8,14 @@
 //! * tag keys, tag values and field keys: `,`, `=` and space are escaped;
 //! * string field values: `"` and `\` are escaped inside double quotes.
 //!
-//! Two things cannot be expressed in line protocol at all: a newline inside a
-//! name or tag value (a line ends there) and a tag value ending in a backslash
-//! (the parser reads it as escaping the separator that follows). Newlines are
+//! Two things cannot be expressed in line protocol at all: a line break inside
+//! a name, tag value or string value (a line ends there, in a request body as
+//! in a spool file) and a tag value ending in a backslash (the parser reads it
+//! as escaping the separator that follows). Line breaks (`\n`, `\r`) are
 //! replaced by a space and trailing backslashes are removed; a tag whose value
-//! ends up empty is left out, because empty tag values are invalid. InfluxDB
+//! ends up empty is left out, because empty tag values are invalid. Every
+//! other character, control characters included, is written as it is, and
+//! `check_line` accepts exactly that alphabet. InfluxDB
 //! 1.x also misreads a backslash directly before a comma, space or `=` in a
 //! measurement name or field key (tags and string values are fine); the
 //! service's own measurement and field names never contain one.
@@ -29,15 +32,20 @@ pub fn push_key(out: &mut String, s: &str) {
     push_escaped(out, s, &[',', '=', ' ']);
 }
 
+/// The only characters a line cannot carry: they would end it.
+fn breaks_line(c: char) -> bool {
+    c == '\n' || c == '\r'
+}
+
 fn push_escaped(out: &mut String, s: &str, special: &[char]) {
     // Almost every name needs no escape: copy it whole.
-    let plain = |c: char| !special.contains(&c) && c != '\n' && c != '\r';
+    let plain = |c: char| !special.contains(&c) && !breaks_line(c);
     if s.chars().all(plain) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        let c = if c == '\n' || c == '\r' { ' ' } else { c };
+        let c = if breaks_line(c) { ' ' } else { c };
         if special.contains(&c) {
             out.push('\\');
         }
@@ -52,10 +60,11 @@ fn storable_tag_value(value: &str) -> Option<&str> {
     (!trimmed.is_empty()).then_some(trimmed)
 }
 
-/// Appends a double-quoted string field value.
+/// Appends a double-quoted string field value (line breaks become spaces).
 pub fn push_string_value(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
+        let c = if breaks_line(c) { ' ' } else { c };
         if c == '"' || c == '\\' {
             out.push('\\');
         }
@@ -170,35 +179,61 @@ impl PointBuilder {
 }
 
 /// Checks that `line` is a plausible point as this service writes them:
-/// measurement, fields and an integer timestamp, with balanced quotes. It is
-/// not a full parser; it catches the corruption a spool file can suffer
-/// (truncation, garbage, binary junk).
+/// a series key, `key=value` fields (string values quoted) and an integer
+/// timestamp. It is not a full parser; it catches the corruption a spool
+/// file can suffer (truncation, garbage, binary junk). Its alphabet is the
+/// encoder's: anything but a line break, quotes included (they only mean
+/// something in a field value).
 pub fn check_line(line: &str) -> Result<(), &'static str> {
-    if line.chars().any(|c| c.is_control() && c != '\t') {
-        return Err("control characters");
+    if line.chars().any(breaks_line) {
+        return Err("line break");
     }
-    let (rest, timestamp) = line.rsplit_once(' ').ok_or("no timestamp")?;
-    if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        return Err("no timestamp");
+    let bytes = line.as_bytes();
+    // Skips escaped text up to the first unescaped byte in `stops`.
+    let scan = |mut i: usize, stops: &[u8]| -> (usize, Option<u8>) {
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'\\' => i += 2,
+                _ if stops.contains(&b) => return (i, Some(b)),
+                _ => i += 1,
+            }
+        }
+        (i.min(bytes.len()), None)
+    };
+    let (series_end, _) = scan(0, b" ");
+    if series_end == 0 || series_end >= bytes.len() {
+        return Err("no fields");
     }
-    let mut in_quotes = false;
-    let mut escaped = false;
-    let mut field_start = None;
-    for (i, c) in rest.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            ' ' if !in_quotes && field_start.is_none() => field_start = Some(i + 1),
-            _ => {}
+    let mut i = series_end + 1;
+    loop {
+        let (key_end, stop) = scan(i, b"= ,");
+        if stop != Some(b'=') || key_end == i {
+            return Err("no fields");
+        }
+        i = key_end + 1;
+        if bytes.get(i) == Some(&b'"') {
+            match scan(i + 1, b"\"") {
+                (quote, Some(_)) => i = quote + 1,
+                (_, None) => return Err("unbalanced quotes"),
+            }
+        } else {
+            let (value_end, _) = scan(i, b", ");
+            if value_end == i {
+                return Err("empty field value");
+            }
+            i = value_end;
+        }
+        match bytes.get(i) {
+            Some(b',') => i += 1,
+            Some(b' ') => break,
+            None => return Err("no timestamp"),
+            Some(_) => return Err("malformed field"),
         }
     }
-    if in_quotes {
-        return Err("unbalanced quotes");
-    }
-    let fields = &rest[field_start.ok_or("no fields")?..];
-    if field_start == Some(1) || !fields.contains('=') {
-        return Err("no fields");
+    let timestamp = &line[i + 1..];
+    let digits = timestamp.strip_prefix('-').unwrap_or(timestamp);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("no timestamp");
     }
     Ok(())
 }
@@ -285,8 +320,26 @@ mod tests {
         assert_eq!(check_line("m s=\"cut off 12"), Err("unbalanced quotes"));
         assert_eq!(check_line("m f=1i"), Err("no timestamp"));
         assert_eq!(check_line("m 12"), Err("no fields"));
-        assert_eq!(check_line("garbage"), Err("no timestamp"));
-        assert_eq!(check_line("m f=1i 12\u{0}"), Err("control characters"));
+        assert_eq!(check_line("garbage"), Err("no fields"));
+        assert_eq!(check_line("m,t=a\"b f=\"x\" 5"), Ok(()));
+        assert_eq!(check_line("m f=1i\r 12"), Err("line break"));
+    }
+
+    /// A spool file is checked with `check_line` when it is loaded: every
+    /// character the encoder lets through must pass it, or a point written
+    /// live would be refused as corrupt after a restart.
+    #[test]
+    fn check_line_accepts_every_character_the_encoder_writes() {
+        let mut chars: Vec<char> = (0u32..0x800).filter_map(char::from_u32).collect();
+        chars.extend(['\u{2028}', '\u{feff}', '\u{fffd}', '☃', '\u{10ffff}']);
+        for c in chars {
+            let text = format!("a{c}b");
+            let series = SeriesKey::new("m", [("label", text.as_str())]);
+            let mut point = PointBuilder::new(&series);
+            point.string("s", &text).int(&text, 1);
+            let line = point.finish(7).unwrap();
+            assert_eq!(check_line(&line), Ok(()), "character {:?} in {line:?}", c);
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The writer under real InfluxDB faults: outages, a frozen server, wrong
-//! credentials, a full buffer, the spool, 413 and Retry-After. Each test
+//! credentials, 413 and Retry-After (the spool: `tests/spool.rs`). Each test
 //! runs its own `influxd` so it can stop, freeze or reconfigure it.
 
 mod support;
@@ -17,13 +17,6 @@ const FAST_RETRIES: &[(&str, &str)] = &[
     ("INFLUXDB_RETRY_DELAY", "200"),
     ("INFLUXDB_RETRY_MAX_DELAY", "2000"),
 ];
-
-fn with(
-    base: &[(&'static str, &'static str)],
-    more: &[(&'static str, &'static str)],
-) -> Vec<(&'static str, &'static str)> {
-    base.iter().chain(more).copied().collect()
-}
 
 /// Runs a fault of `fault_for` against InfluxDB while the engine's own
 /// samples are recorded, then checks every sample is stored, once.
@@ -148,121 +141,6 @@ async fn wrong_password_is_one_clear_error_without_a_tight_loop_and_recovers() {
     assert!(!logs.contains("wrong-password"), "the password was logged");
     let books = service.books_at_exit();
     assert_eq!((books.dropped, books.undelivered), (0, 0));
-}
-
-fn spool_files(dir: &str) -> Vec<std::path::PathBuf> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "lp"))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_the_next_start() {
-    let influx = InfluxServer::start(Options::default());
-    let db = "buffer";
-    influx.stop();
-    let spool = support::influx::tempdir("dss-spool");
-    let containers = TestContainers::new("buffer");
-    let ids: Vec<String> = (0..3)
-        .map(|i| containers.idle(&format!("idle{i}")))
-        .collect();
-    let limit = 16 * 1024;
-    let mut env: Vec<(&str, &str)> = with(
-        FAST_RETRIES,
-        &[
-            ("MAX_BUFFER_BYTES", "16KiB"),
-            ("SHUTDOWN_TIMEOUT_MS", "1000"),
-        ],
-    );
-    env.push(("SPOOL_DIR", &spool));
-    let mut service = Service::start(&influx, db, &env);
-    service
-        .wait_for_log("buffer full", Duration::from_secs(40))
-        .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let status = service.terminate().await;
-    assert_eq!(status.code(), Some(1), "log:\n{}", service.logs());
-
-    let books = service.books_at_exit();
-    assert!(books.dropped > 0, "{books:?}");
-    assert_eq!(
-        books.written + books.rejected + books.undelivered,
-        0,
-        "{books:?}"
-    );
-    assert_eq!(books.dropped, books.collected - books.spooled, "{books:?}");
-    let files = spool_files(&spool);
-    assert_eq!(files.len(), 1);
-    let spooled = std::fs::read_to_string(&files[0]).unwrap();
-    assert_eq!(spooled.lines().count() as u64, books.spooled);
-    assert!(
-        spooled.len() <= limit,
-        "{} bytes spooled with a {limit}-byte budget",
-        spooled.len()
-    );
-    let logs = service.logs();
-    assert_eq!(
-        logs.matches("buffer full").count(),
-        1,
-        "overflow is logged once:\n{logs}"
-    );
-
-    // Next start: InfluxDB is back, and the spooled points are delivered.
-    influx.restart();
-    let mut service = Service::start(&influx, db, &env);
-    service
-        .wait_for_log("spooled points delivered", Duration::from_secs(20))
-        .await;
-    assert!(
-        spool_files(&spool).is_empty(),
-        "the delivered spool file was not removed"
-    );
-    let first_spooled = spooled
-        .lines()
-        .find(|l| l.starts_with("docker_stats,"))
-        .unwrap();
-    let timestamp = first_spooled.rsplit(' ').next().unwrap();
-    let q = format!("SELECT count(mem_used) FROM docker_stats WHERE time = {timestamp}");
-    assert_eq!(
-        influx.count(db, &q).await,
-        1,
-        "the oldest spooled stats point is not stored: {first_spooled}\n{}",
-        service.logs()
-    );
-    for id in &ids {
-        wait_for_points(&influx, db, id, Duration::from_secs(10)).await;
-    }
-    assert!(service.terminate().await.success());
-    let _ = std::fs::remove_dir_all(&spool);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_corrupt_spool_file_is_reported_line_by_line_and_the_rest_delivered() {
-    let influx = InfluxServer::start(Options::default());
-    let db = "corrupt_spool";
-    let spool = support::influx::tempdir("dss-corrupt-spool");
-    let mut bytes = b"spooled,src=test value=1i 1000\n\x00\x01binary junk\n".to_vec();
-    bytes.extend_from_slice(b"spooled,src=test value=2i 2000\nspooled,src=test s=\"truncated");
-    std::fs::write(format!("{spool}/spool-00000000000000000001.lp"), bytes).unwrap();
-    let mut service = Service::start(&influx, db, &[("SPOOL_DIR", spool.as_str())]);
-    service
-        .wait_for_log("spooled points delivered", Duration::from_secs(20))
-        .await;
-    assert!(service.terminate().await.success());
-    let logs = service.logs();
-    assert!(
-        logs.contains("has 2 invalid line(s), skipped (first at line 2"),
-        "corruption not reported:\n{logs}"
-    );
-    let rows = influx.rows(db, "SELECT value FROM spooled").await;
-    let values: Vec<i64> = rows.iter().map(|r| r["value"].as_i64().unwrap()).collect();
-    assert_eq!(values, [1, 2]);
-    assert!(spool_files(&spool).is_empty());
-    let _ = std::fs::remove_dir_all(&spool);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -93,6 +93,16 @@ pub struct InfluxConfig {
     pub retry_max_delay: Duration,
 }
 
+impl Config {
+    /// Where a setting's value came from, for messages.
+    pub fn origin(&self, key: &str) -> String {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
 impl InfluxConfig {
     pub fn base_url(&self) -> String {
         let host = if self.host.contains(':') && !self.host.starts_with('[') {

@@ -15,13 +15,19 @@ pub struct Queued {
     pub line: String,
     /// When its measurement was taken (see `WritePoint`).
     pub taken: Instant,
+    /// Arrival order, to find the point in `Buffer::earliest`.
+    seq: u64,
 }
 
+/// What one queued point costs besides its text: its slot in the queue and
+/// the allocator's header of its line.
+const POINT_OVERHEAD: usize = std::mem::size_of::<Queued>() + 16;
+
 impl Queued {
-    /// Bytes a point counts against the budget: its line and the newline
-    /// that ends it in a request body.
+    /// Bytes a point counts against the budget: what it really holds (its
+    /// line is shrunk to fit when queued).
     fn cost(&self) -> usize {
-        self.line.len() + 1
+        self.line.capacity() + POINT_OVERHEAD
     }
 }
 
@@ -35,10 +41,25 @@ pub struct Books {
     pub spooled: u64,
 }
 
+/// What adding a point cost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// Points dropped to make room, the new one included when it went.
+    pub dropped: u64,
+    /// Whether the new point itself was dropped (nothing older was left
+    /// to drop): it was never among the oldest.
+    pub itself: bool,
+}
+
 #[derive(Debug)]
 pub struct Buffer {
     waiting: VecDeque<Queued>,
     in_flight: Vec<Queued>,
+    /// The waiting points that are each the earliest-taken of all points
+    /// behind them, in queue order (a sliding-window minimum): the front is
+    /// the earliest waiting point, found without scanning the queue.
+    earliest: VecDeque<(u64, Instant)>,
+    next_seq: u64,
     /// Bytes of `waiting` and `in_flight` together.
     bytes: usize,
     max_bytes: usize,
@@ -50,6 +71,8 @@ impl Buffer {
         Buffer {
             waiting: VecDeque::new(),
             in_flight: Vec::new(),
+            earliest: VecDeque::new(),
+            next_seq: 0,
             bytes: 0,
             max_bytes,
             books: Books::default(),
@@ -78,30 +101,52 @@ impl Buffer {
     }
 
     /// When the earliest measurement among the waiting points was taken.
-    /// Points from different streams arrive slightly out of that order,
-    /// so this looks at all of them.
+    /// Points from different streams arrive slightly out of that order, so
+    /// it is not always the first one's.
     pub fn oldest_waiting(&self) -> Option<Instant> {
-        self.waiting.iter().map(|q| q.taken).min()
+        self.earliest.front().map(|(_, taken)| *taken)
+    }
+
+    /// Forgets waiting points up to `seq` (they left the front).
+    fn forget_earliest_through(&mut self, seq: u64) {
+        while self.earliest.front().is_some_and(|(s, _)| *s <= seq) {
+            self.earliest.pop_front();
+        }
+    }
+
+    fn pop_front_waiting(&mut self) -> Option<Queued> {
+        let point = self.waiting.pop_front()?;
+        self.forget_earliest_through(point.seq);
+        Some(point)
     }
 
     /// Adds a point; when the budget is exceeded, the oldest waiting points
     /// are dropped (the batch in flight is not touched; if nothing else is
-    /// left to drop, the new point itself goes). Returns how many were dropped.
-    pub fn push(&mut self, line: String, taken: Instant) -> u64 {
-        let point = Queued { line, taken };
+    /// left to drop, the new point itself goes).
+    pub fn push(&mut self, mut line: String, taken: Instant) -> Pushed {
+        // Lines are built with room to spare; queued, they only wait.
+        line.shrink_to_fit();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let point = Queued { line, taken, seq };
         self.books.collected += 1;
         self.bytes += point.cost();
         self.waiting.push_back(point);
-        let mut dropped = 0;
+        while self.earliest.back().is_some_and(|(_, t)| *t >= taken) {
+            self.earliest.pop_back();
+        }
+        self.earliest.push_back((seq, taken));
+        let mut pushed = Pushed::default();
         while self.bytes > self.max_bytes {
-            let Some(oldest) = self.waiting.pop_front() else {
+            let Some(oldest) = self.pop_front_waiting() else {
                 break;
             };
             self.bytes -= oldest.cost();
-            dropped += 1;
+            pushed.dropped += 1;
+            pushed.itself = oldest.seq == seq;
         }
-        self.books.dropped += dropped;
-        dropped
+        self.books.dropped += pushed.dropped;
+        pushed
     }
 
     /// Moves up to `max` of the oldest waiting points in flight and returns
@@ -112,7 +157,9 @@ impl Buffer {
         }
         let n = max.max(1).min(self.waiting.len());
         self.in_flight.extend(self.waiting.drain(..n));
-        let mut body = String::with_capacity(self.in_flight.iter().map(Queued::cost).sum());
+        let last = self.in_flight.last().map_or(0, |q| q.seq);
+        self.forget_earliest_through(last);
+        let mut body = String::with_capacity(self.in_flight.iter().map(|q| q.line.len() + 1).sum());
         for point in &self.in_flight {
             body.push_str(&point.line);
             body.push('\n');
@@ -142,16 +189,32 @@ impl Buffer {
     /// points, in its original order.
     pub fn retry_batch(&mut self) {
         for point in self.in_flight.drain(..).rev() {
+            // At the front, a point is the earliest of all behind it only
+            // if it is no later than the current earliest.
+            if self.earliest.front().is_none_or(|(_, t)| point.taken <= *t) {
+                self.earliest.push_front((point.seq, point.taken));
+            }
             self.waiting.push_front(point);
         }
     }
 
-    /// Takes every point still buffered, oldest first, for the spool.
-    pub fn take_for_spool(&mut self) -> Vec<String> {
-        self.retry_batch();
+    /// Every point still buffered, oldest first (the batch in flight, then
+    /// the waiting points), for the spool.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.in_flight
+            .iter()
+            .chain(self.waiting.iter())
+            .map(|q| q.line.as_str())
+    }
+
+    /// The spool holds every buffered point durably now: they count as
+    /// spooled and leave the buffer.
+    pub fn mark_spooled(&mut self) {
+        self.books.spooled += self.buffered();
+        self.in_flight.clear();
+        self.waiting.clear();
+        self.earliest.clear();
         self.bytes = 0;
-        self.books.spooled += self.waiting.len() as u64;
-        self.waiting.drain(..).map(|q| q.line).collect()
     }
 }
 
@@ -163,6 +226,9 @@ mod tests {
         let b = buffer.books();
         b.collected == b.written + b.dropped + b.rejected + b.spooled + buffer.buffered()
     }
+
+    /// What a one-letter point costs.
+    const ONE: usize = 1 + POINT_OVERHEAD;
 
     fn buffer_with(max_bytes: usize, lines: &[&str]) -> Buffer {
         let mut buffer = Buffer::new(max_bytes);
@@ -193,10 +259,16 @@ mod tests {
 
     #[test]
     fn a_full_budget_drops_the_oldest_waiting_points() {
-        // Each one-letter point costs 2 bytes: 6 bytes hold three.
-        let mut buffer = buffer_with(6, &["a", "b", "c"]);
-        assert_eq!(buffer.push("d".into(), Instant::now()), 1);
-        assert_eq!(buffer.bytes(), 6);
+        let mut buffer = buffer_with(3 * ONE, &["a", "b", "c"]);
+        let pushed = buffer.push("d".into(), Instant::now());
+        assert_eq!(
+            pushed,
+            Pushed {
+                dropped: 1,
+                itself: false
+            }
+        );
+        assert_eq!(buffer.bytes(), 3 * ONE);
         assert_eq!(buffer.books().dropped, 1);
         assert!(balanced(&buffer));
         assert_eq!(buffer.start_batch(10).as_deref(), Some("b\nc\nd\n"));
@@ -204,11 +276,14 @@ mod tests {
 
     #[test]
     fn the_batch_in_flight_is_never_dropped() {
-        let mut buffer = buffer_with(4, &["a", "b"]);
+        let mut buffer = buffer_with(2 * ONE, &["a", "b"]);
         buffer.start_batch(2);
         assert_eq!(
             buffer.push("c".into(), Instant::now()),
-            1,
+            Pushed {
+                dropped: 1,
+                itself: true
+            },
             "the new point itself goes"
         );
         assert!(balanced(&buffer));
@@ -238,8 +313,49 @@ mod tests {
     fn spooling_takes_in_flight_and_waiting_points_oldest_first() {
         let mut buffer = buffer_with(1000, &["a", "b", "c"]);
         buffer.start_batch(1);
-        assert_eq!(buffer.take_for_spool(), ["a", "b", "c"]);
+        assert_eq!(buffer.lines().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(buffer.books().spooled, 0, "not spooled until saved");
+        buffer.mark_spooled();
         assert_eq!((buffer.bytes(), buffer.books().spooled), (0, 3));
         assert!(balanced(&buffer));
+    }
+
+    #[test]
+    fn a_line_counts_what_it_holds_not_its_length() {
+        let mut line = String::with_capacity(4096);
+        line.push_str("m f=1i 1");
+        let mut buffer = Buffer::new(1 << 20);
+        buffer.push(line, Instant::now());
+        assert_eq!(buffer.bytes(), "m f=1i 1".len() + POINT_OVERHEAD);
+    }
+
+    /// The earliest waiting point, found incrementally, against a scan,
+    /// through pushes out of order, batches, retries and drops.
+    #[test]
+    fn the_earliest_waiting_point_is_tracked_through_every_change() {
+        let base = Instant::now();
+        let at = |ms: u64| base + std::time::Duration::from_millis(ms);
+        let mut buffer = Buffer::new(40 * ONE);
+        let scan = |b: &Buffer| b.waiting.iter().map(|q| q.taken).min();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for step in 0..5000u64 {
+            match rng.u8(0..10) {
+                0..=5 => {
+                    // Up to 300 ms out of order.
+                    buffer.push("x".into(), at(step * 10 + rng.u64(0..300)));
+                }
+                6 => {
+                    buffer.start_batch(rng.usize(1..8));
+                }
+                7 => buffer.retry_batch(),
+                _ => {
+                    if buffer.has_in_flight() {
+                        buffer.finish_batch(0);
+                    }
+                }
+            }
+            assert_eq!(buffer.oldest_waiting(), scan(&buffer), "step {step}");
+            assert!(balanced(&buffer));
+        }
     }
 }

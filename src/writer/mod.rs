@@ -117,10 +117,9 @@ pub struct BatchWriter {
     /// Set while the buffer overflows.
     overflow: Option<Overflow>,
     spool_dir: Option<PathBuf>,
-    /// Spool files loaded at start, and how many of their points (which
-    /// are at the front of the buffer) are not delivered yet.
-    spool_files: Vec<PathBuf>,
-    spool_pending: u64,
+    /// Spool files loaded at start whose points (the oldest in the buffer)
+    /// are not all delivered yet.
+    spool_backlog: spool::Backlog,
     draining: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -152,8 +151,7 @@ impl BatchWriter {
             rejection_reasons: HashSet::new(),
             overflow: None,
             spool_dir: config.spool_dir.clone(),
-            spool_files: Vec::new(),
-            spool_pending: 0,
+            spool_backlog: spool::Backlog::default(),
             draining: false,
             drain_waiters: Vec::new(),
         })
@@ -173,10 +171,12 @@ impl BatchWriter {
     }
 
     fn push(&mut self, line: String, taken: Instant) {
-        let dropped = self.buffer.push(line, taken);
-        if dropped > 0 {
-            self.spool_pending = self.spool_pending.saturating_sub(dropped);
-            self.report_overflow(dropped);
+        let pushed = self.buffer.push(line, taken);
+        if pushed.dropped > 0 {
+            // Dropped points left the front of the buffer, where spooled
+            // points are; the new point, when it went itself, never was.
+            self.note_spool_progress(pushed.dropped - u64::from(pushed.itself));
+            self.report_overflow(pushed.dropped);
         }
     }
 
@@ -245,7 +245,7 @@ impl BatchWriter {
             (Some(retry_at), _) => retry_at,
             // Spooled points go first, before new ones compete for the budget.
             _ if self.draining
-                || self.spool_pending > 0
+                || self.spool_backlog.pending() > 0
                 || self.buffer.waiting() >= self.batch_limit
                 || !self.database_ready =>
             {
@@ -378,20 +378,23 @@ impl BatchWriter {
         }
     }
 
-    /// Spooled points were loaded first, so they are delivered first: once
-    /// as many points as they number are done, their files can go.
+    /// Spooled points were loaded first, so they leave the buffer first:
+    /// `done` more points left its front (delivered, rejected or dropped),
+    /// and a file none of whose points are pending any more is removed.
     fn note_spool_progress(&mut self, done: u64) {
-        if self.spool_pending == 0 {
+        if self.spool_backlog.pending() == 0 {
             return;
         }
-        self.spool_pending = self.spool_pending.saturating_sub(done);
-        if self.spool_pending == 0 {
-            spool::remove(&self.spool_files);
-            log::info!(
-                "spooled points delivered; removed {} spool file(s)",
-                self.spool_files.len()
-            );
-            self.spool_files.clear();
+        let finished = self.spool_backlog.advance(done);
+        if finished.is_empty() {
+            return;
+        }
+        spool::remove(&finished);
+        for file in &finished {
+            log::info!("spool file {} delivered and removed", file.display());
+        }
+        if self.spool_backlog.pending() == 0 {
+            log::info!("spooled points delivered");
         }
     }
 
@@ -456,37 +459,54 @@ impl BatchWriter {
         self.retry_at = Some(Instant::now() + delay);
     }
 
+    /// Loads the spool into the buffer, line by line, before any stream
+    /// runs: the byte budget applies while reading, so a spool larger than
+    /// the budget costs no more memory than the budget.
     fn load_spool(&mut self) {
         let Some(dir) = self.spool_dir.clone() else {
             return;
         };
-        // Start-up only, before any stream runs: reading the files here
-        // delays nothing that matters.
-        match spool::load(&dir) {
-            Ok(loaded) => {
-                for problem in &loaded.problems {
-                    log::error!("{problem}");
-                }
-                if loaded.files.is_empty() {
-                    return;
-                }
-                log::info!(
-                    "delivering {} spooled point(s) from {} file(s) in {}",
-                    loaded.lines.len(),
-                    loaded.files.len(),
-                    dir.display()
-                );
-                self.spool_pending = loaded.lines.len() as u64;
-                self.spool_files = loaded.files;
-                let now = Instant::now();
-                for line in loaded.lines {
-                    self.push(line, now);
-                }
-                if self.spool_pending == 0 {
-                    self.note_spool_progress(0);
-                }
+        let now = Instant::now();
+        let result = {
+            let writer = std::cell::RefCell::new(&mut *self);
+            spool::load(
+                &dir,
+                |path| writer.borrow_mut().spool_backlog.track(path),
+                |line| {
+                    let mut writer = writer.borrow_mut();
+                    writer.spool_backlog.add();
+                    writer.push(line, now);
+                },
+            )
+        };
+        let reports = match result {
+            Ok(reports) => reports,
+            Err(error) => {
+                log::error!("cannot read spool directory {}: {error}", dir.display());
+                return;
             }
-            Err(error) => log::error!("cannot read spool directory {}: {error}", dir.display()),
+        };
+        for report in &reports {
+            if let Some(problem) = report.problem() {
+                log::error!("{problem}");
+            }
+        }
+        let empty = self.spool_backlog.release_empty();
+        spool::remove(&empty);
+        for file in &empty {
+            log::warn!(
+                "spool file {} had no point left to deliver; removed",
+                file.display()
+            );
+        }
+        if !reports.is_empty() {
+            log::info!(
+                "delivering {} spooled point(s) from {} file(s) in {} ({} dropped for lack of room in max_buffer_bytes)",
+                self.spool_backlog.pending(),
+                reports.len(),
+                dir.display(),
+                self.buffer.books().dropped
+            );
         }
     }
 }
@@ -542,21 +562,31 @@ impl Handler<SpoolRemaining> for BatchWriter {
     type Result = Result<u64, String>;
 
     /// Runs once, at the end of shutdown: writing the file synchronously
-    /// is what is wanted here, nothing else is left to run.
+    /// is what is wanted here, nothing else is left to run. The points
+    /// count as spooled only once the file is durable; if it cannot be
+    /// written they stay undelivered, and the old spool files stay too.
     fn handle(&mut self, _: SpoolRemaining, ctx: &mut Self::Context) -> Self::Result {
-        let dir = self.spool_dir.clone().ok_or("no spool_dir configured")?;
-        let lines = self.buffer.take_for_spool();
-        let count = lines.len() as u64;
-        self.publish();
         ctx.stop();
-        if lines.is_empty() {
+        let dir = self.spool_dir.clone().ok_or("no spool_dir is set")?;
+        if self.buffer.buffered() == 0 {
             return Ok(0);
         }
-        spool::save(&dir, &lines)
-            .map(|path| {
+        let count = self.buffer.buffered();
+        let replaces: Vec<PathBuf> = self.spool_backlog.files().map(PathBuf::from).collect();
+        let saved = spool::save(&dir, self.buffer.lines(), &replaces);
+        let result = match saved {
+            Ok(path) => {
+                self.spool_backlog.take_all();
+                self.buffer.mark_spooled();
                 log::info!("saved {count} undelivered point(s) to {}", path.display());
-                count
-            })
-            .map_err(|e| format!("cannot write the spool in {}: {e}", dir.display()))
+                Ok(count)
+            }
+            Err((path, error)) => Err(format!(
+                "cannot save {count} undelivered point(s) to the spool at {}: {error}",
+                path.display()
+            )),
+        };
+        self.publish();
+        result
     }
 }

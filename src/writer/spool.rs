@@ -1,156 +1,475 @@
 //! The spool: points still undelivered at shutdown are saved as line
-//! protocol files in `spool_dir` and delivered at the next start.
+//! protocol files in `spool_dir` and delivered first at the next start.
 //!
-//! A file is written under a temporary name, synced and then renamed, so a
-//! crash mid-write leaves no half file under a spool name. Loading checks
-//! every line and skips (and reports) the ones that are not plausible points,
-//! so a corrupt or truncated file never stops the service from starting.
+//! Rules that keep it from losing or repeating points:
+//!
+//! * One spool state on disk at any moment. A save writes every point still
+//!   buffered (spooled ones not yet delivered included) to a new file,
+//!   created exclusively with mode 0600 under a temporary name, syncs it,
+//!   renames it, syncs the directory, and only then removes the files it
+//!   replaces. A crash at any step leaves either the old files or the new
+//!   one, never both as live spool files.
+//! * Only files the service named (`spool-<20 digits>.lp`) are loaded;
+//!   leftover temporaries of an interrupted save are removed.
+//! * Loading streams line by line into the writer's buffer, so the byte
+//!   budget applies while reading: a spool larger than the budget costs no
+//!   more memory than the budget, and what does not fit is dropped oldest
+//!   first and counted, as any overflow is.
+//! * Lines are checked with the encoder's own rules (`check_line`); bad ones
+//!   are skipped and reported (file and first line number).
+//! * `Backlog` follows how many points of each loaded file are still pending
+//!   (they are the oldest in the buffer, so they leave it first); a file is
+//!   removed as soon as none of its points are.
 
-use std::io::Write;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::line_protocol::check_line;
 
-const EXTENSION: &str = "lp";
+const PREFIX: &str = "spool-";
+const EXTENSION: &str = ".lp";
+const TEMPORARY_PREFIX: &str = ".spool-";
+const TEMPORARY_EXTENSION: &str = ".tmp";
+/// Longer lines cannot be points this service wrote; they are skipped
+/// without being held whole in memory.
+const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// What a spool directory held.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// Valid points, oldest file first.
-    pub lines: Vec<String>,
-    /// Files the points came from; removed once the points are delivered.
-    pub files: Vec<PathBuf>,
-    /// One message per file with skipped lines, naming the first one.
-    pub problems: Vec<String>,
+/// Whether `name` is a spool file this service wrote.
+fn is_spool_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(EXTENSION))
+        .is_some_and(|stamp| stamp.len() == 20 && stamp.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Reads every spool file in `dir` (a missing directory is an empty spool).
-pub fn load(dir: &Path) -> std::io::Result<Loaded> {
-    let mut loaded = Loaded::default();
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == EXTENSION))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(loaded),
+fn is_temporary_name(name: &str) -> bool {
+    name.starts_with(TEMPORARY_PREFIX) && name.ends_with(TEMPORARY_EXTENSION)
+}
+
+/// The spool files in `dir`, oldest first (names carry the time they were
+/// written); leftover temporaries are removed on the way.
+fn spool_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    // Names carry the time they were written: oldest first.
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if is_spool_name(name) {
+            files.push(path);
+        } else if is_temporary_name(name) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => log::warn!(
+                    "removed {}, left by a spool save that did not finish",
+                    path.display()
+                ),
+                Err(error) => log::error!("cannot remove {}: {error}", path.display()),
+            }
+        }
+    }
     files.sort();
-    for path in files {
-        let bytes = std::fs::read(&path)?;
-        let mut skipped = 0usize;
-        let mut first_problem = None;
-        for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-            if raw.is_empty() {
+    Ok(files)
+}
+
+/// What loading one file found.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    pub path: PathBuf,
+    /// Valid points handed to the sink.
+    pub points: u64,
+    /// Lines skipped as invalid, and the first one's number and reason.
+    pub skipped: u64,
+    pub first_problem: Option<(u64, &'static str)>,
+}
+
+impl FileReport {
+    pub fn problem(&self) -> Option<String> {
+        self.first_problem.map(|(line, reason)| {
+            format!(
+                "spool file {} has {} invalid line(s), skipped (first at line {line}: {reason})",
+                self.path.display(),
+                self.skipped
+            )
+        })
+    }
+}
+
+/// Reads every spool file in `dir`, oldest first, handing each valid line
+/// to `sink` as it is read; `file_started` is called before a file's first
+/// line. A missing directory is an empty spool.
+pub fn load(
+    dir: &Path,
+    mut file_started: impl FnMut(&Path),
+    mut sink: impl FnMut(String),
+) -> std::io::Result<Vec<FileReport>> {
+    let mut reports = Vec::new();
+    for path in spool_files(dir)? {
+        file_started(&path);
+        let mut report = FileReport {
+            path: path.clone(),
+            ..FileReport::default()
+        };
+        let mut reader = BufReader::new(File::open(&path)?);
+        let mut raw = Vec::new();
+        let mut number = 0u64;
+        loop {
+            raw.clear();
+            let (read, complete) = read_line_bounded(&mut reader, &mut raw)?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            if complete && raw.is_empty() {
                 continue;
             }
-            let verdict = std::str::from_utf8(raw)
-                .map_err(|_| "not UTF-8")
-                .and_then(|line| check_line(line).map(|()| line));
+            let verdict = if !complete {
+                Err("longer than any point")
+            } else {
+                std::str::from_utf8(&raw)
+                    .map_err(|_| "not UTF-8")
+                    .and_then(|line| check_line(line).map(|()| line))
+            };
             match verdict {
-                Ok(line) => loaded.lines.push(line.to_string()),
+                Ok(line) => {
+                    report.points += 1;
+                    sink(line.to_string());
+                }
                 Err(reason) => {
-                    skipped += 1;
-                    first_problem.get_or_insert((index + 1, reason));
+                    report.skipped += 1;
+                    report.first_problem.get_or_insert((number, reason));
                 }
             }
         }
-        if let Some((line, reason)) = first_problem {
-            loaded.problems.push(format!(
-                "spool file {} has {skipped} invalid line(s), skipped (first at line {line}: {reason})",
-                path.display()
-            ));
-        }
-        loaded.files.push(path);
+        reports.push(report);
     }
-    Ok(loaded)
+    Ok(reports)
 }
 
-/// Saves `lines` as a new spool file and returns its path.
-pub fn save(dir: &Path, lines: &[String]) -> std::io::Result<PathBuf> {
+/// Reads one line (without its newline) into `line`, keeping at most
+/// `MAX_LINE_BYTES` of it. Returns the bytes consumed and whether the line
+/// was kept whole.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut whole = true;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((consumed, whole));
+        }
+        let (taken, ends) = match memchr(chunk) {
+            Some(at) => (at + 1, true),
+            None => (chunk.len(), false),
+        };
+        let content = &chunk[..if ends { taken - 1 } else { taken }];
+        if whole && line.len() + content.len() <= MAX_LINE_BYTES {
+            line.extend_from_slice(content);
+        } else if whole {
+            whole = false;
+            line.clear();
+        }
+        reader.consume(taken);
+        consumed += taken;
+        if ends {
+            return Ok((consumed, whole));
+        }
+    }
+}
+
+fn memchr(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+/// Checks at start that the service can create files in `dir` (creating the
+/// directory if needed), so a spool that cannot be written is a
+/// configuration error, not a surprise at the shutdown that needs it.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(
+        "{TEMPORARY_PREFIX}probe-{}{TEMPORARY_EXTENSION}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&probe);
+    create_exclusive(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+fn create_exclusive(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Syncs a directory, so that a rename or removal in it is durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Saves `lines` as one new, durable spool file and then removes the files
+/// in `replaces` (their points are among `lines`). Returns the new file's
+/// path. On error nothing counts as saved, and the old files are kept.
+pub fn save<'a>(
+    dir: &Path,
+    lines: impl Iterator<Item = &'a str>,
+    replaces: &[PathBuf],
+) -> Result<PathBuf, (PathBuf, std::io::Error)> {
+    std::fs::create_dir_all(dir).map_err(|e| (dir.to_path_buf(), e))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
+        .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let path = dir.join(format!("spool-{stamp:020}.{EXTENSION}"));
-    let temporary = dir.join(format!(".spool-{stamp:020}.tmp"));
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
-    for line in lines {
-        file.write_all(line.as_bytes())?;
-        file.write_all(b"\n")?;
+    // A later stamp than any file present, so load order stays write order
+    // even if the clock went back.
+    let newest = spool_files(dir)
+        .unwrap_or_default()
+        .last()
+        .and_then(|p| p.file_name()?.to_str()?.get(6..26)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let stamp = stamp.max(newest + 1);
+    let path = dir.join(format!("{PREFIX}{stamp:020}{EXTENSION}"));
+    let temporary = dir.join(format!(
+        "{TEMPORARY_PREFIX}{stamp:020}{TEMPORARY_EXTENSION}"
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(create_exclusive(&temporary)?);
+        for line in lines {
+            file.write_all(line.as_bytes())?;
+            file.write_all(b"\n")?;
+        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        sync_dir(dir)
+    };
+    if let Err(error) = write() {
+        let _ = std::fs::remove_file(&temporary);
+        return Err((path, error));
     }
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&temporary, &path)?;
+    remove(replaces);
     Ok(path)
 }
 
-/// Removes delivered spool files; a failure is reported, not fatal (the
-/// points would be delivered again, which InfluxDB stores once).
+/// Removes spool files whose points are all delivered, dropped or saved
+/// again; a failure is reported, not fatal (the points would be delivered
+/// again, which InfluxDB stores once).
 pub fn remove(files: &[PathBuf]) {
     for file in files {
         if let Err(error) = std::fs::remove_file(file) {
-            log::error!(
-                "cannot remove delivered spool file {}: {error}",
-                file.display()
-            );
+            if error.kind() != std::io::ErrorKind::NotFound {
+                log::error!("cannot remove spool file {}: {error}", file.display());
+            }
         }
+    }
+    if let Some(dir) = files.first().and_then(|f| f.parent()) {
+        let _ = sync_dir(dir);
+    }
+}
+
+/// The loaded spool files whose points are still in the buffer, oldest
+/// first, with how many of each file's points are pending. Spooled points
+/// are the oldest in the buffer, so every point that leaves the front of it
+/// (delivered, rejected or dropped) is the first file's.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    files: VecDeque<(PathBuf, u64)>,
+}
+
+impl Backlog {
+    /// Starts tracking a file being loaded; its points are counted with
+    /// `add` as they enter the buffer.
+    pub fn track(&mut self, path: &Path) {
+        self.files.push_back((path.to_path_buf(), 0));
+    }
+
+    /// One more point of the newest tracked file entered the buffer.
+    pub fn add(&mut self) {
+        if let Some((_, pending)) = self.files.back_mut() {
+            *pending += 1;
+        }
+    }
+
+    /// Spooled points not yet delivered, dropped or rejected.
+    pub fn pending(&self) -> u64 {
+        self.files.iter().map(|(_, n)| n).sum()
+    }
+
+    /// `count` points left the front of the buffer: returns the files that
+    /// now have nothing pending, to be removed.
+    pub fn advance(&mut self, mut count: u64) -> Vec<PathBuf> {
+        let mut done = Vec::new();
+        while let Some((path, pending)) = self.files.front_mut() {
+            let step = count.min(*pending);
+            *pending -= step;
+            count -= step;
+            if *pending > 0 {
+                break;
+            }
+            done.push(path.clone());
+            self.files.pop_front();
+        }
+        done
+    }
+
+    /// Files with nothing pending (all their lines invalid, or all their
+    /// points dropped while loading), to be removed.
+    pub fn release_empty(&mut self) -> Vec<PathBuf> {
+        let (empty, kept) = self.files.drain(..).partition(|(_, n)| *n == 0);
+        self.files = kept;
+        empty.into_iter().map(|(path, _)| path).collect::<Vec<_>>()
+    }
+
+    /// Every tracked file, for a save that replaces them all.
+    pub fn take_all(&mut self) -> Vec<PathBuf> {
+        self.files.drain(..).map(|(path, _)| path).collect()
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(p, _)| p.as_path())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dss-spool-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
-    #[test]
-    fn saved_points_load_back_in_order() {
-        let dir = temp_dir("roundtrip");
-        let first = vec!["m f=1i 1".to_string(), "m f=2i 2".to_string()];
-        save(&dir, &first).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        save(&dir, &["m f=3i 3".to_string()]).unwrap();
-        let loaded = load(&dir).unwrap();
-        assert_eq!(loaded.lines, ["m f=1i 1", "m f=2i 2", "m f=3i 3"]);
-        assert_eq!(loaded.files.len(), 2);
-        assert!(loaded.problems.is_empty());
-        remove(&loaded.files);
-        assert!(load(&dir).unwrap().lines.is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
+    fn load_all(dir: &Path) -> (Vec<String>, Vec<FileReport>) {
+        let mut lines = Vec::new();
+        let reports = load(dir, |_| {}, |line| lines.push(line)).unwrap();
+        (lines, reports)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]
-    fn corrupt_and_truncated_lines_are_skipped_and_reported() {
+    fn a_save_replaces_the_files_it_holds_the_points_of() {
+        let dir = temp_dir("replace");
+        let first = save(&dir, ["m f=1i 1", "m f=2i 2"].into_iter(), &[]).unwrap();
+        let (lines, _) = load_all(&dir);
+        // The next shutdown saves the loaded points again with new ones.
+        let all: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .chain(["m f=3i 3"])
+            .collect();
+        let second = save(&dir, all.into_iter(), std::slice::from_ref(&first)).unwrap();
+        assert!(!first.exists());
+        assert_eq!(names(&dir), [second.file_name().unwrap().to_string_lossy()]);
+        let (lines, _) = load_all(&dir);
+        assert_eq!(lines, ["m f=1i 1", "m f=2i 2", "m f=3i 3"]);
+    }
+
+    #[test]
+    fn spool_files_are_private_to_the_service() {
+        let dir = temp_dir("mode");
+        let path = save(&dir, ["m f=1i 1"].into_iter(), &[]).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn only_files_the_service_named_are_loaded_and_temporaries_are_removed() {
+        let dir = temp_dir("names");
+        std::fs::write(dir.join("spool-00000000000000000001.lp"), "m f=1i 1\n").unwrap();
+        std::fs::write(dir.join("notes.lp"), "m f=9i 9\n").unwrap();
+        std::fs::write(dir.join("spool-1.lp"), "m f=9i 9\n").unwrap();
+        std::fs::write(dir.join(".spool-00000000000000000002.tmp"), "m f=2i 2\n").unwrap();
+        let (lines, reports) = load_all(&dir);
+        assert_eq!(lines, ["m f=1i 1"]);
+        assert_eq!(reports.len(), 1);
+        assert_eq!(
+            names(&dir),
+            ["notes.lp", "spool-00000000000000000001.lp", "spool-1.lp"]
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_and_overlong_lines_are_skipped_and_reported() {
         let dir = temp_dir("corrupt");
-        std::fs::create_dir_all(&dir).unwrap();
         let mut bytes = b"m f=1i 1\ngarbage\n".to_vec();
-        bytes.extend_from_slice(b"m,t=\xff f=1i 2\nm f=2i 3\nm s=\"cut off");
-        std::fs::write(dir.join("spool-1.lp"), bytes).unwrap();
-        let loaded = load(&dir).unwrap();
-        assert_eq!(loaded.lines, ["m f=1i 1", "m f=2i 3"]);
-        assert_eq!(loaded.problems.len(), 1);
-        assert!(
-            loaded.problems[0].contains("3 invalid line(s)"),
-            "{}",
-            loaded.problems[0]
+        bytes.extend_from_slice(b"m,t=\xff f=1i 2\n");
+        bytes.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        bytes.extend_from_slice(b"\nm f=2i 3\nm s=\"cut off");
+        std::fs::write(dir.join("spool-00000000000000000001.lp"), bytes).unwrap();
+        let (lines, reports) = load_all(&dir);
+        assert_eq!(lines, ["m f=1i 1", "m f=2i 3"]);
+        let problem = reports[0].problem().unwrap();
+        assert!(problem.contains("4 invalid line(s)"), "{problem}");
+        assert!(problem.contains("first at line 2"), "{problem}");
+        assert_eq!(reports[0].points, 2);
+    }
+
+    #[test]
+    fn a_failed_save_names_the_path_and_keeps_the_old_files() {
+        let dir = temp_dir("failed");
+        let old = save(&dir, ["m f=1i 1"].into_iter(), &[]).unwrap();
+        // A file where the directory should be: fails for root too.
+        let blocked = dir.join("blocked");
+        std::fs::write(&blocked, "").unwrap();
+        let (path, _) = save(
+            &blocked,
+            ["m f=1i 1"].into_iter(),
+            std::slice::from_ref(&old),
+        )
+        .unwrap_err();
+        assert_eq!(path, blocked);
+        assert!(old.exists());
+        assert!(check_writable(&blocked).is_err());
+        assert!(check_writable(&dir).is_ok());
+        assert!(names(&dir).iter().all(|n| !n.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn the_backlog_releases_a_file_once_none_of_its_points_are_pending() {
+        let mut backlog = Backlog::default();
+        backlog.track(Path::new("a"));
+        backlog.add();
+        backlog.add();
+        backlog.track(Path::new("empty"));
+        backlog.track(Path::new("b"));
+        backlog.add();
+        assert_eq!(backlog.pending(), 3);
+        assert!(backlog.advance(1).is_empty());
+        assert_eq!(
+            backlog.advance(1),
+            [PathBuf::from("a"), PathBuf::from("empty")]
         );
-        assert!(
-            loaded.problems[0].contains("first at line 2"),
-            "{}",
-            loaded.problems[0]
-        );
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(backlog.advance(5), [PathBuf::from("b")]);
+        assert_eq!(backlog.pending(), 0);
+        backlog.track(Path::new("c"));
+        backlog.add();
+        backlog.track(Path::new("all invalid"));
+        assert_eq!(backlog.release_empty(), [PathBuf::from("all invalid")]);
+        assert_eq!(backlog.files().count(), 1);
     }
 
     #[test]
     fn a_missing_directory_is_an_empty_spool() {
-        let loaded = load(Path::new("/nonexistent/dss-spool")).unwrap();
-        assert!(loaded.lines.is_empty() && loaded.files.is_empty());
+        let (lines, reports) = load_all(Path::new("/nonexistent/dss-spool"));
+        assert!(lines.is_empty() && reports.is_empty());
     }
 }
