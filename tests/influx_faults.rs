@@ -203,14 +203,8 @@ async fn retry_after_is_honoured_in_seconds_and_as_an_http_date_and_the_batch_is
     let started = (Instant::now(), std::time::SystemTime::now());
     let retry_at = started.1 + Duration::from_secs(10);
     let fake = FakeInflux::start(vec![
-        Scripted {
-            status: 429,
-            headers: vec![("Retry-After".into(), "3".into())],
-        },
-        Scripted {
-            status: 503,
-            headers: vec![("Retry-After".into(), httpdate::fmt_http_date(retry_at))],
-        },
+        Scripted::status(429).header("Retry-After", "3"),
+        Scripted::status(503).header("Retry-After", &httpdate::fmt_http_date(retry_at)),
     ])
     .await;
     let containers = TestContainers::new("retryafter");
@@ -282,4 +276,131 @@ async fn a_database_dropped_while_running_is_created_again() {
         (books.dropped, books.rejected, books.undelivered),
         (0, 0, 0)
     );
+}
+
+/// The service against the fake server, with quick retries capped at 2 s.
+fn start_against(fake: &support::fake_influx::FakeInflux, name: &str, v2: bool) -> Service {
+    let port = fake.port.to_string();
+    let mut env = vec![
+        ("INFLUXDB_PORT", port.as_str()),
+        ("INFLUXDB_RETRY_DELAY", "100"),
+        ("INFLUXDB_RETRY_MAX_DELAY", "2000"),
+        ("BATCH_SIZE", "1000"),
+        ("BATCH_WAIT_MS", "1000"),
+    ];
+    if v2 {
+        env.extend([
+            ("INFLUXDB_API", "v2"),
+            ("INFLUXDB_ORG", "org"),
+            ("INFLUXDB_BUCKET", "bucket"),
+            ("INFLUXDB_TOKEN", "token"),
+        ]);
+    }
+    Service::start(support::influx::shared(), name, &env)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_v2_400_or_422_refuses_the_whole_batch_which_is_counted_rejected_and_not_resent() {
+    use support::fake_influx::{lines, FakeInflux, Scripted};
+    let fake = FakeInflux::start(vec![
+        Scripted::status(400).body(r#"{"code":"invalid","message":"unable to parse 'x': missing fields"}"#),
+        Scripted::status(422).body(r#"{"code":"unprocessable entity","message":"failure writing points to database: points beyond retention policy"}"#),
+    ])
+    .await;
+    let containers = TestContainers::new("rejected");
+    containers.idle("idle");
+    let mut service = start_against(&fake, "unused", true);
+    support::eventually(Duration::from_secs(30), "three writes", || async {
+        (fake.writes().len() >= 3).then_some(())
+    })
+    .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let writes = fake.writes();
+    let refused: Vec<&str> = lines(&writes[0].body)
+        .into_iter()
+        .chain(lines(&writes[1].body))
+        .collect();
+    for line in lines(&writes[2].body) {
+        assert!(!refused.contains(&line), "a refused point was sent again");
+    }
+    let books = service.books_at_exit();
+    assert_eq!(books.rejected, refused.len() as u64, "{books:?}");
+    assert_eq!((books.dropped, books.undelivered), (0, 0), "{books:?}");
+    let written: usize = writes[2..].iter().map(|w| lines(&w.body).len()).sum();
+    assert_eq!(books.written, written as u64, "{books:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_no_retry_can_fix_waits_at_the_cap_is_named_once_and_loses_nothing() {
+    use support::fake_influx::{FakeInflux, Scripted};
+    let fake = FakeInflux::start(vec![
+        Scripted::status(418).body("I'm a teapot"),
+        Scripted::status(418).body("I'm a teapot"),
+    ])
+    .await;
+    let containers = TestContainers::new("teapot");
+    containers.idle("idle");
+    let mut service = start_against(&fake, "unused", false);
+    support::eventually(Duration::from_secs(30), "three writes", || async {
+        (fake.writes().len() >= 3).then_some(())
+    })
+    .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let writes = fake.writes();
+    for pair in writes[..3].windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(1900),
+            "retried after {gap:?}, before the 2 s cap"
+        );
+    }
+    let logs = service.logs();
+    assert_eq!(logs.matches("HTTP 418").count(), 1, "{logs}");
+    assert!(logs.contains("I'm a teapot"), "{logs}");
+    let books = service.books_at_exit();
+    assert_eq!(
+        (books.dropped, books.rejected, books.undelivered),
+        (0, 0, 0),
+        "{books:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_is_not_followed_and_its_location_is_named() {
+    use support::fake_influx::{FakeInflux, Scripted};
+    let placeholder = FakeInflux::start(Vec::new()).await;
+    let location = format!("http://127.0.0.1:{}/elsewhere", placeholder.port);
+    let fake = FakeInflux::start(vec![
+        Scripted::status(301).header("Location", &location),
+        Scripted::status(302).header("Location", &location),
+    ])
+    .await;
+    let containers = TestContainers::new("redirect");
+    containers.idle("idle");
+    let mut service = start_against(&fake, "unused", false);
+    support::eventually(Duration::from_secs(30), "three writes", || async {
+        (fake.writes().len() >= 3).then_some(())
+    })
+    .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    assert!(
+        placeholder.requests().is_empty()
+            && fake
+                .requests()
+                .iter()
+                .all(|r| !r.path.contains("elsewhere")),
+        "the redirect was followed"
+    );
+    let logs = service.logs();
+    assert!(
+        logs.contains(&format!("redirect (HTTP 301) to {location}")),
+        "{logs}"
+    );
+    let writes = fake.writes();
+    assert!(
+        writes[1].body.starts_with(&writes[0].body),
+        "the batch changed"
+    );
+    let books = service.books_at_exit();
+    assert_eq!((books.dropped, books.undelivered), (0, 0), "{books:?}");
 }

@@ -29,16 +29,32 @@ pub enum WriteError {
         database: String,
         reason: String,
     },
-    /// 400: the server rejected some points as invalid. The others were
-    /// written (InfluxDB 1.x writes what it can parse).
+    /// 400 or 422: the server refused points as invalid (or, 422, outside
+    /// the retention period or in conflict with the schema). `dropped` is
+    /// how many, when the server says so (a partial write, or InfluxDB 1.x,
+    /// which writes what it can parse); `None` is the whole batch.
     Rejected {
         url: String,
-        dropped: usize,
+        dropped: Option<usize>,
+        reason: String,
+    },
+    /// A redirect (3xx): following it would turn the write into a GET that
+    /// stores nothing, so it is not followed; the address is wrong.
+    Redirect {
+        url: String,
+        status: u16,
+        location: Option<String>,
+    },
+    /// Any other 4xx, and anything else InfluxDB never answers: only a
+    /// person can tell what is wrong.
+    Refused {
+        url: String,
+        status: u16,
         reason: String,
     },
     /// 413: the request body is larger than the server accepts.
     TooLarge { url: String },
-    /// Any other answer: 5xx, 408, 429, ...; `retry_after` is the server's
+    /// 5xx, 408 or 429: worth sending again; `retry_after` is the server's
     /// `Retry-After`, when it sent one.
     Server {
         url: String,
@@ -76,6 +92,13 @@ impl WriteError {
         retry_after: Option<Duration>,
     ) -> Self {
         let reason = server_reason(body);
+        if (300..400).contains(&status) {
+            return WriteError::Redirect {
+                url: url.into(),
+                status,
+                location: None,
+            };
+        }
         let unknown_bucket = status == 404 && reason.contains("bucket");
         if reason == "invalid name" || unknown_bucket {
             return WriteError::InvalidDatabase {
@@ -95,18 +118,32 @@ impl WriteError {
                 url: url.into(),
                 database: database.into(),
             },
-            400 => WriteError::Rejected {
+            400 | 422 => WriteError::Rejected {
                 url: url.into(),
-                dropped: dropped_count(&reason),
+                dropped: dropped_count(credentials, &reason),
                 reason,
             },
             413 => WriteError::TooLarge { url: url.into() },
-            _ => WriteError::Server {
+            408 | 429 | 500..=599 => WriteError::Server {
                 url: url.into(),
                 status,
                 reason,
                 retry_after,
             },
+            _ => WriteError::Refused {
+                url: url.into(),
+                status,
+                reason,
+            },
+        }
+    }
+
+    /// A redirect, with where it pointed.
+    pub fn redirect(url: &str, status: u16, location: Option<&str>) -> Self {
+        WriteError::Redirect {
+            url: url.into(),
+            status,
+            location: location.map(str::to_string),
         }
     }
 
@@ -124,7 +161,11 @@ impl WriteError {
     pub fn needs_operator(&self) -> bool {
         matches!(
             self,
-            WriteError::Auth { .. } | WriteError::InvalidDatabase { .. } | WriteError::Client(_)
+            WriteError::Auth { .. }
+                | WriteError::InvalidDatabase { .. }
+                | WriteError::Client(_)
+                | WriteError::Redirect { .. }
+                | WriteError::Refused { .. }
         )
     }
 
@@ -139,6 +180,8 @@ impl WriteError {
             WriteError::TooLarge { .. } => "too_large",
             WriteError::DatabaseNotFound { .. } => "database_not_found",
             WriteError::Rejected { .. } => "rejected",
+            WriteError::Redirect { .. } => "redirect",
+            WriteError::Refused { .. } => "refused",
             WriteError::Server { .. } => "server",
         }
     }
@@ -196,9 +239,11 @@ fn server_reason(body: &str) -> String {
         .unwrap_or_else(|| body.trim().chars().take(500).collect())
 }
 
-/// How many points a 400 answer says were dropped: `dropped=N` in a partial
-/// write, otherwise one per unparseable line named.
-fn dropped_count(reason: &str) -> usize {
+/// How many points a 400 or 422 answer says were dropped: `dropped=N` in a
+/// partial write; otherwise, from InfluxDB 1.x (which writes the lines it
+/// can parse), one per unparseable line named; from the v2 API (2.x and
+/// 3.x refuse a batch whole unless they say "partial write"), the batch.
+fn dropped_count(credentials: &Credentials, reason: &str) -> Option<usize> {
     if let Some(rest) = reason
         .rsplit("dropped=")
         .next()
@@ -206,10 +251,13 @@ fn dropped_count(reason: &str) -> usize {
     {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         if let Ok(n) = digits.parse() {
-            return n;
+            return Some(n);
         }
     }
-    reason.matches("unable to parse").count().max(1)
+    match credentials {
+        Credentials::User(_) => Some(reason.matches("unable to parse").count().max(1)),
+        Credentials::Token => None,
+    }
 }
 
 impl fmt::Display for WriteError {
@@ -237,9 +285,21 @@ impl fmt::Display for WriteError {
                 f,
                 "InfluxDB at {url} does not accept or know the database {database:?} ({reason}): check INFLUXDB_DB (v1) or INFLUXDB_BUCKET (v2)"
             ),
-            WriteError::Rejected { url, dropped, reason } => {
+            WriteError::Rejected { url, dropped: Some(dropped), reason } => {
                 write!(f, "InfluxDB at {url} rejected {dropped} point(s): {reason}")
             }
+            WriteError::Rejected { url, dropped: None, reason } => {
+                write!(f, "InfluxDB at {url} rejected a whole batch: {reason}")
+            }
+            WriteError::Redirect { url, status, location } => write!(
+                f,
+                "InfluxDB at {url} answered with a redirect (HTTP {status}) to {}, which is not followed (it would turn the write into a read): check INFLUXDB_PROTOCOL, INFLUXDB_HOST and INFLUXDB_PORT",
+                location.as_deref().unwrap_or("an address it did not give")
+            ),
+            WriteError::Refused { url, status, reason } => write!(
+                f,
+                "InfluxDB at {url} refused the write with HTTP {status} ({reason}): not retried until fixed, check the address and the server"
+            ),
             WriteError::TooLarge { url } => {
                 write!(f, "InfluxDB at {url} refused a request as too large (HTTP 413)")
             }
@@ -286,14 +346,26 @@ mod tests {
             "{\"error\":\"partial write: field type conflict: input field \\\"x\\\" on measurement \\\"m\\\" is type string, already exists as type float dropped=3\"}",
         );
         assert!(
-            matches!(partial, WriteError::Rejected { dropped: 3, .. }),
+            matches!(
+                partial,
+                WriteError::Rejected {
+                    dropped: Some(3),
+                    ..
+                }
+            ),
             "{partial:?}"
         );
         let parse = classify(
             400,
             "{\"error\":\"unable to parse 'a b': invalid field format\"}",
         );
-        assert!(matches!(parse, WriteError::Rejected { dropped: 1, .. }));
+        assert!(matches!(
+            parse,
+            WriteError::Rejected {
+                dropped: Some(1),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -348,7 +420,7 @@ mod tests {
             r#"{"code":"invalid","message":"partial write: field type conflict dropped=2"}"#,
         );
         assert!(
-            matches!(&partial, WriteError::Rejected { dropped: 2, reason, .. } if reason.starts_with("partial write")),
+            matches!(&partial, WriteError::Rejected { dropped: Some(2), reason, .. } if reason.starts_with("partial write")),
             "{partial:?}"
         );
         let bucket = v2(
@@ -357,6 +429,67 @@ mod tests {
         );
         assert!(bucket.to_string().contains("INFLUXDB_BUCKET"), "{bucket}");
         assert!(bucket.needs_operator());
+    }
+
+    /// Only network errors, 5xx, 408 and 429 are retried; 422 is a
+    /// rejection like 400; any other status waits for an operator.
+    #[test]
+    fn only_what_can_succeed_unchanged_is_retried() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(classify(status, "").is_transient(), "{status}");
+        }
+        for status in [
+            100, 201, 301, 302, 307, 402, 405, 409, 410, 415, 418, 451, 600,
+        ] {
+            let error = classify(status, "");
+            assert!(!error.is_transient(), "{status} is retried: {error:?}");
+            assert!(error.needs_operator(), "{status}: {error:?}");
+        }
+        assert!(matches!(
+            classify(418, "teapot"),
+            WriteError::Refused { status: 418, .. }
+        ));
+        let retention = classify(
+            422,
+            r#"{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped=4"}"#,
+        );
+        assert!(
+            matches!(
+                retention,
+                WriteError::Rejected {
+                    dropped: Some(4),
+                    ..
+                }
+            ),
+            "{retention:?}"
+        );
+        assert!(!retention.is_transient() && !retention.needs_operator());
+    }
+
+    #[test]
+    fn a_v2_rejection_without_a_count_is_the_whole_batch() {
+        let v2 = WriteError::from_response(
+            "http://db:8086",
+            &Credentials::Token,
+            "bucket",
+            400,
+            r#"{"code":"invalid","message":"unable to parse 'x': missing fields"}"#,
+            None,
+        );
+        assert!(
+            matches!(v2, WriteError::Rejected { dropped: None, .. }),
+            "{v2:?}"
+        );
+        assert!(v2.to_string().contains("whole batch"), "{v2}");
+    }
+
+    #[test]
+    fn a_redirect_names_where_it_pointed_and_what_to_fix() {
+        let redirect = WriteError::redirect("http://db:8086", 301, Some("https://db:8086/write"));
+        let text = redirect.to_string();
+        assert!(text.contains("https://db:8086/write"), "{text}");
+        assert!(text.contains("INFLUXDB_PROTOCOL"), "{text}");
+        assert!(redirect.needs_operator());
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct InfluxV1 {
 impl InfluxV1 {
     pub fn new(config: &InfluxConfig, request_timeout: Duration) -> Result<Self, WriteError> {
         let http = reqwest::Client::builder()
+            // A redirect would turn the POST into a GET that stores nothing.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(request_timeout)
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -76,14 +78,25 @@ impl InfluxV1 {
 
     async fn check(&self, response: reqwest::Response) -> Result<(), WriteError> {
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        // `/query` answers 200 with an "error" member for statement errors.
-        let body = response.text().await.unwrap_or_default();
-        if status.is_success() && !body.contains("\"error\"") {
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header(reqwest::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
+        if status.is_redirection() {
+            let location = header(reqwest::header::LOCATION);
+            return Err(WriteError::redirect(
+                &self.base_url,
+                status.as_u16(),
+                location.as_deref(),
+            ));
+        }
+        let body = read_capped(response).await;
+        if status.is_success() && is_success_body(&body) {
             return Ok(());
         }
         Err(WriteError::from_response(
@@ -97,6 +110,32 @@ impl InfluxV1 {
     }
 }
 
+/// The most of an answer's body kept: enough for any error InfluxDB
+/// writes, and a bound on what a wrong server can make the service hold.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn read_capped(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_BODY_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A 2xx counts only with no body (`/write` answers 204) or a JSON body
+/// without an error (`/query` answers 200 with an "error" member for
+/// statement errors); anything else is not InfluxDB's answer to a write.
+fn is_success_body(body: &str) -> bool {
+    let body = body.trim();
+    body.is_empty()
+        || serde_json::from_str::<serde_json::Value>(body)
+            .is_ok_and(|v| v.get("error").is_none() && v.pointer("/results/0/error").is_none())
+}
+
 /// Quotes an InfluxQL identifier: double quotes, with `"` and `\` escaped,
 /// the same escaping as a line protocol string value.
 pub fn quote_identifier(name: &str) -> String {
@@ -108,6 +147,17 @@ pub fn quote_identifier(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_empty_or_error_free_json_body_is_a_success() {
+        assert!(is_success_body(""));
+        assert!(is_success_body("{\"results\":[{\"statement_id\":0}]}"));
+        assert!(!is_success_body("{\"error\":\"x\"}"));
+        assert!(!is_success_body(
+            "{\"results\":[{\"statement_id\":0,\"error\":\"invalid name\"}]}"
+        ));
+        assert!(!is_success_body("<html>a login page</html>"));
+    }
 
     #[test]
     fn identifiers_are_quoted() {

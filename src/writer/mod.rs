@@ -113,7 +113,7 @@ pub struct BatchWriter {
     /// Set while an outage lasts (since when, and its kind), so it is
     /// logged once when it starts and once when it ends.
     outage: Option<(Instant, &'static str)>,
-    rejection_reasons: HashSet<String>,
+    rejection_reasons: RejectionReasons,
     /// Set while the buffer overflows.
     overflow: Option<Overflow>,
     spool_dir: Option<PathBuf>,
@@ -148,7 +148,7 @@ impl BatchWriter {
             retry_at: None,
             timer: None,
             outage: None,
-            rejection_reasons: HashSet::new(),
+            rejection_reasons: RejectionReasons::default(),
             overflow: None,
             spool_dir: config.spool_dir.clone(),
             spool_backlog: spool::Backlog::default(),
@@ -332,10 +332,12 @@ impl BatchWriter {
             Err(WriteError::Rejected {
                 dropped, reason, ..
             }) => {
-                // InfluxDB wrote the points it could parse and refused the
-                // rest: sending the batch again would only repeat the refusal.
+                // InfluxDB wrote the points it accepted (none, when it
+                // refused the batch whole) and refused the rest: sending
+                // them again would only repeat the refusal.
+                let dropped = dropped.unwrap_or(size).min(size);
                 self.buffer.finish_batch(dropped);
-                if self.rejection_reasons.insert(reason.clone()) {
+                if self.rejection_reasons.is_new(&reason) {
                     log::error!("InfluxDB rejected {dropped} point(s) as invalid; they are not sent again: {reason}");
                 }
                 self.on_success();
@@ -511,6 +513,51 @@ impl BatchWriter {
     }
 }
 
+/// The kinds of rejection already logged. A reason quotes the refused line
+/// and its numbers, so it is reduced to its shape first; past a bound, new
+/// shapes are counted (`points_rejected`) but not kept or logged.
+#[derive(Default)]
+struct RejectionReasons(HashSet<String>);
+
+impl RejectionReasons {
+    const MAX_KEPT: usize = 64;
+
+    /// Whether `reason` is a kind of rejection not seen (and logged) yet.
+    fn is_new(&mut self, reason: &str) -> bool {
+        if self.0.len() >= Self::MAX_KEPT {
+            return false;
+        }
+        self.0.insert(rejection_shape(reason))
+    }
+}
+
+/// A rejection reason without what varies from point to point: quoted
+/// text and digits.
+fn rejection_shape(reason: &str) -> String {
+    let mut shape = String::new();
+    let mut quote = None;
+    for c in reason.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                shape.push_str("..");
+            }
+            None if c.is_ascii_digit() => {
+                if !shape.ends_with('#') {
+                    shape.push('#');
+                }
+            }
+            None => shape.push(c),
+        }
+        if shape.len() >= 200 {
+            break;
+        }
+    }
+    shape
+}
+
 /// A delay rounded to milliseconds for logs ("1s 250ms", not nanoseconds).
 fn format_delay(delay: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
@@ -555,6 +602,23 @@ impl Handler<Drain> for BatchWriter {
         Box::pin(async move {
             let _ = receiver.await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_logged_once_per_shape_and_kept_within_a_bound() {
+        let mut reasons = RejectionReasons::default();
+        assert!(reasons.is_new("unable to parse 'docker_stats,a=1 f=1i 17': bad timestamp"));
+        assert!(!reasons.is_new("unable to parse 'docker_stats,a=2 f=9i 18': bad timestamp"));
+        assert!(reasons.is_new("partial write: field type conflict dropped=3"));
+        for i in 0..1000 {
+            reasons.is_new(&format!("{} kinds of trouble", "x".repeat(i)));
+        }
+        assert_eq!(reasons.0.len(), RejectionReasons::MAX_KEPT);
     }
 }
 

@@ -1,7 +1,8 @@
-//! A tiny HTTP server that speaks just enough of InfluxDB's v1 API to give
-//! answers a real InfluxDB cannot be made to give (429 with `Retry-After`).
-//! It answers scripted responses to `/write` in order, then 204s, and
-//! records every request.
+//! A tiny HTTP server that speaks just enough of InfluxDB's v1 and v2 write
+//! APIs to give answers a real InfluxDB cannot be made to give (429 with
+//! `Retry-After`, 422, redirects, statuses no InfluxDB sends). It answers
+//! scripted responses to writes in order, then 204s, and records every
+//! request.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,27 @@ pub struct Recorded {
 pub struct Scripted {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Scripted {
+    pub fn status(status: u16) -> Self {
+        Scripted {
+            status,
+            headers: Vec::new(),
+            body: "{\"error\":\"scripted\"}".into(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = body.into();
+        self
+    }
 }
 
 pub struct FakeInflux {
@@ -45,7 +67,7 @@ impl FakeInflux {
                     let mut reader = BufReader::new(read);
                     while let Some((path, body)) = read_request(&mut reader).await {
                         let at = Instant::now();
-                        let is_write = path.starts_with("/write");
+                        let is_write = is_write_path(&path);
                         recorded.lock().unwrap().push(Recorded { at, path, body });
                         let scripted = if is_write {
                             script.lock().unwrap().pop_front()
@@ -53,9 +75,7 @@ impl FakeInflux {
                             None
                         };
                         let response = match (is_write, scripted) {
-                            (_, Some(s)) => {
-                                respond(s.status, &s.headers, "{\"error\":\"scripted\"}")
-                            }
+                            (_, Some(s)) => respond(s.status, &s.headers, &s.body),
                             (true, None) => respond(204, &[], ""),
                             (false, None) => {
                                 respond(200, &[], "{\"results\":[{\"statement_id\":0}]}")
@@ -82,7 +102,7 @@ impl FakeInflux {
     pub fn writes(&self) -> Vec<Recorded> {
         self.requests()
             .into_iter()
-            .filter(|r| r.path.starts_with("/write"))
+            .filter(|r| is_write_path(&r.path))
             .collect()
     }
 }
@@ -91,6 +111,15 @@ impl Drop for FakeInflux {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn is_write_path(path: &str) -> bool {
+    path.starts_with("/write") || path.starts_with("/api/v2/write")
+}
+
+/// Lines of line protocol in a request body.
+pub fn lines(body: &str) -> Vec<&str> {
+    body.lines().filter(|l| !l.is_empty()).collect()
 }
 
 fn respond(status: u16, headers: &[(String, String)], body: &str) -> String {
