@@ -605,23 +605,6 @@ impl Handler<Drain> for BatchWriter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rejections_are_logged_once_per_shape_and_kept_within_a_bound() {
-        let mut reasons = RejectionReasons::default();
-        assert!(reasons.is_new("unable to parse 'docker_stats,a=1 f=1i 17': bad timestamp"));
-        assert!(!reasons.is_new("unable to parse 'docker_stats,a=2 f=9i 18': bad timestamp"));
-        assert!(reasons.is_new("partial write: field type conflict dropped=3"));
-        for i in 0..1000 {
-            reasons.is_new(&format!("{} kinds of trouble", "x".repeat(i)));
-        }
-        assert_eq!(reasons.0.len(), RejectionReasons::MAX_KEPT);
-    }
-}
-
 impl Handler<SpoolRemaining> for BatchWriter {
     type Result = Result<u64, String>;
 
@@ -652,5 +635,22 @@ impl Handler<SpoolRemaining> for BatchWriter {
         };
         self.publish();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_logged_once_per_shape_and_kept_within_a_bound() {
+        let mut reasons = RejectionReasons::default();
+        assert!(reasons.is_new("unable to parse 'docker_stats,a=1 f=1i 17': bad timestamp"));
+        assert!(!reasons.is_new("unable to parse 'docker_stats,a=2 f=9i 18': bad timestamp"));
+        assert!(reasons.is_new("partial write: field type conflict dropped=3"));
+        for i in 0..1000 {
+            reasons.is_new(&format!("{} kinds of trouble", "x".repeat(i)));
+        }
+        assert_eq!(reasons.0.len(), RejectionReasons::MAX_KEPT);
     }
 }
