@@ -24,7 +24,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match config::load(&overrides, |name| std::env::var(name).ok()) {
+    let loaded = config::check_environment_encoding(|name| std::env::var_os(name))
+        .and_then(|()| config::load(&overrides, |name| std::env::var(name).ok()));
+    let config = match loaded {
         Ok(config) => config,
         Err(error) => {
             eprintln!("docker-stats-service: configuration error: {error}");

@@ -237,6 +237,110 @@ fn file_errors_give_the_file_line_and_key() {
 }
 
 #[test]
+fn a_file_error_on_a_secret_line_names_the_place_but_never_the_secret() {
+    let cases = [
+        "[influxdb]\nhost = \"db\"\npassword = \"s3cr3t-typo\n",
+        "[influxdb]\npassword = s3cr3t-typo\n",
+        "[influxdb]\ntoken = [\"s3cr3t-typo\"]\n",
+        "[influxdb]\ntoken = \"s3cr3t-typo\" trailing\n",
+        "[influxdb]\npasword = \"s3cr3t-typo\n",
+    ];
+    for text in cases {
+        let file = write_file(text);
+        let e = error(Some(file.path()), &[]);
+        assert!(!e.contains("s3cr3t"), "the secret is printed: {e}");
+        assert!(e.contains(file.path()) && e.contains("line "), "{e}");
+        assert!(e.contains("key `influxdb."), "no key named: {e}");
+    }
+    let file = write_file("[influxdb]\nhost = \"db\"\npassword = \"s3cr3t-typo\n");
+    let (code, stderr) = run_to_exit(&[], &["--config", file.path()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("line 3, column") && stderr.contains("key `influxdb.password`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cr3t"), "{stderr}");
+}
+
+#[test]
+fn extreme_values_are_configuration_errors_naming_the_accepted_range() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("INFLUXDB_RETRY_DELAY", "1ns", "10ms"),
+        ("INFLUXDB_RETRY_MAX_DELAY", "100years", "1h"),
+        ("SHUTDOWN_TIMEOUT_MS", "0", "100ms"),
+        ("BATCH_WAIT_MS", "18446744073709551615", "1h"),
+        ("STATS_PARSE_TIMEOUT", "99999999999999s", "1h"),
+        ("RECONCILE_INTERVAL", "1ns", "100ms"),
+        ("STATS_INTERVAL", "5ms", "10ms"),
+        ("INFLUXDB_RETRY_MAX", "4000000000", "100"),
+    ];
+    for (var, value, range) in cases {
+        let e = error(None, &[(var, value)]);
+        assert!(
+            e.contains(var) && e.contains("accepted range") && e.contains(range),
+            "{var}={value}: {e}"
+        );
+    }
+    // And the binary says so with exit 2 instead of panicking.
+    for (var, value, _) in cases {
+        let (code, stderr) = run_to_exit(&[(var, value)], &["check-config"]);
+        assert_eq!(code, Some(2), "{var}={value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_malformed_influxdb_host_is_a_configuration_error() {
+    for host in [
+        "http://influx",
+        "influx:8086",
+        "influx db",
+        "influx/write",
+        "user@influx",
+        "-influx",
+        "",
+    ] {
+        let e = error(None, &[("INFLUXDB_HOST", host)]);
+        assert!(
+            e.contains("INFLUXDB_HOST") && e.contains("influxdb.protocol"),
+            "{host:?}: {e}"
+        );
+    }
+    for host in [
+        "influx",
+        "influx.example.com",
+        "10.0.0.7",
+        "::1",
+        "[::1]",
+        "host_1",
+    ] {
+        let c = load(None, &[("INFLUXDB_HOST", host)], &[]);
+        assert!(c.is_ok(), "{host:?}: {:?}", c.err());
+    }
+}
+
+#[test]
+fn a_value_that_is_not_utf8_is_named_not_ignored() {
+    use std::os::unix::ffi::OsStrExt;
+    let output = std::process::Command::new(support::service::BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env(
+            "INFLUXDB_PASS",
+            std::ffi::OsStr::from_bytes(b"secret-\xff-value"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("INFLUXDB_PASS") && stderr.contains("not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-"), "{stderr}");
+}
+
+#[test]
 fn secrets_are_not_printed_by_debug() {
     let c = load(None, &[("INFLUXDB_PASS", "hunter2-secret")], &[]).unwrap();
     assert!(!format!("{c:?}").contains("hunter2-secret"));
@@ -299,4 +403,63 @@ fn the_example_config_file_loads_and_matches_the_defaults() {
         "config/docker-stats.toml should show every default"
     );
     let _ = std::io::stdout().flush();
+}
+
+/// Every setting's dotted key as `config/docker-stats.toml` writes it
+/// (set, or commented out when it has no default), under its table.
+fn keys_in_example_file() -> Vec<String> {
+    let text = include_str!("../config/docker-stats.toml");
+    let mut table = String::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            table = header.to_string();
+            continue;
+        }
+        let line = line.strip_prefix("# ").unwrap_or(line);
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            keys.push(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_example_file_and_the_readme_list_exactly_the_settings() {
+    let settings: Vec<String> = config::settings::SETTINGS
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    let mut example = keys_in_example_file();
+    example.sort();
+    let mut wanted = settings.clone();
+    wanted.sort();
+    assert_eq!(example, wanted, "config/docker-stats.toml");
+
+    let readme = include_str!("../README.md");
+    let mut rows: Vec<(String, String)> = readme
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let var = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+            let is_var = var.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+            is_var.then(|| (key.to_string(), var.to_string()))
+        })
+        .collect();
+    rows.sort();
+    let mut declared: Vec<(String, String)> = config::settings::SETTINGS
+        .iter()
+        .map(|s| (s.key.to_string(), s.env.to_string()))
+        .collect();
+    declared.sort();
+    assert_eq!(rows, declared, "README's configuration table");
 }

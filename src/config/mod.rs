@@ -260,6 +260,28 @@ const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(2);
 /// below it, timer granularity and the cost of reading the files dominate.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Names the first setting whose environment variable is set but not valid
+/// UTF-8 (read with `std::env::var`, it would look unset and its default
+/// would silently apply). The value is never shown.
+pub fn check_environment_encoding(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<(), ConfigError> {
+    let names = settings::SETTINGS
+        .iter()
+        .map(|s| (s.env, s.key))
+        .chain([("DOCKER_STATS_CONFIG", "--config")]);
+    for (var, key) in names {
+        if env(var).is_some_and(|value| value.to_str().is_none()) {
+            return Err(ConfigError::Env {
+                var,
+                key,
+                message: "is not valid UTF-8 (value not shown)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Loads the configuration from the file named in `overrides`, the given
 /// environment (a lookup, so tests need not touch the process environment)
 /// and the command-line overrides.
@@ -341,14 +363,76 @@ fn read_file_layer(path: &Path) -> Result<toml::Table, ConfigError> {
         path: path.to_path_buf(),
         error,
     })?;
-    let file_error = |message: String| ConfigError::File {
+    let file_error = |error: toml::de::Error| ConfigError::File {
         path: path.to_path_buf(),
-        message,
+        message: describe_file_error(&text, &error),
     };
-    // Deserializing the text itself (not a parsed table) keeps line and
-    // column in every error, including unknown keys and bad values.
-    toml::from_str::<Layer>(&text).map_err(|e| file_error(e.to_string()))?;
-    toml::from_str::<toml::Table>(&text).map_err(|e| file_error(e.to_string()))
+    // Deserializing the text itself (not a parsed table) keeps the place
+    // of every error, including unknown keys and bad values.
+    toml::from_str::<Layer>(&text).map_err(file_error)?;
+    toml::from_str::<toml::Table>(&text).map_err(file_error)
+}
+
+/// Where a file error is (line, column, key) and what it is, without the
+/// line's text: the parser quotes it, and it may hold a password or token.
+/// For a secret key the parser's message is left out too, as it may
+/// describe the value.
+fn describe_file_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().trim_end().to_string();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let key = key_at_line(text, line);
+    let secret = key
+        .as_deref()
+        .is_some_and(|k| settings::by_key(k).is_some_and(|s| s.secret) || looks_secret(k));
+    let place = match &key {
+        Some(key) => format!("line {line}, column {column}, key `{key}`"),
+        None => format!("line {line}, column {column}"),
+    };
+    if secret {
+        format!("{place}: invalid value (not shown: the key holds a secret)")
+    } else {
+        format!("{place}: {}", error.message().trim_end())
+    }
+}
+
+/// Whether a key name (maybe misspelt) is likely to hold a secret.
+fn looks_secret(key: &str) -> bool {
+    let leaf = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    ["pass", "token", "secret"].iter().any(|s| leaf.contains(s)) && !leaf.ends_with("_file")
+}
+
+/// The dotted key set on line `number` of a TOML text (`[table]` headers
+/// before it give its prefix), when the line is a plain `key = value`.
+fn key_at_line(text: &str, number: usize) -> Option<String> {
+    let bare = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let mut table = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if index + 1 == number {
+            let key = trimmed.split_once('=')?.0.trim();
+            if !bare(key) {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+        if let Some(header) = trimmed.strip_prefix('[').and_then(|h| h.split_once(']')) {
+            table = header.0.trim().to_string();
+        }
+    }
+    None
 }
 
 fn validate_layer(table: &toml::Table) -> Result<(), String> {
@@ -393,6 +477,34 @@ fn overlay(lower: &mut toml::Table, upper: toml::Table) {
             }
         }
     }
+}
+
+/// A host name or address, with nothing of a URL around it: a scheme, port,
+/// path or credentials belong elsewhere, and a malformed host would
+/// otherwise be retried forever as "unreachable".
+fn check_host(host: &str) -> Result<(), String> {
+    let hint = "give only a host name or address (the scheme goes in influxdb.protocol, the port in influxdb.port)";
+    if host.trim().is_empty() {
+        return Err(format!("is empty; {hint}"));
+    }
+    let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
+    if unbracketed.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(format!("{host:?} is not a host name or address; {hint}"))
 }
 
 /// Reads a secret from a file, as Docker secrets provide them; the trailing
@@ -509,17 +621,69 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         origins: BTreeMap::new(),
     };
 
+    // Every duration has a range: below it a loop would spin or a step be
+    // skipped, above it deadlines overflow or nothing happens in a lifetime.
+    let hour = Duration::from_secs(3600);
+    let ms = Duration::from_millis;
+    let durations: [(&'static str, Duration, Duration, Duration); 8] = [
+        ("shutdown_timeout", config.shutdown_timeout, ms(100), hour),
+        ("batch.wait", config.batch.wait, ms(1), hour),
+        (
+            "influxdb.retry_delay",
+            config.influxdb.retry_delay,
+            ms(10),
+            hour,
+        ),
+        (
+            "influxdb.retry_max_delay",
+            config.influxdb.retry_max_delay,
+            ms(10),
+            hour,
+        ),
+        (
+            "docker.stats_parse_timeout",
+            config.docker.stats_parse_timeout,
+            ms(100),
+            hour,
+        ),
+        (
+            "docker.stats_read_interval",
+            config.docker.stats_read_interval,
+            ms(1),
+            hour,
+        ),
+        (
+            "docker.reconcile_interval",
+            config.docker.reconcile_interval,
+            ms(100),
+            24 * hour,
+        ),
+        ("stats.interval", config.stats.interval, MIN_INTERVAL, hour),
+    ];
+    for (key, value, min, max) in durations {
+        if value < min || value > max {
+            return Err(invalid(
+                key,
+                format!(
+                    "{} is outside the accepted range, {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            ));
+        }
+    }
+    if config.influxdb.retry_max > 100 {
+        return Err(invalid(
+            "influxdb.retry_max",
+            format!(
+                "{} is outside the accepted range, 0 to 100 attempts",
+                config.influxdb.retry_max
+            ),
+        ));
+    }
     if config.batch.size == 0 {
         return Err(invalid("batch.size", "must be at least 1 point".into()));
-    }
-    if config.batch.wait.is_zero() {
-        return Err(invalid("batch.wait", "must be longer than zero".into()));
-    }
-    if config.influxdb.retry_delay.is_zero() {
-        return Err(invalid(
-            "influxdb.retry_delay",
-            "must be longer than zero".into(),
-        ));
     }
     if config.influxdb.retry_max_delay < config.influxdb.retry_delay {
         return Err(invalid(
@@ -531,9 +695,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             ),
         ));
     }
-    if config.influxdb.host.trim().is_empty() {
-        return Err(invalid("influxdb.host", "is empty".into()));
-    }
+    check_host(&config.influxdb.host).map_err(|message| invalid("influxdb.host", message))?;
     if config.influxdb.api == Api::V2 && config.influxdb.org.trim().is_empty() {
         return Err(invalid(
             "influxdb.org",
@@ -565,12 +727,6 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             ),
         ));
     }
-    if config.docker.reconcile_interval.is_zero() {
-        return Err(invalid(
-            "docker.reconcile_interval",
-            "must be longer than zero".into(),
-        ));
-    }
     if config.max_buffer_bytes < 1024 {
         return Err(invalid(
             "max_buffer_bytes",
@@ -580,12 +736,6 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             ),
         ));
     }
-    if config.docker.stats_parse_timeout.is_zero() {
-        return Err(invalid(
-            "docker.stats_parse_timeout",
-            "must be longer than zero".into(),
-        ));
-    }
     let read_interval = config.docker.stats_read_interval;
     if read_interval.is_zero() || read_interval >= config.docker.stats_parse_timeout {
         return Err(invalid(
@@ -593,16 +743,6 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             format!(
                 "must be longer than zero and shorter than docker.stats_parse_timeout ({})",
                 humantime::format_duration(config.docker.stats_parse_timeout)
-            ),
-        ));
-    }
-    if config.stats.interval < MIN_INTERVAL {
-        return Err(invalid(
-            "stats.interval",
-            format!(
-                "{} is shorter than the shortest supported interval, {}",
-                humantime::format_duration(config.stats.interval),
-                humantime::format_duration(MIN_INTERVAL)
             ),
         ));
     }
