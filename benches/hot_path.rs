@@ -124,5 +124,46 @@ fn bench_cgroup(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_cgroup);
+/// What one new point costs the writer while a retry is pending: queue it
+/// (dropping the oldest, as the budget is full) and find the earliest
+/// waiting point for the next deadline. A 64 MiB buffer of ESSENTIAL points
+/// against one that holds a single point: the cost must not grow with the
+/// buffer, since an outage is exactly when the buffer is full.
+fn bench_buffer(c: &mut Criterion) {
+    use docker_stats_service::writer::buffer::Buffer;
+    use std::time::Instant;
+
+    let series = SeriesKey::new(
+        "docker_stats",
+        [
+            (
+                "container_id",
+                "e677a0ddef20ffd39650ece3e1c09686a3a0a4de66a6484267beaef5ea81c32b",
+            ),
+            ("container_name", "load-test-worker-1"),
+            ("host", "vm"),
+        ],
+    );
+    let essential = FieldSelection::parse("ESSENTIAL").unwrap();
+    let line = one_sample(&fixture("v1_cpu_limited.json"), &series, &essential).unwrap();
+    for (label, budget) in [
+        ("one_point", 1),
+        ("full_64KiB", 64 << 10),
+        ("full_64MiB", 64 << 20),
+    ] {
+        let mut buffer = Buffer::new(budget);
+        let start = Instant::now();
+        while buffer.books().dropped == 0 {
+            buffer.push(line.clone(), start);
+        }
+        c.bench_function(&format!("writer_point_during_retry/{label}"), |b| {
+            b.iter(|| {
+                buffer.push(black_box(line.clone()), Instant::now());
+                black_box(buffer.oldest_waiting())
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench, bench_cgroup, bench_buffer);
 criterion_main!(benches);
