@@ -28,7 +28,16 @@ pub async fn run(config: Config) -> u8 {
     let counters = Arc::new(Counters::default());
     // A write older than this while points wait makes /health fail.
     let write_age_limit = (config.batch.wait * 3).max(Duration::from_secs(60));
-    let health = Arc::new(Health::new(Arc::clone(&counters), write_age_limit));
+    // A followed container without a sample for this long is named by
+    // /health: a stream gets that long before it is replaced, a cgroup
+    // reading two intervals.
+    let sample_age_limit = config
+        .docker
+        .stats_parse_timeout
+        .max(config.stats.interval * 2);
+    let health = Arc::new(
+        Health::new(Arc::clone(&counters), write_age_limit).with_sample_age_limit(sample_age_limit),
+    );
     if let Some(listen) = &config.health_listen {
         match health::server::start(listen, Arc::clone(&health)) {
             Ok(address) => {

@@ -93,6 +93,7 @@ impl Supervisor {
         if self.stopping || self.children.contains_key(id) {
             return;
         }
+        self.links.health.container_followed(id);
         let (generation, addr) = self.spawn_child(id);
         self.children.insert(
             id.to_string(),
@@ -108,6 +109,7 @@ impl Supervisor {
 
     fn unwatch(&mut self, id: &str, why: &str, ctx: &mut Context<Self>) {
         if let Some(child) = self.children.remove(id) {
+            self.links.health.container_unfollowed(id);
             log::debug!("stopped following container {} ({why})", short(id));
             match child.state {
                 ChildState::Running(addr) => addr.do_send(StopStream),
@@ -197,6 +199,7 @@ impl Supervisor {
         } else {
             log::debug!("stopped following container {} ({reason:?})", short(&id));
             self.children.remove(&id);
+            self.links.health.container_unfollowed(&id);
             self.publish();
         }
     }

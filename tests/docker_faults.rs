@@ -106,3 +106,87 @@ async fn a_stalled_stats_stream_is_restarted_after_the_parse_timeout() {
     .await;
     assert!(service.terminate().await.success());
 }
+
+/// `/health`'s body and the seconds `/metrics` gives since `id`'s last sample.
+async fn silence_as_reported(address: &str, id: &str) -> (serde_json::Value, Option<f64>) {
+    let health: serde_json::Value = reqwest::get(format!("http://{address}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let needle = format!("dss_seconds_since_last_sample{{container_id=\"{id}\"");
+    let age = metrics
+        .lines()
+        .find(|l| l.starts_with(&needle))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok());
+    (health, age)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stats_request_that_is_never_answered_is_replaced_and_the_silent_container_named() {
+    let influx = shared();
+    let db = "unanswered";
+    let containers = TestContainers::new("unanswered");
+    let id = containers.idle("idle");
+    let name = containers.name("idle");
+    let proxy = DockerProxy::start().await;
+    proxy.hold_stats_answers();
+    let mut service = Service::start(
+        influx,
+        db,
+        &[
+            ("DOCKER_SOCKET_PATH", proxy.path()),
+            ("STATS_PARSE_TIMEOUT", "2000"),
+        ],
+    );
+    let address = service.health_address().await;
+    // Requests time out and are made again; the container stays named as
+    // silent, with its silence counted across the restarts.
+    let (health, age) = eventually(
+        Duration::from_secs(30),
+        "the silent container on /health and /metrics",
+        || async {
+            let (health, age) = silence_as_reported(&address, &id).await;
+            let named = health["checks"]["samples"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&name));
+            (named && age.is_some_and(|a| a > 4.0)).then_some((health, age))
+        },
+    )
+    .await;
+    assert!(
+        health["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "samples"),
+        "{health}"
+    );
+    assert!(age.unwrap() > 4.0);
+    assert!(
+        proxy.stats_requests() >= 2,
+        "the unanswered request was never replaced"
+    );
+    assert_eq!(count_points(influx, db, &id).await, 0);
+
+    proxy.release_stats();
+    wait_for_points(influx, db, &id, Duration::from_secs(60)).await;
+    eventually(
+        Duration::from_secs(20),
+        "the samples check to pass",
+        || async {
+            let (health, _) = silence_as_reported(&address, &id).await;
+            (health["checks"]["samples"]["ok"] == true).then_some(())
+        },
+    )
+    .await;
+    assert!(service.terminate().await.success());
+}

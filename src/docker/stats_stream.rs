@@ -94,15 +94,23 @@ pub fn open(
         loop {
             state = match state {
                 State::Done => return None,
-                State::Connect(target, id) => match request(&target, &id).await {
-                    Ok(body) => State::Read {
-                        stall_timeout: target.stall_timeout,
-                        body,
-                        splitter: FrameSplitter::new(target.line_limit, target.buffer_limit),
-                        ready: VecDeque::new(),
-                    },
-                    Err(error) => return Some((Err(error), State::Done)),
-                },
+                // Connecting, the handshake and the response head get the
+                // same deadline as the body: an engine that never answers
+                // gets the stream replaced like one that falls silent.
+                State::Connect(target, id) => {
+                    match tokio::time::timeout(target.stall_timeout, request(&target, &id))
+                        .await
+                        .unwrap_or(Err(StreamError::Stalled(target.stall_timeout)))
+                    {
+                        Ok(body) => State::Read {
+                            stall_timeout: target.stall_timeout,
+                            body,
+                            splitter: FrameSplitter::new(target.line_limit, target.buffer_limit),
+                            ready: VecDeque::new(),
+                        },
+                        Err(error) => return Some((Err(error), State::Done)),
+                    }
+                }
                 State::Read {
                     stall_timeout,
                     mut body,
@@ -183,8 +191,8 @@ async fn request(target: &StreamTarget, id: &str) -> Result<Incoming, StreamErro
         return Err(StreamError::NotFound);
     }
     if !(200..300).contains(&status) {
-        let body = response
-            .into_body()
+        // An error body is a short JSON message; more is not kept.
+        let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
             .collect()
             .await
             .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())

@@ -192,17 +192,15 @@ pub fn render(health: &Health) -> String {
         &mut out,
         "dss_seconds_since_last_sample",
         "gauge",
-        "Seconds since each followed container's last sample.",
+        "Seconds since each followed container's last sample (or since it was followed, before its first).",
     );
     for (id, name, age) in health.sample_ages() {
-        if let Some(age) = age {
-            let _ = writeln!(
-                out,
-                "dss_seconds_since_last_sample{{container_id=\"{}\",container_name=\"{}\"}} {age}",
-                label(&id),
-                label(&name)
-            );
-        }
+        let _ = writeln!(
+            out,
+            "dss_seconds_since_last_sample{{container_id=\"{}\",container_name=\"{}\"}} {age}",
+            label(&id),
+            label(&name)
+        );
     }
     out
 }

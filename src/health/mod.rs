@@ -101,9 +101,35 @@ const BATCH_BOUNDS: &[f64] = &[
     1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
 ];
 
-/// A followed container: the actor generation, its name, and where the
-/// actor stores the time of each sample (Unix milliseconds).
-type StreamEntry = (u64, String, Arc<AtomicI64>);
+/// A container the Supervisor follows, whether or not an actor for it runs
+/// right now (between restarts none does): its time without samples counts
+/// from when it was first followed, across restarts.
+#[derive(Debug)]
+struct Followed {
+    name: String,
+    /// When the Supervisor started following it (Unix milliseconds).
+    since_ms: i64,
+    /// Where its StatsActor stores the time of each sample (Unix
+    /// milliseconds; 0 before the first).
+    last_sample_ms: Arc<AtomicI64>,
+    /// The generation of the actor reading it now, if one is.
+    generation: Option<u64>,
+}
+
+impl Followed {
+    /// Seconds since the last sample, or since it was followed.
+    fn silent_for(&self, now_ms: i64) -> f64 {
+        let last = self
+            .last_sample_ms
+            .load(Ordering::Relaxed)
+            .max(self.since_ms);
+        (now_ms - last).max(0) as f64 / 1000.0
+    }
+}
+
+/// How long a followed container may go without a sample before `/health`
+/// names it, unless `with_sample_age_limit` says otherwise.
+const DEFAULT_SAMPLE_AGE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Everything `/health` and `/metrics` report. Shared by the actors.
 #[derive(Debug)]
@@ -125,9 +151,10 @@ pub struct Health {
     /// From a sample's own time to InfluxDB acknowledging its point.
     pub sample_to_stored: Histogram,
     write_errors: Mutex<BTreeMap<&'static str, u64>>,
-    /// Per container: id -> (actor generation, name, last sample time in
-    /// Unix milliseconds).
-    last_samples: Mutex<HashMap<String, StreamEntry>>,
+    /// Every followed container, by id.
+    followed: Mutex<HashMap<String, Followed>>,
+    /// Fails while a followed container has had no sample for this long.
+    sample_age_limit: Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,7 +209,8 @@ impl Health {
             batch_points: Histogram::new(BATCH_BOUNDS),
             sample_to_stored: Histogram::new(AGE_BOUNDS),
             write_errors: Mutex::new(BTreeMap::new()),
-            last_samples: Mutex::new(HashMap::new()),
+            followed: Mutex::new(HashMap::new()),
+            sample_age_limit: DEFAULT_SAMPLE_AGE_LIMIT,
         };
         health.docker.fail("not connected yet");
         health.events.fail("not subscribed yet");
@@ -221,50 +249,97 @@ impl Health {
             .clone()
     }
 
-    /// Registers a container's stream; the returned cell is where its
-    /// StatsActor stores the time of each sample.
-    pub fn stream_started(&self, id: &str, generation: u64, name: &str) -> Arc<AtomicI64> {
-        let cell = Arc::new(AtomicI64::new(0));
-        self.last_samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id.to_string(),
-                (generation, name.to_string(), Arc::clone(&cell)),
-            );
-        cell
+    /// How long a followed container may go without a sample before the
+    /// `samples` check names it (the stats stream's stall timeout).
+    pub fn with_sample_age_limit(mut self, limit: Duration) -> Self {
+        self.sample_age_limit = limit;
+        self
     }
 
-    /// Forgets a stream, unless a newer actor for the same container has
-    /// registered since.
+    fn followed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Followed>> {
+        self.followed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The Supervisor follows a container from now on.
+    pub fn container_followed(&self, id: &str) {
+        self.followed()
+            .entry(id.to_string())
+            .or_insert_with(|| Followed {
+                name: id.chars().take(12).collect(),
+                since_ms: now_ms() as i64,
+                last_sample_ms: Arc::new(AtomicI64::new(0)),
+                generation: None,
+            });
+    }
+
+    /// The Supervisor no longer follows a container.
+    pub fn container_unfollowed(&self, id: &str) {
+        self.followed().remove(id);
+    }
+
+    /// An actor reads a followed container's stats; the returned cell is
+    /// where it stores the time of each sample.
+    pub fn stream_started(&self, id: &str, generation: u64, name: &str) -> Arc<AtomicI64> {
+        self.container_followed(id);
+        let mut followed = self.followed();
+        let entry = followed.get_mut(id).expect("inserted above");
+        entry.name = name.to_string();
+        entry.generation = Some(generation);
+        Arc::clone(&entry.last_sample_ms)
+    }
+
+    /// The actor of that generation stopped (a newer one may have started).
     pub fn stream_stopped(&self, id: &str, generation: u64) {
-        let mut map = self.last_samples.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(id).is_some_and(|(g, _, _)| *g == generation) {
-            map.remove(id);
+        if let Some(entry) = self.followed().get_mut(id) {
+            if entry.generation == Some(generation) {
+                entry.generation = None;
+            }
         }
     }
 
-    /// (id, name, seconds since the last sample) per followed container.
-    pub fn sample_ages(&self) -> Vec<(String, String, Option<f64>)> {
+    /// (id, name, seconds since the last sample, or since it was followed
+    /// when none came yet) per followed container.
+    pub fn sample_ages(&self) -> Vec<(String, String, f64)> {
         let now = now_ms() as i64;
-        let map = self.last_samples.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ages: Vec<_> = map
+        let mut ages: Vec<_> = self
+            .followed()
             .iter()
-            .map(|(id, (_, name, cell))| {
-                let at = cell.load(Ordering::Relaxed);
-                let age = (at > 0).then(|| (now - at).max(0) as f64 / 1000.0);
-                (id.clone(), name.clone(), age)
-            })
+            .map(|(id, f)| (id.clone(), f.name.clone(), f.silent_for(now)))
             .collect();
         ages.sort_by(|a, b| a.0.cmp(&b.0));
         ages
     }
 
+    /// Followed containers an actor is reading right now.
     pub fn active_streams(&self) -> usize {
-        self.last_samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.followed()
+            .values()
+            .filter(|f| f.generation.is_some())
+            .count()
+    }
+
+    /// The `samples` check: names the containers silent for too long.
+    fn samples_check(&self) -> CheckView {
+        let limit = self.sample_age_limit.as_secs_f64();
+        let silent: Vec<String> = self
+            .sample_ages()
+            .into_iter()
+            .filter(|(_, _, age)| *age > limit)
+            .map(|(_, name, age)| format!("{name} ({age:.0}s)"))
+            .collect();
+        CheckView {
+            ok: silent.is_empty(),
+            detail: if silent.is_empty() {
+                "every followed container sampled recently".into()
+            } else {
+                format!(
+                    "no sample for over {}s from {} container(s): {}",
+                    limit,
+                    silent.len(),
+                    silent.join(", ")
+                )
+            },
+        }
     }
 
     pub fn report(&self) -> Report {
@@ -290,6 +365,7 @@ impl Health {
         checks.insert("influxdb", self.influxdb.view());
         checks.insert("write_capability", self.write_capability.view());
         checks.insert("last_write", writes);
+        checks.insert("samples", self.samples_check());
         let failing: Vec<&'static str> = checks
             .iter()
             .filter(|(_, c)| !c.ok)
@@ -341,6 +417,25 @@ mod tests {
         assert!(report.failing.contains(&"write_capability"));
         assert!(!report.failing.contains(&"influxdb"));
         assert_eq!(health.write_errors()["auth"], 1);
+    }
+
+    #[test]
+    fn a_container_without_samples_is_named_and_its_silence_spans_restarts() {
+        let health = Health::new(Arc::new(Counters::default()), Duration::from_secs(60))
+            .with_sample_age_limit(Duration::from_millis(50));
+        health.container_followed("abc");
+        health.stream_started("abc", 1, "web-1");
+        assert!(health.samples_check().ok);
+        std::thread::sleep(Duration::from_millis(120));
+        health.stream_stopped("abc", 1);
+        let cell = health.stream_started("abc", 2, "web-1");
+        let check = health.samples_check();
+        assert!(!check.ok && check.detail.contains("web-1"), "{check:?}");
+        assert_eq!(health.sample_ages().len(), 1);
+        cell.store(now_ms() as i64, Ordering::Relaxed);
+        assert!(health.samples_check().ok);
+        health.container_unfollowed("abc");
+        assert!(health.sample_ages().is_empty());
     }
 
     #[test]

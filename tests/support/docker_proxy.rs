@@ -1,7 +1,9 @@
 //! A proxy on a Unix socket in front of the machine's Docker socket, which a
 //! test controls: cut every connection and refuse new ones (the daemon is
-//! "gone"), restore it, or freeze the bytes flowing back to the client on the
-//! connections open now (a hung stream). The daemon itself is never touched.
+//! "gone"), restore it, freeze the bytes flowing back to the client on the
+//! connections open now (a hung stream), or hold back the answers to new
+//! stats requests (an engine that never answers). The daemon itself is
+//! never touched.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,9 @@ struct Connection {
 #[derive(Default)]
 struct State {
     refusing: AtomicBool,
+    /// New stats requests are forwarded but their answers held back.
+    holding_stats: AtomicBool,
+    stats_requests: std::sync::atomic::AtomicUsize,
     connections: Mutex<Vec<Connection>>,
 }
 
@@ -54,8 +59,12 @@ impl DockerProxy {
                 }
                 let frozen = Arc::new(AtomicBool::new(false));
                 let request = Arc::new(Mutex::new(String::new()));
-                let handle =
-                    tokio::spawn(forward(client, Arc::clone(&frozen), Arc::clone(&request)));
+                let handle = tokio::spawn(forward(
+                    client,
+                    Arc::clone(&frozen),
+                    Arc::clone(&request),
+                    Arc::clone(&accept_state),
+                ));
                 let mut connections = accept_state.connections.lock().unwrap();
                 connections.retain(|c| !c.abort.is_finished());
                 connections.push(Connection {
@@ -102,6 +111,25 @@ impl DockerProxy {
         open.len()
     }
 
+    /// From now on, stats requests get no answer at all (not even the
+    /// response head) until `release_stats`.
+    pub fn hold_stats_answers(&self) {
+        self.state.holding_stats.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets every held answer through, and new ones flow normally.
+    pub fn release_stats(&self) {
+        self.state.holding_stats.store(false, Ordering::SeqCst);
+        for connection in self.state.connections.lock().unwrap().iter() {
+            connection.frozen.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Stats requests seen so far (each connection carries one).
+    pub fn stats_requests(&self) -> usize {
+        self.state.stats_requests.load(Ordering::SeqCst)
+    }
+
     pub fn open_connections(&self) -> usize {
         let connections = self.state.connections.lock().unwrap();
         connections
@@ -111,12 +139,18 @@ impl DockerProxy {
     }
 }
 
-async fn forward(client: UnixStream, frozen: Arc<AtomicBool>, request: Arc<Mutex<String>>) {
+async fn forward(
+    client: UnixStream,
+    frozen: Arc<AtomicBool>,
+    request: Arc<Mutex<String>>,
+    state: Arc<State>,
+) {
     let Ok(daemon) = UnixStream::connect(DOCKER_SOCKET).await else {
         return;
     };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut daemon_read, mut daemon_write) = daemon.into_split();
+    let hold = Arc::clone(&frozen);
     let upstream = async move {
         let mut buffer = vec![0u8; 16 * 1024];
         loop {
@@ -129,6 +163,12 @@ async fn forward(client: UnixStream, frozen: Arc<AtomicBool>, request: Arc<Mutex
                 if first.is_empty() {
                     let text = String::from_utf8_lossy(&buffer[..n]);
                     *first = text.lines().next().unwrap_or_default().to_string();
+                    if first.contains("/stats") {
+                        state.stats_requests.fetch_add(1, Ordering::SeqCst);
+                        if state.holding_stats.load(Ordering::SeqCst) {
+                            hold.store(true, Ordering::SeqCst);
+                        }
+                    }
                 }
             }
             if daemon_write.write_all(&buffer[..n]).await.is_err() {
