@@ -59,6 +59,8 @@ pub struct EventActor {
     subscription: u64,
     /// Bumped on every reconciliation so only the newest list is applied.
     reconciliation: u64,
+    /// Set while a container list is being fetched.
+    listing: bool,
     reconcile_interval: Duration,
     /// Set while the engine cannot be reached, to log that once.
     disconnected_since: Option<std::time::Instant>,
@@ -87,6 +89,7 @@ impl EventActor {
             resume: ResumePoint::default(),
             subscription: 0,
             reconciliation: 0,
+            listing: false,
             reconcile_interval,
             disconnected_since: None,
             stream: None,
@@ -125,7 +128,17 @@ impl EventActor {
     /// Lists the running containers and hands the list to the Supervisor.
     /// Events that arrive while the list is fetched are held back and
     /// applied after it, in order, so a stale list never undoes them.
+    ///
+    /// A periodic check waits for a list in flight instead of replacing
+    /// it: replaced every time by a newer one, a list slower than the
+    /// interval would never be applied, and the events held for it never.
+    /// A new subscription does replace it, as its list must come after.
     fn reconcile(&mut self, cause: ReconcileCause, ctx: &mut Context<Self>) {
+        if self.listing && cause == ReconcileCause::Periodic {
+            log::trace!("container list still in flight; periodic reconciliation skipped");
+            return;
+        }
+        self.listing = true;
         self.held.get_or_insert_with(Vec::new);
         self.reconciliation += 1;
         let reconciliation = self.reconciliation;
@@ -138,6 +151,7 @@ impl EventActor {
             if actor.reconciliation != reconciliation {
                 return; // A newer reconciliation will apply the held events.
             }
+            actor.listing = false;
             match result {
                 Ok(containers) => {
                     actor.health.docker.pass("the engine answers");

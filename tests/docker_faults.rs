@@ -190,3 +190,30 @@ async fn a_stats_request_that_is_never_answered_is_replaced_and_the_silent_conta
     .await;
     assert!(service.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_keep_being_applied_when_listing_containers_takes_longer_than_the_reconcile_interval(
+) {
+    let influx = shared();
+    let db = "slow_list";
+    let containers = TestContainers::new("slowlist");
+    let proxy = DockerProxy::start().await;
+    proxy.slow_down("/containers/json", Duration::from_millis(2500));
+    let mut service = Service::start(
+        influx,
+        db,
+        &[
+            ("DOCKER_SOCKET_PATH", proxy.path()),
+            ("RECONCILE_INTERVAL", "1s"),
+        ],
+    );
+    service
+        .wait_for_log("connected to Docker engine", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Started now, it is known from its start event (held while a list is
+    // in flight, which is always) and from the next list that completes.
+    let id = containers.idle("late");
+    wait_for_points(influx, db, &id, Duration::from_secs(20)).await;
+    assert!(service.terminate().await.success());
+}

@@ -17,6 +17,8 @@ const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 struct Connection {
     abort: AbortHandle,
+    /// Answers on this connection wait until then (a slow engine).
+    delayed_until: Arc<Mutex<Option<tokio::time::Instant>>>,
     frozen: Arc<AtomicBool>,
     /// The first request line, e.g. `GET /v1.41/containers/x/stats?stream=1 HTTP/1.1`.
     request: Arc<Mutex<String>>,
@@ -27,6 +29,8 @@ struct State {
     refusing: AtomicBool,
     /// New stats requests are forwarded but their answers held back.
     holding_stats: AtomicBool,
+    /// Requests whose line contains the text get their answer this late.
+    slow_requests: Mutex<Option<(String, Duration)>>,
     stats_requests: std::sync::atomic::AtomicUsize,
     connections: Mutex<Vec<Connection>>,
 }
@@ -59,16 +63,21 @@ impl DockerProxy {
                 }
                 let frozen = Arc::new(AtomicBool::new(false));
                 let request = Arc::new(Mutex::new(String::new()));
+                let delayed_until = Arc::new(Mutex::new(None));
                 let handle = tokio::spawn(forward(
                     client,
-                    Arc::clone(&frozen),
-                    Arc::clone(&request),
+                    Channel {
+                        frozen: Arc::clone(&frozen),
+                        request: Arc::clone(&request),
+                        delayed_until: Arc::clone(&delayed_until),
+                    },
                     Arc::clone(&accept_state),
                 ));
                 let mut connections = accept_state.connections.lock().unwrap();
                 connections.retain(|c| !c.abort.is_finished());
                 connections.push(Connection {
                     abort: handle.abort_handle(),
+                    delayed_until,
                     frozen,
                     request,
                 });
@@ -111,6 +120,12 @@ impl DockerProxy {
         open.len()
     }
 
+    /// From now on, the answer to every request whose request line contains
+    /// `text` (e.g. `/containers/json`) is held back for `delay`.
+    pub fn slow_down(&self, text: &str, delay: Duration) {
+        *self.state.slow_requests.lock().unwrap() = Some((text.to_string(), delay));
+    }
+
     /// From now on, stats requests get no answer at all (not even the
     /// response head) until `release_stats`.
     pub fn hold_stats_answers(&self) {
@@ -139,12 +154,20 @@ impl DockerProxy {
     }
 }
 
-async fn forward(
-    client: UnixStream,
+/// What the proxy and a test share about one connection.
+struct Channel {
     frozen: Arc<AtomicBool>,
     request: Arc<Mutex<String>>,
-    state: Arc<State>,
-) {
+    delayed_until: Arc<Mutex<Option<tokio::time::Instant>>>,
+}
+
+async fn forward(client: UnixStream, channel: Channel, state: Arc<State>) {
+    let Channel {
+        frozen,
+        request,
+        delayed_until,
+    } = channel;
+    let delay_answers = Arc::clone(&delayed_until);
     let Ok(daemon) = UnixStream::connect(DOCKER_SOCKET).await else {
         return;
     };
@@ -171,6 +194,13 @@ async fn forward(
                     }
                 }
             }
+            // Requests on a connection are sequential: the bytes that come
+            // back next are this request's answer.
+            if let Some((text, delay)) = state.slow_requests.lock().unwrap().clone() {
+                if String::from_utf8_lossy(&buffer[..n]).contains(&text) {
+                    *delay_answers.lock().unwrap() = Some(tokio::time::Instant::now() + delay);
+                }
+            }
             if daemon_write.write_all(&buffer[..n]).await.is_err() {
                 return;
             }
@@ -185,6 +215,10 @@ async fn forward(
             };
             while frozen.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let until = delayed_until.lock().unwrap().take();
+            if let Some(until) = until {
+                tokio::time::sleep_until(until).await;
             }
             if client_write.write_all(&buffer[..n]).await.is_err() {
                 return;
