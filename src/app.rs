@@ -251,3 +251,28 @@ async fn shutdown_signal() -> &'static str {
         _ = int.recv() => "SIGINT",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    /// A writer that is gone must not be reported as a clean drain: the
+    /// points it held were not delivered.
+    #[test]
+    fn a_writer_that_stopped_is_not_a_clean_shutdown() {
+        let config = crate::config::load(&Overrides::default(), |_| None).unwrap();
+        let system = actix_rt::System::new();
+        let code = system.block_on(async {
+            let counters = Arc::new(Counters::default());
+            let health = Arc::new(Health::new(Arc::clone(&counters), Duration::from_secs(60)));
+            let writer = BatchWriter::new(&config, Arc::clone(&counters), health)
+                .unwrap()
+                .start();
+            // Without a spool_dir this stops the writer and answers an error.
+            let _ = writer.send(SpoolRemaining).await;
+            drain(&writer, &counters, Instant::now() + Duration::from_secs(1)).await
+        });
+        assert_eq!(code, EXIT_UNDELIVERED);
+    }
+}

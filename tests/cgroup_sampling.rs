@@ -37,6 +37,35 @@ async fn cgroup_points(
     points
 }
 
+/// One engine sample beside the cgroup readings of the same second.
+#[derive(Debug)]
+#[allow(dead_code)] // Read through Debug in failure messages.
+struct Second {
+    /// `docker stats`' figure.
+    engine_cpu: f64,
+    /// The engine's container CPU counter over its own `preread..read`.
+    exact: f64,
+    /// The cgroup source's readings of that second, averaged.
+    cgroup_cpu: f64,
+    engine_mem: f64,
+    cgroup_mem: f64,
+}
+
+/// CPU % from the engine's container counter over the engine's own
+/// timestamps: the same quantity as `cpu_percent`, without the host CPU
+/// time the engine reads at another moment.
+fn engine_counter_percent(sample: &bollard::models::ContainerStatsResponse) -> Option<f64> {
+    let now = sample.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
+    let before = sample
+        .precpu_stats
+        .as_ref()?
+        .cpu_usage
+        .as_ref()?
+        .total_usage?;
+    let window = read_ns(sample) - preread_ns(sample);
+    (before > 0 && window > 0).then(|| now.saturating_sub(before) as f64 / window as f64 * 100.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -65,10 +94,13 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
 
     for (name, id, samples) in [("busy", &busy, busy_samples), ("idle", &idle, idle_samples)] {
         let points = cgroup_points(influx, db, id).await;
-        // (engine's cpu_percent, cgroup average, engine's mem_used, cgroup's)
         let mut seconds = Vec::new();
         for sample in &samples {
+            // Only samples with a previous one (and so a `preread`).
             let Some(engine_cpu) = cli_cpu_percent(sample) else {
+                continue;
+            };
+            let Some(exact) = engine_counter_percent(sample) else {
                 continue;
             };
             // The cgroup readings taken over the same second as the
@@ -89,23 +121,58 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
                 .next()
                 .expect("a reading near the engine's");
             let mem_used = nearest["mem_used"].as_f64().unwrap();
-            seconds.push((engine_cpu, average, cli_mem_used(sample) as f64, mem_used));
+            seconds.push(Second {
+                engine_cpu,
+                exact,
+                cgroup_cpu: average,
+                engine_mem: cli_mem_used(sample) as f64,
+                cgroup_mem: mem_used,
+            });
         }
         assert!(
             seconds.len() >= 5,
             "{name}: only {} engine samples compared",
             seconds.len()
         );
-        for (engine_cpu, average, engine_mem, mem_used) in &seconds {
+        // Second by second, against the engine's own CPU counter over its
+        // own timestamps: the engine's printed figure divides by host CPU
+        // time read from /proc/stat at another moment, in 10 ms ticks, and
+        // on a busy host jitters by several points (53.4 for a container
+        // held at 50); the counter is exact.
+        for second in &seconds {
             assert!(
-                (average - engine_cpu).abs() <= 2.0,
-                "{name}: cgroup cpu_percent averaged {average:.2} over a second the engine measured {engine_cpu:.2}; every second (engine, cgroup cpu, engine, cgroup mem): {seconds:.2?}"
+                (second.cgroup_cpu - second.exact).abs() <= 2.0,
+                "{name}: cgroup cpu_percent averaged {:.2} over a second the engine's counter says was {:.2}; every second: {seconds:.2?}",
+                second.cgroup_cpu,
+                second.exact
             );
             assert!(
-                (mem_used - engine_mem).abs() <= 0.02 * engine_mem,
-                "{name}: mem_used {mem_used} vs the engine's {engine_mem}; every second: {seconds:.2?}"
+                (second.cgroup_mem - second.engine_mem).abs() <= 0.02 * second.engine_mem,
+                "{name}: mem_used {} vs the engine's {}; every second: {seconds:.2?}",
+                second.cgroup_mem,
+                second.engine_mem
             );
         }
+        // Over the whole window the printed figure's jitter averages out
+        // (each second's host-time error is the next one's opposite).
+        let mean =
+            |f: fn(&Second) -> f64| seconds.iter().map(f).sum::<f64>() / seconds.len() as f64;
+        let (engine_mean, cgroup_mean) = (mean(|s| s.engine_cpu), mean(|s| s.cgroup_cpu));
+        let widest = seconds
+            .iter()
+            .map(|s| (s.cgroup_cpu - s.exact).abs())
+            .fold(0.0, f64::max);
+        let engine_widest = seconds
+            .iter()
+            .map(|s| (s.engine_cpu - s.exact).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{name}: cgroup vs engine counter at most {widest:.2} points apart; the engine's printed figure at most {engine_widest:.2}; means {engine_mean:.2} (engine) {cgroup_mean:.2} (cgroup)"
+        );
+        assert!(
+            (engine_mean - cgroup_mean).abs() <= 2.0,
+            "{name}: the engine's cpu_percent averaged {engine_mean:.2}, the cgroup source's {cgroup_mean:.2}; every second: {seconds:.2?}"
+        );
         if name == "busy" {
             let mut throttled = points
                 .values()

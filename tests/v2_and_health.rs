@@ -345,3 +345,40 @@ fn healthcheck_fails_when_nothing_answers() {
     let address = format!("127.0.0.1:{}", support::free_port());
     assert_eq!(healthcheck(&address), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_idle_connections_neither_stop_health_nor_a_new_stats_stream() {
+    let influx = support::influx::shared();
+    let db = "health_flood";
+    let containers = TestContainers::new("flood");
+    let first = containers.idle("first");
+    let mut service = Service::start(influx, db, &[]);
+    let address = service.health_address().await;
+    wait_for_points(influx, db, &first, Duration::from_secs(20)).await;
+    // A descriptor budget a crowded host leaves: 500 idle clients would
+    // take them all if each were kept.
+    let limited = Command::new("prlimit")
+        .args(["--pid", &service.pid().to_string(), "--nofile=200:200"])
+        .status()
+        .expect("running prlimit (util-linux)");
+    assert!(limited.success());
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        reqwest::get(format!("http://{address}/health")),
+    )
+    .await;
+    let status = answer
+        .expect("/health did not answer within 5 s beside 500 idle connections")
+        .expect("GET /health")
+        .status();
+    assert_eq!(status, 200);
+    let second = containers.idle("second");
+    wait_for_points(influx, db, &second, Duration::from_secs(30)).await;
+    drop(idle);
+    assert!(service.terminate().await.success(), "{}", service.logs());
+}

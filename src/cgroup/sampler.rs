@@ -141,15 +141,25 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 4096]);
 }
 
-/// The whole text of a generated file, read from its start into `buffer`.
+/// The largest text a counter file may have. The largest real ones (a
+/// `memory.stat`, `net/dev` with many interfaces, per-CPU usage on a big
+/// host) are a few KiB; past this the file is not one the service knows,
+/// and reading it is refused rather than letting the shared buffer grow.
+const MAX_TEXT_BYTES: usize = 1 << 20;
+
+/// The whole text of a generated file, read from its start into `buffer`;
+/// `None` when it cannot be read or is longer than `MAX_TEXT_BYTES`.
 fn read_text<'b>(file: &File, buffer: &'b mut Vec<u8>) -> Option<&'b str> {
     loop {
         let read = file.read_at(buffer, 0).ok()?;
         if read < buffer.len() {
             return std::str::from_utf8(&buffer[..read]).ok();
         }
+        if buffer.len() > MAX_TEXT_BYTES {
+            return None;
+        }
         // Filled: the text may go on. Read it again, whole, with more room.
-        let larger = buffer.len() * 2;
+        let larger = (buffer.len() * 2).min(MAX_TEXT_BYTES + 1);
         buffer.resize(larger, 0);
     }
 }
@@ -228,6 +238,25 @@ mod tests {
             error.contains("memory.stat") && error.contains(&*dir.to_string_lossy()),
             "{error}"
         );
+        std::fs::remove_dir_all(proc_root.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_file_longer_than_any_counter_file_is_refused_without_growing_the_buffer() {
+        let (dir, proc_root) = container("huge");
+        let padding = "x 1\n".repeat(MAX_TEXT_BYTES / 2);
+        std::fs::write(
+            dir.join("memory.stat"),
+            format!("{padding}inactive_file 2048\n"),
+        )
+        .unwrap();
+        let cgroup = ContainerCgroup::Unified(dir);
+        let error = CgroupSampler::open(&cgroup, &proc_root, 7, &FieldSelection::All)
+            .err()
+            .expect("a 2 MiB memory.stat is refused")
+            .to_string();
+        assert!(error.contains("memory.stat"), "{error}");
+        BUFFER.with_borrow(|buffer| assert!(buffer.len() <= MAX_TEXT_BYTES + 1));
         std::fs::remove_dir_all(proc_root.parent().unwrap()).unwrap();
     }
 

@@ -14,6 +14,15 @@ use hyper_util::rt::TokioIo;
 
 use super::{metrics, Health};
 
+/// At most this many connections are open at once; a new one closes the
+/// oldest, so idle or slow clients can neither hold the file descriptors
+/// the stats streams need nor lock out a real health check.
+const MAX_CONNECTIONS: usize = 32;
+/// A request's headers must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this, idle or not (one request each).
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
+
 /// Binds `listen` and serves on the current runtime, beside the actors: a
 /// separate server thread would wake on its own timers while nobody asks.
 /// Returns the address actually bound (port 0 picks a free one).
@@ -23,6 +32,8 @@ pub fn start(listen: &str, health: Arc<Health>) -> std::io::Result<SocketAddr> {
     let address = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     actix_rt::spawn(async move {
+        let mut open: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
+            std::collections::VecDeque::new();
         loop {
             let socket = match listener.accept().await {
                 Ok((socket, _)) => socket,
@@ -33,19 +44,30 @@ pub fn start(listen: &str, health: Arc<Health>) -> std::io::Result<SocketAddr> {
                     continue;
                 }
             };
-            let health = Arc::clone(&health);
-            actix_rt::spawn(async move {
-                let answer = hyper::service::service_fn(move |request| {
-                    let response = respond(&request, &health);
-                    async move { Ok::<_, Infallible>(response) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(socket), answer)
-                    .await;
-            });
+            open.retain(|task| !task.is_finished());
+            if open.len() >= MAX_CONNECTIONS {
+                if let Some(oldest) = open.pop_front() {
+                    oldest.abort();
+                }
+            }
+            open.push_back(actix_rt::spawn(serve(socket, Arc::clone(&health))));
         }
     });
     Ok(address)
+}
+
+/// Answers one request on `socket`, within the deadlines above.
+async fn serve(socket: tokio::net::TcpStream, health: Arc<Health>) {
+    let answer = hyper::service::service_fn(move |request| {
+        let response = respond(&request, &health);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(socket), answer);
+    let _ = tokio::time::timeout(CONNECTION_DEADLINE, connection).await;
 }
 
 fn respond<B>(request: &Request<B>, health: &Health) -> Response<Full<Bytes>> {

@@ -27,6 +27,8 @@ pub struct InfluxServer {
     dir: String,
     http: reqwest::Client,
     credentials: Option<(String, String)>,
+    options: Options,
+    max_body: usize,
 }
 
 /// Kept for the shared server's users.
@@ -45,11 +47,51 @@ impl InfluxServer {
             "influxd not found: install Debian's `influxdb` package (the README's test command does this)",
         );
         let dir = tempdir("dss-influx");
-        let port = super::free_port();
-        let rpc_port = super::free_port();
+        let (port, rpc_port) = two_free_ports();
         let max_body = options.max_body_size.unwrap_or(25_000_000);
-        let config = format!(
-            r#"reporting-disabled = true
+        write_config(&dir, port, rpc_port, &options, max_body);
+        let mut server = InfluxServer {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            // Tests share one server but each runs its own tokio runtime: a
+            // pooled connection belongs to the runtime that opened it and
+            // dies with it ("runtime dropped the dispatch task"), so none
+            // is kept between requests.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("an HTTP client"),
+            credentials: None,
+            options: options.clone(),
+            max_body,
+        };
+        server.launch_on_free_ports();
+        if options.auth {
+            // With no user yet, InfluxDB lets anyone create the first admin.
+            // Plain blocking HTTP: this may run inside a test's runtime.
+            let body = "q=CREATE+USER+admin+WITH+PASSWORD+%27admin%27+WITH+ALL+PRIVILEGES";
+            let status = post_form(server.port, "/query", body);
+            assert_eq!(status, 200, "creating the admin user");
+            server.credentials = Some(("admin".into(), "admin".into()));
+        }
+        server
+    }
+}
+
+/// Two distinct free loopback ports (binding :0 twice can give the same).
+fn two_free_ports() -> (u16, u16) {
+    loop {
+        let (a, b) = (super::free_port(), super::free_port());
+        if a != b {
+            return (a, b);
+        }
+    }
+}
+
+fn write_config(dir: &str, port: u16, rpc_port: u16, options: &Options, max_body: usize) {
+    let config = format!(
+        r#"reporting-disabled = true
 bind-address = "127.0.0.1:{rpc_port}"
 [meta]
   dir = "{dir}/meta"
@@ -67,38 +109,35 @@ bind-address = "127.0.0.1:{rpc_port}"
 [continuous_queries]
   enabled = false
 "#,
-            auth = options.auth
-        );
-        std::fs::write(format!("{dir}/influxdb.conf"), config).unwrap();
-        let mut server = InfluxServer {
-            port,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-            // Tests share one server but each runs its own tokio runtime: a
-            // pooled connection belongs to the runtime that opened it and
-            // dies with it ("runtime dropped the dispatch task"), so none
-            // is kept between requests.
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("an HTTP client"),
-            credentials: None,
-        };
-        server.launch();
-        if options.auth {
-            // With no user yet, InfluxDB lets anyone create the first admin.
-            // Plain blocking HTTP: this may run inside a test's runtime.
-            let body = "q=CREATE+USER+admin+WITH+PASSWORD+%27admin%27+WITH+ALL+PRIVILEGES";
-            let status = post_form(port, "/query", body);
-            assert_eq!(status, 200, "creating the admin user");
-            server.credentials = Some(("admin".into(), "admin".into()));
+        auth = options.auth
+    );
+    std::fs::write(format!("{dir}/influxdb.conf"), config).unwrap();
+}
+
+impl InfluxServer {
+    /// The ports were free a moment ago; another process may take one
+    /// first, and then influxd exits saying so: start again on new ones.
+    fn launch_on_free_ports(&mut self) {
+        for attempt in 1..=3 {
+            match self.launch() {
+                Ok(()) => return,
+                Err(why) if attempt < 3 && why.contains("address already in use") => {
+                    let (port, rpc_port) = two_free_ports();
+                    self.port = port;
+                    self.url = format!("http://127.0.0.1:{port}");
+                    write_config(&self.dir, port, rpc_port, &self.options, self.max_body);
+                }
+                Err(why) => panic!("{why}"),
+            }
         }
-        server
     }
 
     /// Starts influxd under a watchdog that stops it (and removes the data)
-    /// if the test process goes away, however it ends.
-    fn launch(&self) {
+    /// if the test process goes away, however it ends. Waits until it
+    /// listens; says why when it does not (it exited, with its log; or it
+    /// still runs, with its state, after a minute).
+    fn launch(&self) -> Result<(), String> {
+        let _ = std::fs::remove_file(format!("{}/influxd.pid", self.dir));
         let script = r#"
             influxd -config "$1/influxdb.conf" >>"$1/influxd.log" 2>&1 &
             child=$!
@@ -118,18 +157,47 @@ bind-address = "127.0.0.1:{rpc_port}"
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting influxd");
+            .map_err(|e| format!("cannot start influxd's watchdog shell: {e}"))?;
         std::thread::spawn(move || watchdog.wait());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                panic!(
-                    "influxd did not start on port {}:\n{}",
-                    self.port,
-                    self.server_log()
-                );
+        // A busy 2-core machine can take long to start a process that
+        // replays its WAL; a minute is far beyond that, and a failure to
+        // start shows sooner, as an exit.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            let pid = std::fs::read_to_string(format!("{}/influxd.pid", self.dir))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            let state = pid.map(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("State:"))
+                            .map(str::to_string)
+                    })
+            });
+            match state {
+                Some(None) => {
+                    return Err(format!(
+                        "influxd (pid {}) exited before listening on port {}; its log:\n{}",
+                        pid.unwrap_or_default(),
+                        self.port,
+                        self.server_log()
+                    ))
+                }
+                _ if Instant::now() > deadline => {
+                    return Err(format!(
+                        "influxd did not listen on port {} within 60 s (pid {pid:?}, {state:?}; config {}/influxdb.conf); its log:\n{}",
+                        self.port,
+                        self.dir,
+                        self.server_log()
+                    ))
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
         }
     }
 
@@ -161,7 +229,9 @@ bind-address = "127.0.0.1:{rpc_port}"
 
     /// Starts the stopped server again, same port and data.
     pub fn restart(&self) {
-        self.launch();
+        if let Err(why) = self.launch() {
+            panic!("{why}");
+        }
     }
 
     /// SIGSTOP: the port stays open but nothing answers.
