@@ -9,7 +9,8 @@ use support::containers::{docker, TestContainers};
 use support::eventually;
 use support::influx::{shared, Influx};
 use support::samples::{
-    cli_cpu_percent, cli_mem_used, read_ns, record_samples, stored_points, wait_for_points,
+    assert_books_match_the_daemon_and_influxdb, cli_cpu_percent, cli_mem_used, read_ns,
+    record_samples, stored_points, wait_for_points,
 };
 
 async fn count(influx: &Influx, db: &str, q: &str) -> u64 {
@@ -115,12 +116,11 @@ async fn stores_every_daemon_sample_once_with_the_cli_figures() {
     // Exact accounting: every point the service says it wrote is stored once.
     // InfluxDB keeps one point per series and timestamp, so a point written
     // twice would make the stored count smaller than the written count.
-    let stored_stats = count(influx, db, "SELECT count(mem_used) FROM docker_stats").await;
-    let stored_events = count(influx, db, "SELECT count(message) FROM docker_events").await;
-    assert_eq!(
-        service.points_written_at_exit(),
-        stored_stats + stored_events
-    );
+    let books = service.books_at_exit();
+    assert!(service.logs().contains("shut down cleanly"));
+    for (id, samples) in [(&busy, &busy_samples), (&cached, &cached_samples)] {
+        assert_books_match_the_daemon_and_influxdb(influx, db, id, samples, &books).await;
+    }
 }
 
 /// `docker stats` prints sizes with four significant digits in binary units.

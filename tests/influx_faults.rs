@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use support::containers::TestContainers;
 use support::influx::{InfluxServer, Options};
 use support::samples::{
-    all_points, count_points, record_samples, wait_for_points, wait_until_all_stored,
+    all_points, assert_books_match_the_daemon_and_influxdb, count_points, record_samples,
+    wait_for_points, wait_until_all_stored,
 };
 use support::service::Service;
 
@@ -53,11 +54,7 @@ async fn every_sample_survives(
     assert!(status.success(), "log:\n{}", service.logs());
     let books = service.books_at_exit();
     assert_eq!((books.dropped, books.rejected), (0, 0));
-    assert_eq!(
-        books.written,
-        all_points(&influx, db).await,
-        "a point was written twice or lost"
-    );
+    assert_books_match_the_daemon_and_influxdb(&influx, db, &id, &samples, &books).await;
     let logs = service.logs();
     assert!(
         logs.contains("InfluxDB writes succeed again"),

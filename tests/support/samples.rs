@@ -148,3 +148,41 @@ pub async fn wait_until_all_stored(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The books against counts the service did not make: over the window the
+/// test recorded from the daemon itself, InfluxDB holds exactly those
+/// samples of `id` (none missing, none extra), and the service's `written`
+/// is what InfluxDB holds in `db` (one point per series and timestamp, so a
+/// point written twice would show as one less).
+pub async fn assert_books_match_the_daemon_and_influxdb(
+    influx: &InfluxServer,
+    db: &str,
+    id: &str,
+    samples: &[ContainerStatsResponse],
+    books: &super::service::Books,
+) {
+    let recorded: std::collections::BTreeSet<i64> = samples.iter().map(read_ns).collect();
+    let (Some(first), Some(last)) = (recorded.first(), recorded.last()) else {
+        panic!("no samples recorded for {id}");
+    };
+    let stored: std::collections::BTreeSet<i64> = stored_points(influx, db, id)
+        .await
+        .into_keys()
+        .filter(|t| (first..=last).contains(&t))
+        .collect();
+    let missing: Vec<&i64> = recorded.difference(&stored).collect();
+    let extra: Vec<&i64> = stored.difference(&recorded).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "over the recorded window of {id}: {} daemon samples not stored, {} stored points the daemon never sent (first missing {:?}, first extra {:?})",
+        missing.len(),
+        extra.len(),
+        missing.first(),
+        extra.first()
+    );
+    assert_eq!(
+        books.written,
+        all_points(influx, db).await,
+        "the service's written count is not what InfluxDB holds"
+    );
+}
