@@ -37,6 +37,10 @@ fn value(config: &Config, key: &str) -> String {
         "docker.reconcile_interval" => duration(d.reconcile_interval),
         "influxdb.api" => format!("\"{:?}\"", i.api).to_lowercase(),
         "influxdb.protocol" => format!("\"{}\"", i.protocol.as_str()),
+        "influxdb.ca_file" => match &i.ca_file {
+            Some(path) => format!("{:?}", path.display().to_string()),
+            None => "\"\" (system roots only)".into(),
+        },
         "influxdb.host" => format!("{:?}", i.host),
         "influxdb.port" => i.port.to_string(),
         "influxdb.user" => format!("{:?}", i.user),

@@ -79,6 +79,9 @@ pub struct DockerConfig {
 pub struct InfluxConfig {
     pub api: Api,
     pub protocol: Protocol,
+    /// PEM certificates trusted for https besides the system's roots (a
+    /// private CA); verification is never turned off.
+    pub ca_file: Option<PathBuf>,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -192,6 +195,8 @@ struct InfluxLayer {
     api: Option<Api>,
     #[serde(default, deserialize_with = "values::protocol")]
     protocol: Option<Protocol>,
+    #[serde(default, deserialize_with = "values::text")]
+    ca_file: Option<String>,
     #[serde(default, deserialize_with = "values::text")]
     host: Option<String>,
     #[serde(default, deserialize_with = "values::port")]
@@ -507,6 +512,22 @@ fn check_host(host: &str) -> Result<(), String> {
     Err(format!("{host:?} is not a host name or address; {hint}"))
 }
 
+/// A CA file must be readable and hold PEM certificates.
+fn check_ca_file(path: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if !text
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a secret from a file, as Docker secrets provide them; the trailing
 /// newline editors add is not part of it. Errors name the file, never the
 /// content.
@@ -577,6 +598,10 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         influxdb: InfluxConfig {
             api: influx.api.unwrap_or(Api::V1),
             protocol: influx.protocol.unwrap_or(Protocol::Http),
+            ca_file: influx
+                .ca_file
+                .filter(|f| !f.trim().is_empty())
+                .map(PathBuf::from),
             host: influx.host.unwrap_or_else(|| default_host.into()),
             port: influx.port.unwrap_or(8086),
             user: influx.user.unwrap_or_else(|| "admin".into()),
@@ -696,6 +721,9 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         ));
     }
     check_host(&config.influxdb.host).map_err(|message| invalid("influxdb.host", message))?;
+    if let Some(path) = &config.influxdb.ca_file {
+        check_ca_file(path).map_err(|message| invalid("influxdb.ca_file", message))?;
+    }
     if config.influxdb.api == Api::V2 && config.influxdb.org.trim().is_empty() {
         return Err(invalid(
             "influxdb.org",

@@ -36,6 +36,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("docker.reconcile_interval", "RECONCILE_INTERVAL"),
     setting("influxdb.api", "INFLUXDB_API"),
     setting("influxdb.protocol", "INFLUXDB_PROTOCOL"),
+    setting("influxdb.ca_file", "INFLUXDB_CA_FILE"),
     setting("influxdb.host", "INFLUXDB_HOST"),
     setting("influxdb.port", "INFLUXDB_PORT"),
     setting("influxdb.user", "INFLUXDB_USER"),

@@ -11,6 +11,34 @@ use crate::writer::influx_v2::InfluxV2;
 /// How long one write request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The HTTP client settings both APIs share: timeouts, no redirects (one
+/// would turn the POST into a GET that stores nothing), and the private CA
+/// when one is configured. Certificates are always verified.
+pub fn http_builder(
+    config: &InfluxConfig,
+    request_timeout: Duration,
+) -> Result<reqwest::ClientBuilder, WriteError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(request_timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| WriteError::Client(format!("cannot read {}: {e}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            WriteError::Client(format!(
+                "{} (INFLUXDB_CA_FILE) holds no usable certificate: {e}",
+                path.display()
+            ))
+        })?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    Ok(builder)
+}
+
 pub enum InfluxClient {
     V1(InfluxV1),
     V2(InfluxV2),

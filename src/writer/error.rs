@@ -13,6 +13,10 @@ pub enum WriteError {
     Unreachable { url: String, reason: String },
     /// The server did not answer in time.
     Timeout { url: String },
+    /// The TLS handshake failed: a certificate not trusted or not for this
+    /// host, or https spoken to a plain-HTTP port. Only an operator can
+    /// fix it.
+    Tls { url: String, reason: String },
     /// 401 or 403: wrong credentials or missing permission. `setting`
     /// names what to fix (the v1 user and password, or the v2 token).
     Auth {
@@ -77,6 +81,12 @@ impl WriteError {
             reason = cause.to_string();
             source = cause.source();
         }
+        if is_tls_failure(&reason) {
+            return WriteError::Tls {
+                url: url.into(),
+                reason,
+            };
+        }
         WriteError::Unreachable {
             url: url.into(),
             reason,
@@ -92,6 +102,15 @@ impl WriteError {
         retry_after: Option<Duration>,
     ) -> Self {
         let reason = server_reason(body);
+        // InfluxDB's https port answers plain HTTP with a 400 that is not
+        // about the points: counted as rejected, they would all be lost.
+        if status == 400 && reason.contains("HTTP request to an HTTPS server") {
+            return WriteError::Refused {
+                url: url.into(),
+                status,
+                reason: format!("{reason}; set INFLUXDB_PROTOCOL=https"),
+            };
+        }
         if (300..400).contains(&status) {
             return WriteError::Redirect {
                 url: url.into(),
@@ -166,6 +185,7 @@ impl WriteError {
                 | WriteError::Client(_)
                 | WriteError::Redirect { .. }
                 | WriteError::Refused { .. }
+                | WriteError::Tls { .. }
         )
     }
 
@@ -175,6 +195,7 @@ impl WriteError {
             WriteError::Client(_) => "client",
             WriteError::Unreachable { .. } => "unreachable",
             WriteError::Timeout { .. } => "timeout",
+            WriteError::Tls { .. } => "tls",
             WriteError::Auth { .. } => "auth",
             WriteError::InvalidDatabase { .. } => "invalid_database",
             WriteError::TooLarge { .. } => "too_large",
@@ -239,6 +260,21 @@ fn server_reason(body: &str) -> String {
         .unwrap_or_else(|| body.trim().chars().take(500).collect())
 }
 
+/// Whether a transport error's innermost cause is the TLS layer's (rustls
+/// words): the server is there, but the connection cannot be trusted.
+fn is_tls_failure(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    [
+        "certificate",
+        "handshake",
+        "tls",
+        "corrupt message",
+        "invalidcontenttype",
+    ]
+    .iter()
+    .any(|word| reason.contains(word))
+}
+
 /// How many points a 400 or 422 answer says were dropped: `dropped=N` in a
 /// partial write; otherwise, from InfluxDB 1.x (which writes the lines it
 /// can parse), one per unparseable line named; from the v2 API (2.x and
@@ -269,6 +305,10 @@ impl fmt::Display for WriteError {
                 "InfluxDB at {url} is unreachable ({reason}): check INFLUXDB_HOST, INFLUXDB_PORT and INFLUXDB_PROTOCOL, and that the server runs"
             ),
             WriteError::Timeout { url } => write!(f, "InfluxDB at {url} did not answer in time"),
+            WriteError::Tls { url, reason } => write!(
+                f,
+                "TLS with InfluxDB at {url} failed ({reason}): check the server's certificate and name, INFLUXDB_CA_FILE for a private CA, and INFLUXDB_PROTOCOL"
+            ),
             WriteError::Auth {
                 url,
                 user,

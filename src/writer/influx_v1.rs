@@ -16,12 +16,7 @@ pub struct InfluxV1 {
 
 impl InfluxV1 {
     pub fn new(config: &InfluxConfig, request_timeout: Duration) -> Result<Self, WriteError> {
-        let http = reqwest::Client::builder()
-            // A redirect would turn the POST into a GET that stores nothing.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(request_timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
+        let http = crate::writer::client::http_builder(config, request_timeout)?
             .build()
             .map_err(|e| WriteError::Client(e.to_string()))?;
         Ok(InfluxV1 {

@@ -21,12 +21,7 @@ pub struct InfluxV2 {
 
 impl InfluxV2 {
     pub fn new(config: &InfluxConfig, request_timeout: Duration) -> Result<Self, WriteError> {
-        let http = reqwest::ClientBuilder::new()
-            // A redirect would turn the POST into a GET that stores nothing.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(request_timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60));
+        let http = crate::writer::client::http_builder(config, request_timeout)?;
         let client = influxdb2::ClientBuilder::with_builder(
             http,
             config.base_url(),

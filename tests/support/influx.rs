@@ -19,6 +19,9 @@ pub struct Options {
     pub auth: bool,
     /// `[http] max-body-size`: larger writes get HTTP 413.
     pub max_body_size: Option<usize>,
+    /// Serve https with a certificate for 127.0.0.1 signed by a CA made
+    /// for this server (`ca_file()`).
+    pub tls: bool,
 }
 
 pub struct InfluxServer {
@@ -49,19 +52,25 @@ impl InfluxServer {
         let dir = tempdir("dss-influx");
         let (port, rpc_port) = two_free_ports();
         let max_body = options.max_body_size.unwrap_or(25_000_000);
+        if options.tls {
+            make_certificates(&dir);
+        }
         write_config(&dir, port, rpc_port, &options, max_body);
+        let scheme = if options.tls { "https" } else { "http" };
+        let mut http = reqwest::Client::builder().pool_max_idle_per_host(0);
+        if options.tls {
+            let ca = std::fs::read(format!("{dir}/ca.pem")).unwrap();
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        }
         let mut server = InfluxServer {
             port,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             dir,
             // Tests share one server but each runs its own tokio runtime: a
             // pooled connection belongs to the runtime that opened it and
             // dies with it ("runtime dropped the dispatch task"), so none
             // is kept between requests.
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("an HTTP client"),
+            http: http.build().expect("an HTTP client"),
             credentials: None,
             options: options.clone(),
             max_body,
@@ -77,6 +86,30 @@ impl InfluxServer {
         }
         server
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, in `dir`
+/// (`ca.pem`, `server.pem`, `server.key`), made with the openssl tool.
+fn make_certificates(dir: &str) {
+    let script = r#"
+        set -e
+        cd "$1"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout ca.key -out ca.pem -days 2 -subj "/CN=dss-test CA" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 2 -extfile server.ext 2>/dev/null
+    "#;
+    let status = Command::new("sh")
+        .args(["-c", script, "sh", dir])
+        .status()
+        .expect("running openssl (the README's test command installs it)");
+    assert!(
+        status.success(),
+        "making test certificates with openssl failed"
+    );
 }
 
 /// Two distinct free loopback ports (binding :0 twice can give the same).
@@ -106,10 +139,14 @@ bind-address = "127.0.0.1:{rpc_port}"
   auth-enabled = {auth}
   log-enabled = true
   max-body-size = {max_body}
+  https-enabled = {tls}
+  https-certificate = "{dir}/server.pem"
+  https-private-key = "{dir}/server.key"
 [continuous_queries]
   enabled = false
 "#,
-        auth = options.auth
+        auth = options.auth,
+        tls = options.tls
     );
     std::fs::write(format!("{dir}/influxdb.conf"), config).unwrap();
 }
@@ -124,7 +161,8 @@ impl InfluxServer {
                 Err(why) if attempt < 3 && why.contains("address already in use") => {
                     let (port, rpc_port) = two_free_ports();
                     self.port = port;
-                    self.url = format!("http://127.0.0.1:{port}");
+                    let scheme = if self.options.tls { "https" } else { "http" };
+                    self.url = format!("{scheme}://127.0.0.1:{port}");
                     write_config(&self.dir, port, rpc_port, &self.options, self.max_body);
                 }
                 Err(why) => panic!("{why}"),
@@ -241,6 +279,11 @@ impl InfluxServer {
 
     pub fn thaw(&self) {
         self.signal(libc::SIGCONT);
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM).
+    pub fn ca_file(&self) -> String {
+        format!("{}/ca.pem", self.dir)
     }
 
     /// influxd's own log, including its HTTP access log.
