@@ -388,4 +388,31 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
         stack["services"]["docker-stats"]["deploy"]["mode"],
         "global"
     );
+    // Both run the collector with the settings tests/image.rs runs it with.
+    for (file, document) in [("compose", &compose), ("stack", &stack)] {
+        let collector = &document["services"]["docker-stats"];
+        let caps: Vec<&str> = collector["cap_drop"]
+            .as_sequence()
+            .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(caps, ["ALL"], "{file}: cap_drop");
+        assert_eq!(collector["read_only"], true, "{file}: read_only");
+        assert_eq!(
+            collector["security_opt"][0], "no-new-privileges:true",
+            "{file}: security_opt"
+        );
+        let spool = collector["environment"]["SPOOL_DIR"]
+            .as_str()
+            .unwrap_or_default();
+        let mounted = collector["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .any(|v| v.ends_with(&format!(":{spool}")) && !v.starts_with('/'));
+        assert!(
+            !spool.is_empty() && mounted,
+            "{file}: the spool needs a named volume at SPOOL_DIR"
+        );
+    }
 }

@@ -46,10 +46,21 @@ fn ensure_image() {
     }
 }
 
+/// The security settings `deploy/docker-compose.yml` and
+/// `deploy/docker-stack.yml` give the collector, as `docker run` options.
+const HARDENED: &[&str] = &[
+    "--cap-drop",
+    "ALL",
+    "--read-only",
+    "--security-opt",
+    "no-new-privileges:true",
+];
+
 /// Runs the service image as `name` with the Docker socket mounted
-/// read-only, writing to the shared InfluxDB's `db`, with `options` added
-/// to `docker run`; removed when the guard is dropped. Host networking: the
-/// test's InfluxDB listens on the host's loopback.
+/// read-only and the deployment's security settings, writing to the
+/// shared InfluxDB's `db`, with `options` added to `docker run`; removed
+/// when the guard is dropped. Host networking: the test's InfluxDB listens
+/// on the host's loopback.
 fn run_service_image(name: &str, db: &str, options: &[&str]) -> Container {
     let env = [
         "INFLUXDB_HOST=127.0.0.1".to_string(),
@@ -70,6 +81,7 @@ fn run_service_image(name: &str, db: &str, options: &[&str]) -> Container {
         "-v",
         "/var/run/docker.sock:/var/run/docker.sock:ro",
     ];
+    args.extend_from_slice(HARDENED);
     for variable in &env {
         args.extend(["-e", variable.as_str()]);
     }
@@ -195,4 +207,78 @@ async fn the_image_samples_cgroups_through_read_only_host_mounts() {
         !logs.contains("cannot sample container"),
         "a container fell back to the stream: {logs}"
     );
+}
+
+/// A named volume for a test, removed when dropped.
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+/// The deployment's spool volume: a fresh named volume mounted where the
+/// image keeps the spool's place starts owned by the service's user, so
+/// with a read-only root and no capabilities the spool is still written,
+/// privately.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hardened_image_saves_its_spool_in_a_volume_it_owns() {
+    ensure_image();
+    let siblings = TestContainers::new("image-spool");
+    siblings.idle("sibling");
+    let volume = Volume(siblings.name("spool"));
+    docker(&["volume", "create", "--label", "dss.test=1", &volume.0]);
+    let name = siblings.name("service");
+    let mount = format!("{}:/var/lib/docker-stats/spool", volume.0);
+    // Nothing listens on this port: every point stays undelivered.
+    let nowhere = format!("INFLUXDB_PORT={}", support::free_port());
+    let _guard = run_service_image(
+        &name,
+        "unused",
+        &[
+            "-v",
+            &mount,
+            "-e",
+            "SPOOL_DIR=/var/lib/docker-stats/spool",
+            "-e",
+            "SHUTDOWN_TIMEOUT_MS=1000",
+            "-e",
+            &nowhere,
+        ],
+    );
+    eventually(Duration::from_secs(30), "points collected", || async {
+        let logs = std::process::Command::new("docker")
+            .args(["logs", &name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&logs.stderr)
+            .contains("retrying in")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    docker(&["stop", "-t", "20", &name]);
+    assert_eq!(inspect(&name, "{{.State.ExitCode}}"), "1");
+    let listing = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        "dss.test=1",
+        "-v",
+        &format!("{}:/spool:ro", volume.0),
+        support::containers::TEST_IMAGE,
+        "ls",
+        "-ln",
+        "/spool",
+    ]);
+    let file = listing
+        .lines()
+        .find(|l| l.contains("spool-") && l.ends_with(".lp"))
+        .unwrap_or_else(|| panic!("no spool file in the volume:\n{listing}"));
+    let columns: Vec<&str> = file.split_whitespace().collect();
+    assert_eq!(columns[0], "-rw-------", "{file}");
+    assert_eq!(columns[2], "65534", "{file}");
 }
