@@ -217,3 +217,60 @@ async fn events_keep_being_applied_when_listing_containers_takes_longer_than_the
     wait_for_points(influx, db, &id, Duration::from_secs(20)).await;
     assert!(service.terminate().await.success());
 }
+
+/// README's read-only socket proxy: the service needs nothing but `GET` of
+/// the version, info, events, the container list, inspect and stats. The
+/// test proxy refuses anything else, and any refusal fails the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn works_through_a_read_only_socket_proxy() {
+    let influx = shared();
+    let db = "read_only_proxy";
+    let containers = TestContainers::new("readonly");
+    let early = containers.idle("early");
+    let proxy = DockerProxy::start().await;
+    proxy.enforce_read_only();
+    let mut service = Service::start(influx, db, &[("DOCKER_SOCKET_PATH", proxy.path())]);
+    wait_for_points(influx, db, &early, Duration::from_secs(20)).await;
+    let late = containers.idle("late");
+    wait_for_points(influx, db, &late, Duration::from_secs(20)).await;
+    containers.remove("late");
+    eventually(Duration::from_secs(20), "the late container's die event", || async {
+        let q = format!(
+            "SELECT count(message) FROM docker_events WHERE container_id = '{late}' AND action = 'die'"
+        );
+        (influx.count(db, &q).await > 0).then_some(())
+    })
+    .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    assert_eq!(
+        proxy.refused(),
+        Vec::<String>::new(),
+        "requests a read-only proxy refuses"
+    );
+}
+
+#[test]
+fn the_test_proxy_refuses_what_a_read_only_proxy_refuses() {
+    use support::docker_proxy::read_only_allows;
+    for allowed in [
+        "GET /v1.41/version HTTP/1.1",
+        "GET /info HTTP/1.1",
+        "GET /v1.41/events?since=1.5&filters=%7B%7D HTTP/1.1",
+        "GET /v1.41/containers/json?all=false HTTP/1.1",
+        "GET /v1.41/containers/abc123/json HTTP/1.1",
+        "GET /v1.41/containers/abc123/stats?stream=1 HTTP/1.1",
+    ] {
+        assert!(read_only_allows(allowed), "{allowed}");
+    }
+    for refused in [
+        "POST /v1.41/containers/create HTTP/1.1",
+        "POST /v1.41/containers/abc/start HTTP/1.1",
+        "DELETE /v1.41/containers/abc HTTP/1.1",
+        "GET /v1.41/containers/abc/logs HTTP/1.1",
+        "GET /v1.41/images/json HTTP/1.1",
+        "GET /v1.41/containers/abc/archive?path=/ HTTP/1.1",
+        "GET /v1.41/secrets HTTP/1.1",
+    ] {
+        assert!(!read_only_allows(refused), "{refused}");
+    }
+}

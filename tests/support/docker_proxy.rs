@@ -29,6 +29,10 @@ struct State {
     refusing: AtomicBool,
     /// New stats requests are forwarded but their answers held back.
     holding_stats: AtomicBool,
+    /// Only the read-only requests README's socket proxy lets through are
+    /// forwarded; any other is recorded and its connection closed.
+    read_only: AtomicBool,
+    refused: Mutex<Vec<String>>,
     /// Requests whose line contains the text get their answer this late.
     slow_requests: Mutex<Option<(String, Duration)>>,
     stats_requests: std::sync::atomic::AtomicUsize,
@@ -120,6 +124,18 @@ impl DockerProxy {
         open.len()
     }
 
+    /// From now on, behaves like the read-only socket proxy README shows:
+    /// only `GET` of the version, info, events, container list, inspect and
+    /// stats; anything else is refused (see `refused`).
+    pub fn enforce_read_only(&self) {
+        self.state.read_only.store(true, Ordering::SeqCst);
+    }
+
+    /// The request lines refused under `enforce_read_only`.
+    pub fn refused(&self) -> Vec<String> {
+        self.state.refused.lock().unwrap().clone()
+    }
+
     /// From now on, the answer to every request whose request line contains
     /// `text` (e.g. `/containers/json`) is held back for `delay`.
     pub fn slow_down(&self, text: &str, delay: Duration) {
@@ -194,6 +210,17 @@ async fn forward(client: UnixStream, channel: Channel, state: Arc<State>) {
                     }
                 }
             }
+            if state.read_only.load(Ordering::SeqCst) {
+                let text = String::from_utf8_lossy(&buffer[..n]);
+                let refused: Vec<&str> = request_lines(&text)
+                    .filter(|line| !read_only_allows(line))
+                    .collect();
+                if !refused.is_empty() {
+                    let mut list = state.refused.lock().unwrap();
+                    list.extend(refused.iter().map(|l| l.to_string()));
+                    return;
+                }
+            }
             // Requests on a connection are sequential: the bytes that come
             // back next are this request's answer.
             if let Some((text, delay)) = state.slow_requests.lock().unwrap().clone() {
@@ -229,6 +256,41 @@ async fn forward(client: UnixStream, channel: Channel, state: Arc<State>) {
         _ = upstream => {}
         _ = downstream => {}
     }
+}
+
+/// The HTTP request lines in a chunk of a client's bytes.
+fn request_lines(text: &str) -> impl Iterator<Item = &str> {
+    const METHODS: &[&str] = &[
+        "GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "PATCH ", "OPTIONS ",
+    ];
+    text.lines()
+        .filter(|line| METHODS.iter().any(|m| line.starts_with(m)) && line.ends_with("HTTP/1.1"))
+}
+
+/// What a read-only socket proxy lets through: `GET` of `/version`,
+/// `/info`, `/events`, `/containers/json`, `/containers/{id}/json` and
+/// `/containers/{id}/stats`, with or without an API version prefix.
+pub fn read_only_allows(request_line: &str) -> bool {
+    let mut parts = request_line.split_whitespace();
+    let (Some("GET"), Some(target)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let path = target.split('?').next().unwrap_or_default();
+    let path = match path.strip_prefix("/v") {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+            rest.find('/').map_or("", |i| &rest[i..])
+        }
+        _ => path,
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["version"]
+            | ["info"]
+            | ["events"]
+            | ["containers", "json"]
+            | ["containers", _, "json" | "stats"]
+    )
 }
 
 impl Drop for DockerProxy {
