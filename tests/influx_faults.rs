@@ -401,3 +401,59 @@ async fn a_redirect_is_not_followed_and_its_location_is_named() {
     let books = service.books_at_exit();
     assert_eq!((books.dropped, books.undelivered), (0, 0), "{books:?}");
 }
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Runs the service against an InfluxDB that is down, sampling 20
+/// containers' cgroups every 10 ms (about 2 MB of points a second) with a
+/// `budget`, until the buffer has overflowed for a while; its RSS then.
+async fn rss_during_outage(influx: &InfluxServer, budget: &str) -> (u64, u64) {
+    let env = [
+        ("MAX_BUFFER_BYTES", budget),
+        ("STATS_SAMPLING", "cgroup"),
+        ("STATS_INTERVAL", "10ms"),
+        ("SHUTDOWN_TIMEOUT_MS", "200"),
+        ("LOG_LEVEL", "info"),
+    ];
+    let mut service = Service::start(influx, "outage_memory", &env);
+    service
+        .wait_for_log("buffer full", Duration::from_secs(60))
+        .await;
+    // Keep overflowing: every point now replaces an older one.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let rss = rss_kib(service.pid());
+    assert_eq!(service.terminate().await.code(), Some(1));
+    let books = service.books_at_exit();
+    (rss, books.dropped)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_stays_within_the_buffer_budget_during_an_outage() {
+    let influx = InfluxServer::start(Options::default());
+    influx.stop();
+    let containers = TestContainers::new("outage-memory");
+    containers.run_many("c", 20);
+    // The same load with almost no buffer: what the service itself takes.
+    let (idle_kib, _) = rss_during_outage(&influx, "1KiB").await;
+    let budget_kib = 16 * 1024;
+    let (full_kib, dropped) = rss_during_outage(&influx, "16MiB").await;
+    assert!(
+        dropped > 1000,
+        "the buffer never overflowed much: {dropped} dropped"
+    );
+    let allowed = (budget_kib + idle_kib) * 11 / 10;
+    eprintln!(
+        "RSS with a full 16 MiB buffer: {full_kib} KiB; service alone {idle_kib} KiB; allowed {allowed} KiB"
+    );
+    assert!(
+        full_kib <= allowed,
+        "RSS {full_kib} KiB with a 16 MiB buffer full; the service alone takes {idle_kib} KiB, so at most {allowed} KiB"
+    );
+}

@@ -124,8 +124,13 @@ impl Buffer {
     /// are dropped (the batch in flight is not touched; if nothing else is
     /// left to drop, the new point itself goes).
     pub fn push(&mut self, mut line: String, taken: Instant) -> Pushed {
-        // Lines are built with room to spare; queued, they only wait.
-        line.shrink_to_fit();
+        // Lines are built with room to spare; queued, they only wait. A
+        // copy of exactly their size (rather than shrinking in place, which
+        // leaves the rest of the block as a fragment between long-lived
+        // lines) keeps the heap close to what is counted.
+        if line.capacity() > line.len() {
+            line = line.as_str().to_owned();
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let point = Queued { line, taken, seq };
