@@ -120,7 +120,6 @@ pub async fn run(config: Config) -> u8 {
         },
         missing_field_warnings: Mutex::new(Default::default()),
         cgroup: cgroup_settings(&config, &engine),
-        cgroup_fallback_warnings: Mutex::new(Default::default()),
     });
     let supervisor = Supervisor::create(|ctx| {
         Supervisor::new(StatsLinks {

@@ -41,8 +41,6 @@ pub struct StatsSettings {
     pub missing_field_warnings: Mutex<HashSet<String>>,
     /// Set when containers are sampled from their cgroups.
     pub cgroup: Option<CgroupSettings>,
-    /// Containers already warned about as falling back to the stream.
-    pub cgroup_fallback_warnings: Mutex<HashSet<String>>,
 }
 
 /// Why a StatsActor stopped.
@@ -188,15 +186,10 @@ impl StatsActor {
     }
 
     /// The container's cgroup cannot be sampled: counted every time, said
-    /// once per container.
+    /// once while the container is followed (the mark goes with it).
     fn fall_back_to_stream(&self, info: &ContainerInfo, why: &str) {
-        let settings = &self.links.settings;
         Counters::add(&self.links.counters.cgroup_fallbacks, 1);
-        let mut warned = settings
-            .cgroup_fallback_warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if warned.insert(self.id.clone()) {
+        if self.links.health.first_cgroup_fallback(&self.id) {
             log::warn!(
                 "cannot sample container {} ({}) from its cgroup: {why}; using the engine's stats stream for it (check stats.cgroup_root and stats.proc_root)",
                 info.name,

@@ -83,7 +83,6 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
         },
         missing_field_warnings: Default::default(),
         cgroup: None,
-        cgroup_fallback_warnings: Default::default(),
     });
     let supervisor = Supervisor::create(|ctx| {
         Supervisor::new(StatsLinks {

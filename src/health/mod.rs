@@ -114,6 +114,8 @@ struct Followed {
     last_sample_ms: Arc<AtomicI64>,
     /// The generation of the actor reading it now, if one is.
     generation: Option<u64>,
+    /// Whether falling back from its cgroup to the stream was said.
+    fallback_said: bool,
 }
 
 impl Followed {
@@ -269,6 +271,7 @@ impl Health {
                 since_ms: now_ms() as i64,
                 last_sample_ms: Arc::new(AtomicI64::new(0)),
                 generation: None,
+                fallback_said: false,
             });
     }
 
@@ -286,6 +289,14 @@ impl Health {
         entry.name = name.to_string();
         entry.generation = Some(generation);
         Arc::clone(&entry.last_sample_ms)
+    }
+
+    /// Whether this is the first cgroup fallback of a followed container
+    /// (to be said once; later ones are only counted).
+    pub fn first_cgroup_fallback(&self, id: &str) -> bool {
+        self.followed()
+            .get_mut(id)
+            .is_some_and(|entry| !std::mem::replace(&mut entry.fallback_said, true))
     }
 
     /// The actor of that generation stopped (a newer one may have started).
@@ -434,8 +445,13 @@ mod tests {
         assert_eq!(health.sample_ages().len(), 1);
         cell.store(now_ms() as i64, Ordering::Relaxed);
         assert!(health.samples_check().ok);
+        assert!(health.first_cgroup_fallback("abc"));
+        assert!(!health.first_cgroup_fallback("abc"));
         health.container_unfollowed("abc");
         assert!(health.sample_ages().is_empty());
+        // Nothing is kept of a container no longer followed.
+        assert!(!health.first_cgroup_fallback("abc"));
+        assert!(health.followed().is_empty());
     }
 
     #[test]
