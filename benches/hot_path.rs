@@ -27,8 +27,9 @@ fn one_sample(frame: &[u8], series: &SeriesKey, fields: &FieldSelection) -> Opti
     encode_point(series, &computed, fields, timestamp)
 }
 
-fn bench(c: &mut Criterion) {
-    let series = SeriesKey::new(
+/// The series of a typical container's stream points.
+fn stream_series() -> SeriesKey {
+    SeriesKey::new(
         "docker_stats",
         [
             (
@@ -39,7 +40,11 @@ fn bench(c: &mut Criterion) {
             ("host", "vm"),
             ("image", "dss-test/busybox:latest"),
         ],
-    );
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let series = stream_series();
     let all = FieldSelection::All;
     let essential = FieldSelection::parse("ESSENTIAL").unwrap();
     for (label, file) in [
@@ -133,17 +138,7 @@ fn bench_buffer(c: &mut Criterion) {
     use docker_stats_service::writer::buffer::Buffer;
     use std::time::Instant;
 
-    let series = SeriesKey::new(
-        "docker_stats",
-        [
-            (
-                "container_id",
-                "e677a0ddef20ffd39650ece3e1c09686a3a0a4de66a6484267beaef5ea81c32b",
-            ),
-            ("container_name", "load-test-worker-1"),
-            ("host", "vm"),
-        ],
-    );
+    let series = stream_series();
     let essential = FieldSelection::parse("ESSENTIAL").unwrap();
     let line = one_sample(&fixture("v1_cpu_limited.json"), &series, &essential).unwrap();
     for (label, budget) in [

@@ -275,8 +275,27 @@ async fn a_database_dropped_while_running_is_created_again() {
     );
 }
 
-/// The service against the fake server, with quick retries capped at 2 s.
-fn start_against(fake: &support::fake_influx::FakeInflux, name: &str, v2: bool) -> Service {
+/// The service against the fake server, with quick retries capped at 2 s,
+/// until it made `writes` write requests; then stopped (cleanly). Returns
+/// the stopped service and the requests.
+async fn run_until_writes(
+    fake: &support::fake_influx::FakeInflux,
+    test: &str,
+    v2: bool,
+    writes: usize,
+) -> (Service, Vec<support::fake_influx::Recorded>) {
+    let containers = TestContainers::new(test);
+    containers.idle("idle");
+    let mut service = start_against(fake, v2);
+    support::eventually(Duration::from_secs(30), "the write requests", || async {
+        (fake.writes().len() >= writes).then_some(())
+    })
+    .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    (service, fake.writes())
+}
+
+fn start_against(fake: &support::fake_influx::FakeInflux, v2: bool) -> Service {
     let port = fake.port.to_string();
     let mut env = vec![
         ("INFLUXDB_PORT", port.as_str()),
@@ -293,7 +312,7 @@ fn start_against(fake: &support::fake_influx::FakeInflux, name: &str, v2: bool) 
             ("INFLUXDB_TOKEN", "token"),
         ]);
     }
-    Service::start(support::influx::shared(), name, &env)
+    Service::start(support::influx::shared(), "unused", &env)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -304,15 +323,7 @@ async fn a_v2_400_or_422_refuses_the_whole_batch_which_is_counted_rejected_and_n
         Scripted::status(422).body(r#"{"code":"unprocessable entity","message":"failure writing points to database: points beyond retention policy"}"#),
     ])
     .await;
-    let containers = TestContainers::new("rejected");
-    containers.idle("idle");
-    let mut service = start_against(&fake, "unused", true);
-    support::eventually(Duration::from_secs(30), "three writes", || async {
-        (fake.writes().len() >= 3).then_some(())
-    })
-    .await;
-    assert!(service.terminate().await.success(), "{}", service.logs());
-    let writes = fake.writes();
+    let (service, writes) = run_until_writes(&fake, "rejected", true, 3).await;
     let refused: Vec<&str> = lines(&writes[0].body)
         .into_iter()
         .chain(lines(&writes[1].body))
@@ -335,15 +346,7 @@ async fn a_status_no_retry_can_fix_waits_at_the_cap_is_named_once_and_loses_noth
         Scripted::status(418).body("I'm a teapot"),
     ])
     .await;
-    let containers = TestContainers::new("teapot");
-    containers.idle("idle");
-    let mut service = start_against(&fake, "unused", false);
-    support::eventually(Duration::from_secs(30), "three writes", || async {
-        (fake.writes().len() >= 3).then_some(())
-    })
-    .await;
-    assert!(service.terminate().await.success(), "{}", service.logs());
-    let writes = fake.writes();
+    let (service, writes) = run_until_writes(&fake, "teapot", false, 3).await;
     for pair in writes[..3].windows(2) {
         let gap = pair[1].at - pair[0].at;
         assert!(
@@ -372,14 +375,7 @@ async fn a_redirect_is_not_followed_and_its_location_is_named() {
         Scripted::status(302).header("Location", &location),
     ])
     .await;
-    let containers = TestContainers::new("redirect");
-    containers.idle("idle");
-    let mut service = start_against(&fake, "unused", false);
-    support::eventually(Duration::from_secs(30), "three writes", || async {
-        (fake.writes().len() >= 3).then_some(())
-    })
-    .await;
-    assert!(service.terminate().await.success(), "{}", service.logs());
+    let (service, writes) = run_until_writes(&fake, "redirect", false, 3).await;
     assert!(
         placeholder.requests().is_empty()
             && fake
@@ -393,22 +389,12 @@ async fn a_redirect_is_not_followed_and_its_location_is_named() {
         logs.contains(&format!("redirect (HTTP 301) to {location}")),
         "{logs}"
     );
-    let writes = fake.writes();
     assert!(
         writes[1].body.starts_with(&writes[0].body),
         "the batch changed"
     );
     let books = service.books_at_exit();
     assert_eq!((books.dropped, books.undelivered), (0, 0), "{books:?}");
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// Runs the service against an InfluxDB that is down, sampling 20
@@ -428,7 +414,7 @@ async fn rss_during_outage(influx: &InfluxServer, budget: &str) -> (u64, u64) {
         .await;
     // Keep overflowing: every point now replaces an older one.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let rss = rss_kib(service.pid());
+    let rss = service.memory_kib("VmRSS");
     assert_eq!(service.terminate().await.code(), Some(1));
     let books = service.books_at_exit();
     (rss, books.dropped)

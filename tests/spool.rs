@@ -247,15 +247,6 @@ fn write_spool_file(dir: &str, stamp: u64, first: u64, count: u64) {
     }
 }
 
-fn peak_rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spool_larger_than_the_budget_is_loaded_within_it_keeping_the_newest_points() {
     let influx = InfluxServer::start(Options::default());
@@ -276,7 +267,7 @@ async fn a_spool_larger_than_the_budget_is_loaded_within_it_keeping_the_newest_p
     service
         .wait_for_log("spooled points delivered", Duration::from_secs(60))
         .await;
-    let peak = peak_rss_kib(service.pid());
+    let peak = service.memory_kib("VmHWM");
     assert!(spool_files(&spool).is_empty(), "delivered files remain");
     assert!(service.terminate().await.success());
     let books = service.books_at_exit();

@@ -62,6 +62,17 @@ impl Service {
         self.child.id() as i32
     }
 
+    /// A memory figure of the running process from `/proc/<pid>/status`,
+    /// in KiB: `VmRSS` (now) or `VmHWM` (the peak so far).
+    pub fn memory_kib(&self, which: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(which)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {which} in /proc/{}/status", self.pid()))
+    }
+
     /// The address of `/health` and `/metrics`, once the service logged it.
     pub async fn health_address(&self) -> String {
         self.wait_for_log(
