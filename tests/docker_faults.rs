@@ -11,7 +11,7 @@ use support::docker_proxy::DockerProxy;
 use support::eventually;
 use support::influx::shared;
 use support::samples::{count_points, wait_for_points};
-use support::service::Service;
+use support::service::{get_health, get_metrics, Service};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn waits_for_the_engine_then_reconciles_what_changed_while_it_was_cut_off() {
@@ -109,18 +109,8 @@ async fn a_stalled_stats_stream_is_restarted_after_the_parse_timeout() {
 
 /// `/health`'s body and the seconds `/metrics` gives since `id`'s last sample.
 async fn silence_as_reported(address: &str, id: &str) -> (serde_json::Value, Option<f64>) {
-    let health: serde_json::Value = reqwest::get(format!("http://{address}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let metrics = reqwest::get(format!("http://{address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, health) = get_health(address).await;
+    let metrics = get_metrics(address).await;
     let needle = format!("dss_seconds_since_last_sample{{container_id=\"{id}\"");
     let age = metrics
         .lines()

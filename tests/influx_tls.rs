@@ -11,7 +11,7 @@ use support::containers::TestContainers;
 use support::eventually;
 use support::influx::{InfluxServer, Options};
 use support::samples::wait_for_points;
-use support::service::{run_to_exit, Service};
+use support::service::{get_health, run_to_exit, Service};
 
 fn tls_server() -> InfluxServer {
     InfluxServer::start(Options {
@@ -21,13 +21,7 @@ fn tls_server() -> InfluxServer {
 }
 
 async fn health(service: &Service) -> Value {
-    let address = service.health_address().await;
-    reqwest::get(format!("http://{address}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_health(&service.health_address().await).await.1
 }
 
 #[tokio::test(flavor = "multi_thread")]

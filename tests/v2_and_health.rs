@@ -15,7 +15,7 @@ use support::docker_proxy::DockerProxy;
 use support::eventually;
 use support::influx::{tempdir, InfluxServer, Options};
 use support::samples::{cli_cpu_percent, cli_mem_used, read_ns, record_samples, wait_for_points};
-use support::service::{run_to_exit, Service, BINARY};
+use support::service::{get_health, get_metrics, run_to_exit, Service, BINARY};
 use support::victoria::Victoria;
 
 const SECRET: &str = "s3cr3t-t0ken-never-logged";
@@ -113,14 +113,6 @@ async fn the_v2_api_stores_the_same_values_tags_and_timestamps() {
     }
     assert!(compared >= 3);
     let _ = std::fs::remove_dir_all(secrets);
-}
-
-async fn get_health(address: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("http://{address}/health"))
-        .await
-        .expect("GET /health");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON body"))
 }
 
 async fn wait_for_health(address: &str, status: u16, failing: Option<&str>) -> Value {
@@ -261,12 +253,7 @@ async fn metrics_parse_as_prometheus_text_and_move_while_samples_flow() {
     let address = service.health_address().await;
     wait_for_points(influx, db, &id, Duration::from_secs(20)).await;
     let scrape = || async {
-        let text = reqwest::get(format!("http://{address}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_metrics(&address).await;
         parse_prometheus(&text)
     };
     let first = scrape().await;

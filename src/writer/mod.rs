@@ -623,7 +623,7 @@ impl Handler<SpoolRemaining> for BatchWriter {
         let saved = spool::save(&dir, self.buffer.lines(), &replaces);
         let result = match saved {
             Ok(path) => {
-                self.spool_backlog.take_all();
+                self.spool_backlog.clear();
                 self.buffer.mark_spooled();
                 log::info!("saved {count} undelivered point(s) to {}", path.display());
                 Ok(count)

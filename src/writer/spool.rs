@@ -328,9 +328,9 @@ impl Backlog {
         empty.into_iter().map(|(path, _)| path).collect::<Vec<_>>()
     }
 
-    /// Every tracked file, for a save that replaces them all.
-    pub fn take_all(&mut self) -> Vec<PathBuf> {
-        self.files.drain(..).map(|(path, _)| path).collect()
+    /// Forgets every tracked file: a save replaced them all.
+    pub fn clear(&mut self) {
+        self.files.clear();
     }
 
     pub fn files(&self) -> impl Iterator<Item = &Path> {

@@ -145,6 +145,26 @@ impl Service {
     }
 }
 
+/// `GET /health` at `address` (as the service logged it): the status and
+/// the JSON body.
+pub async fn get_health(address: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(format!("http://{address}/health"))
+        .await
+        .expect("GET /health");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+/// `GET /metrics` at `address`: the Prometheus text.
+pub async fn get_metrics(address: &str) -> String {
+    reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("a text body")
+}
+
 /// The writer's books as the service logged them at shutdown.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Books {
