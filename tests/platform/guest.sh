@@ -1,0 +1,31 @@
+#!/bin/sh
+# Runs inside the platform-lane VM (scripts/platform-lane): prepares Docker
+# and Podman as scripts/test prepares the host, then runs the integration
+# test binaries listed in tests/platform/tests, built on the host, against
+# the VM's engines.
+set -eu
+share=/mnt/host
+repo=$(cat "$share/repo-path")
+export HOME=/root PATH="$share/bin:$PATH"
+mkdir -p "$repo"
+mountpoint -q "$repo" || mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose repo "$repo"
+cd "$repo"
+
+until docker info >/dev/null 2>&1; do sleep 0.5; done
+echo "== $(uname -r), $(systemctl --version | head -1), cgroup $(stat -fc %T /sys/fs/cgroup)"
+docker version --format 'docker {{.Server.Version}}, API {{.Server.APIVersion}} (min {{.Server.MinAPIVersion}})'
+docker info --format 'cgroup driver {{.CgroupDriver}}, cgroup version {{.CgroupVersion}}'
+podman --version
+
+scripts/build-test-image
+docker load -q -i "$share/service-image.tar"
+
+failed=""
+while read -r name binary; do
+  echo "== $name"
+  "$binary" --test-threads=1 || failed="$failed $name"
+done <"$share/test-binaries"
+if [ -n "$failed" ]; then
+  echo "== failed in the VM:$failed"
+  exit 1
+fi
