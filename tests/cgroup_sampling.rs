@@ -138,10 +138,16 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
         // own timestamps: the engine's printed figure divides by host CPU
         // time read from /proc/stat at another moment, in 10 ms ticks, and
         // on a busy host jitters by several points (53.4 for a container
-        // held at 50); the counter is exact.
+        // held at 50); the counter is exact but for the time between the
+        // engine reading its clock and reading the counter. On hardware that
+        // is well under a millisecond: 2 points. Under emulation a vCPU can
+        // stall for tens of milliseconds in between (52.4 seen for a
+        // container the cgroup source read at 50.2): 60 ms at each end of a
+        // second, at half a core, is 6 points.
+        let per_second = if support::emulated_cpu() { 6.0 } else { 2.0 };
         for second in &seconds {
             assert!(
-                (second.cgroup_cpu - second.exact).abs() <= 2.0,
+                (second.cgroup_cpu - second.exact).abs() <= per_second,
                 "{name}: cgroup cpu_percent averaged {:.2} over a second the engine's counter says was {:.2}; every second: {seconds:.2?}",
                 second.cgroup_cpu,
                 second.exact
@@ -153,11 +159,16 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
                 second.engine_mem
             );
         }
-        // Over the whole window the printed figure's jitter averages out
-        // (each second's host-time error is the next one's opposite).
+        // Over the whole window both timing errors average out: each
+        // second's error at its end is the next second's opposite error at
+        // its start. So the means agree within 2 points on any platform.
         let mean =
             |f: fn(&Second) -> f64| seconds.iter().map(f).sum::<f64>() / seconds.len() as f64;
-        let (engine_mean, cgroup_mean) = (mean(|s| s.engine_cpu), mean(|s| s.cgroup_cpu));
+        let (engine_mean, exact_mean, cgroup_mean) = (
+            mean(|s| s.engine_cpu),
+            mean(|s| s.exact),
+            mean(|s| s.cgroup_cpu),
+        );
         let widest = seconds
             .iter()
             .map(|s| (s.cgroup_cpu - s.exact).abs())
@@ -167,10 +178,19 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
             .map(|s| (s.engine_cpu - s.exact).abs())
             .fold(0.0, f64::max);
         eprintln!(
-            "{name}: cgroup vs engine counter at most {widest:.2} points apart; the engine's printed figure at most {engine_widest:.2}; means {engine_mean:.2} (engine) {cgroup_mean:.2} (cgroup)"
+            "{name}: cgroup vs engine counter at most {widest:.2} points apart; the engine's printed figure at most {engine_widest:.2}; means {engine_mean:.2} (engine) {exact_mean:.2} (engine counter) {cgroup_mean:.2} (cgroup)"
         );
         assert!(
-            (engine_mean - cgroup_mean).abs() <= 2.0,
+            (exact_mean - cgroup_mean).abs() <= 2.0,
+            "{name}: the engine's counter averaged {exact_mean:.2}, the cgroup source's cpu_percent {cgroup_mean:.2}; every second: {seconds:.2?}"
+        );
+        // The printed figure's host time is read apart from the counter, in
+        // 10 ms ticks; under emulation its first seconds ran up to 7 points
+        // high (57.4 for a container held at 50), which 8 seconds average
+        // down to about 2.5.
+        let printed = if support::emulated_cpu() { 4.0 } else { 2.0 };
+        assert!(
+            (engine_mean - cgroup_mean).abs() <= printed,
             "{name}: the engine's cpu_percent averaged {engine_mean:.2}, the cgroup source's {cgroup_mean:.2}; every second: {seconds:.2?}"
         );
         if name == "busy" {
@@ -226,10 +246,15 @@ async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
         gaps.extend(spacing(&points));
     }
     gaps.sort_by_key(|gap| (gap - 100_000_000).abs());
+    // The timer fires on time; what moves a reading is the CPU getting to
+    // it. Under emulation 21 sampling tasks share two TCG vCPUs with the
+    // engine (15 ms seen): there the count above is the proof, and the
+    // spacing only has to stay well inside the interval.
+    let allowed_ms = if support::emulated_cpu() { 30 } else { 10 };
     let p95 = (gaps[gaps.len() * 95 / 100] - 100_000_000).abs();
     assert!(
-        p95 <= 10_000_000,
-        "95% of readings are within {:.1} ms of 100 ms apart, not 10 ms",
+        p95 <= allowed_ms * 1_000_000,
+        "95% of readings are within {:.1} ms of 100 ms apart, not {allowed_ms} ms",
         p95 as f64 / 1e6
     );
 

@@ -11,7 +11,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use docker_stats_service::cgroup::cpu::system_cpu;
-use docker_stats_service::cgroup::files::{read_all, Place, V1_FILES};
+use docker_stats_service::cgroup::files::{read_all, Place, V1_FILES, V2_FILES};
 use docker_stats_service::cgroup::paths::{CgroupDriver, CgroupLayout, ContainerCgroup};
 use support::containers::{docker, TestContainers};
 
@@ -55,12 +55,22 @@ async fn cgroup_counters_agree_with_the_engines_sample() {
         &["--cpus", "0.5", "--memory", "64m"],
         &["sh", "-c", "while :; do :; done"],
     );
-    let ContainerCgroup::PerController(dirs) = locate(&id) else {
-        panic!(
-            "this test reads a cgroup v1 host (this machine's); add the v2 case when run on one"
-        );
-    };
     let pid = docker(&["inspect", "--format", "{{.State.Pid}}", &id]);
+    // The files the service reads on this host: one directory per
+    // controller on cgroup v1, one directory for all on v2.
+    let cgroup = locate(&id);
+    let files = match cgroup {
+        ContainerCgroup::PerController(_) => V1_FILES,
+        ContainerCgroup::Unified(_) => V2_FILES,
+    };
+    let path_of = |place: Place, name: &str| match (&cgroup, place) {
+        (_, Place::Process) => Some(Path::new("/proc").join(pid.trim()).join(name)),
+        (ContainerCgroup::PerController(dirs), Place::Controller(controller)) => {
+            Some(dirs.iter().find(|(c, _)| *c == controller)?.1.join(name))
+        }
+        (ContainerCgroup::Unified(dir), Place::Unified) => Some(dir.join(name)),
+        (_, place) => panic!("{name} ({place:?}) does not belong to this layout"),
+    };
 
     let engine = Docker::connect_with_local_defaults().unwrap();
     let options = StatsOptionsBuilder::new()
@@ -73,17 +83,8 @@ async fn cgroup_counters_agree_with_the_engines_sample() {
         .await
         .unwrap()
         .unwrap();
-    let ours = read_all(V1_FILES, |file| {
-        let path = match file.place {
-            Place::Controller(controller) => dirs
-                .iter()
-                .find(|(c, _)| *c == controller)?
-                .1
-                .join(file.name),
-            Place::Process => Path::new("/proc").join(pid.trim()).join(file.name),
-            Place::Unified => unreachable!("a v1 file"),
-        };
-        std::fs::read_to_string(path).ok()
+    let ours = read_all(files, |file| {
+        std::fs::read_to_string(path_of(file.place, file.name)?).ok()
     })
     .unwrap();
 

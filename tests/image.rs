@@ -69,6 +69,11 @@ fn run_service_image(name: &str, db: &str, options: &[&str]) -> Container {
         "BATCH_WAIT_MS=300".to_string(),
         format!("HEALTH_LISTEN=127.0.0.1:{}", support::free_port()),
     ];
+    // The socket's group on this host, as the README tells users to grant
+    // it: the image's build-time group is another host's.
+    let socket_group = std::fs::metadata("/var/run/docker.sock")
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m).to_string())
+        .unwrap();
     let mut args = vec![
         "run",
         "-d",
@@ -78,6 +83,8 @@ fn run_service_image(name: &str, db: &str, options: &[&str]) -> Container {
         "dss.test=1",
         "--network",
         "host",
+        "--group-add",
+        &socket_group,
         "-v",
         "/var/run/docker.sock:/var/run/docker.sock:ro",
     ];

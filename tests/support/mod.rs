@@ -31,6 +31,15 @@ where
     }
 }
 
+/// Whether the tests run on an emulated CPU: the platform lane's VM under
+/// QEMU's TCG (scripts/platform-lane sets `DSS_EMULATED_CPU=1`). There a
+/// vCPU can lose tens of milliseconds between the engine reading its clock
+/// and reading a counter, so comparisons over one engine second need
+/// tolerances wide enough for that; each such test states its own.
+pub fn emulated_cpu() -> bool {
+    std::env::var_os("DSS_EMULATED_CPU").is_some_and(|v| v == "1")
+}
+
 /// A free TCP port on loopback (bound, then released for a server to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

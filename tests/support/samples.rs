@@ -50,14 +50,19 @@ pub fn cli_cpu_percent(s: &ContainerStatsResponse) -> Option<f64> {
     })
 }
 
+/// The CLI's "used" memory: usage less the inactive page cache, named
+/// `total_inactive_file` by cgroup v1 engines and `inactive_file` by v2
+/// ones; Podman sends neither, and then it is the usage.
 pub fn cli_mem_used(s: &ContainerStatsResponse) -> u64 {
     let m = s.memory_stats.as_ref().unwrap();
     let usage = m.usage.unwrap();
-    let inactive = m.stats.as_ref().unwrap()["total_inactive_file"];
-    if inactive < usage {
-        usage - inactive
-    } else {
-        usage
+    let stats = m.stats.as_ref();
+    let inactive = stats
+        .and_then(|stats| stats.get("total_inactive_file"))
+        .or_else(|| stats.and_then(|stats| stats.get("inactive_file")));
+    match inactive {
+        Some(&inactive) if inactive < usage => usage - inactive,
+        _ => usage,
     }
 }
 
