@@ -9,11 +9,12 @@ use actix::prelude::*;
 use tokio::time::timeout_at;
 
 use crate::cgroup::cpu::system_cpu;
-use crate::cgroup::paths::{CgroupDriver, CgroupLayout};
+use crate::cgroup::paths::{CgroupDriver, CgroupLayout, Runtime};
 use crate::config::{Config, ConfigError, Sampling};
 use crate::counters::Counters;
 use crate::docker::client::{connect_with_retry, Engine};
 use crate::docker::paced_io::ReadPacer;
+use crate::docker::stats::Platform;
 use crate::docker::stats_stream::StreamTarget;
 use crate::event_actor::{EventActor, StopEvents};
 use crate::health::{self, Health};
@@ -91,8 +92,12 @@ pub async fn run(config: Config) -> u8 {
             return drain(&writer, &counters, Instant::now() + config.shutdown_timeout).await;
         }
     };
+    let kind = match engine.platform {
+        Platform::Podman => "Podman's Docker-compatible API",
+        Platform::Linux | Platform::Windows => "Docker engine",
+    };
     log::info!(
-        "connected to Docker engine {:?} at {} (API {})",
+        "connected to {kind} {:?} at {} (API {})",
         engine.name,
         config.docker.socket_path,
         engine.api_version
@@ -214,7 +219,11 @@ fn cgroup_settings(config: &Config, engine: &Engine) -> Option<CgroupSettings> {
         log::warn!("the engine's cgroup driver {driver:?} is not cgroupfs or systemd; looking for cgroupfs paths");
         CgroupDriver::Cgroupfs
     });
-    let layout = CgroupLayout::detect(&config.stats.cgroup_root, driver);
+    let runtime = match engine.platform {
+        Platform::Podman => Runtime::Podman,
+        Platform::Linux | Platform::Windows => Runtime::Docker,
+    };
+    let layout = CgroupLayout::detect(&config.stats.cgroup_root, driver).with_runtime(runtime);
     let online_cpus = std::fs::read_to_string(config.stats.proc_root.join("stat"))
         .ok()
         .and_then(|text| system_cpu(&text))

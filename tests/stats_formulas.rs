@@ -17,6 +17,16 @@ const FIXTURES: &[&str] = &[
     "v1_stopped_empty.json",
     "handmade_cgroup_v2.json",
     "handmade_windows.json",
+    // Recorded in the platform lane's VM (tests/platform/record-fixtures.sh).
+    "docker26_v2_cpu_limited.json",
+    "docker26_v2_idle.json",
+    "docker26_v2_just_stopped.json",
+    "docker26_v2_mem_limited.json",
+    "docker26_v2_page_cache.json",
+    "podman5_v2_cpu_limited.json",
+    "podman5_v2_idle.json",
+    "podman5_v2_mem_limited.json",
+    "podman5_v2_page_cache.json",
 ];
 
 fn fixture_text(name: &str) -> &'static str {
@@ -99,9 +109,14 @@ fn recorded_cgroup_v1_samples_give_the_cli_figures() {
             net: (516, 0),
         },
     ];
+    check_cli_figures(&cases, Platform::Linux);
+}
+
+/// Each case's fields as `docker stats` computes them from the same sample.
+fn check_cli_figures(cases: &[Case], platform: Platform) {
     for case in cases {
         let stats = fixture(case.fixture);
-        let fields = compute_fields(&stats, Platform::Linux, None);
+        let fields = compute_fields(&stats, platform, None);
         match case.cpu_percent {
             Some(expected) => assert_close(float(&fields, "cpu_percent"), expected, case.fixture),
             None => assert_eq!(field(&fields, "cpu_percent"), None),
@@ -137,6 +152,113 @@ fn recorded_cgroup_v1_samples_give_the_cli_figures() {
 }
 
 #[test]
+fn recorded_docker_26_cgroup_v2_samples_give_the_cli_figures() {
+    let cases = [
+        Case {
+            fixture: "docker26_v2_idle.json",
+            cpu_percent: Some(0.0),
+            mem_used: 344_064,
+            mem_total: 3_053_305_856,
+            net: (876, 0),
+        },
+        Case {
+            fixture: "docker26_v2_cpu_limited.json",
+            cpu_percent: Some(51.28037558685447),
+            mem_used: 352_256,
+            mem_total: 3_053_305_856,
+            net: (656, 0),
+        },
+        // -m 64m with 30 MB written to /tmp: v2's inactive_file is not "used".
+        Case {
+            fixture: "docker26_v2_mem_limited.json",
+            cpu_percent: Some(0.0),
+            mem_used: 1_269_760,
+            mem_total: 67_108_864,
+            net: (656, 0),
+        },
+        // 60 MB written and read back under -m 256m.
+        Case {
+            fixture: "docker26_v2_page_cache.json",
+            cpu_percent: Some(0.0),
+            mem_used: 2_203_648,
+            mem_total: 268_435_456,
+            net: (656, 0),
+        },
+    ];
+    check_cli_figures(&cases, Platform::Linux);
+    let fields = compute_fields(
+        &fixture("docker26_v2_cpu_limited.json"),
+        Platform::Linux,
+        None,
+    );
+    assert_eq!(
+        int(&fields, "pids_limit"),
+        Some(3443),
+        "the systemd scope's"
+    );
+    assert!(int(&fields, "cpu_throttled_periods").unwrap() > 0);
+    assert_eq!(
+        read_time_ns(&fixture("docker26_v2_just_stopped.json")),
+        None,
+        "the zero sample after a stop"
+    );
+}
+
+/// Podman's CPU % is its container time over the samples' wall-clock
+/// interval; what it sends wrong is left out.
+#[test]
+fn recorded_podman_5_samples_give_what_can_be_computed_and_omit_the_rest() {
+    let cases = [
+        Case {
+            fixture: "podman5_v2_idle.json",
+            cpu_percent: Some(0.0),
+            mem_used: 49_152,
+            mem_total: 3_053_305_856,
+            net: (4000, 698),
+        },
+        // 14375694000 - 11858969000 ns of CPU over 5.032379718 s.
+        Case {
+            fixture: "podman5_v2_cpu_limited.json",
+            cpu_percent: Some(2_516_725_000.0 / 5_032_379_718.0 * 100.0),
+            mem_used: 61_440,
+            mem_total: 3_053_305_856,
+            net: (3044, 698),
+        },
+        Case {
+            fixture: "podman5_v2_mem_limited.json",
+            cpu_percent: Some(0.0),
+            mem_used: 53_248,
+            mem_total: 67_108_864,
+            net: (2528, 768),
+        },
+    ];
+    check_cli_figures(&cases, Platform::Podman);
+    let fields = compute_fields(
+        &fixture("podman5_v2_cpu_limited.json"),
+        Platform::Podman,
+        None,
+    );
+    for wrong in [
+        "cpu_system_usage",
+        "cpu_kernel_usage",
+        "cpu_user_usage",
+        "cpu_throttling_periods",
+        "cpu_throttled_periods",
+        "cpu_throttled_time",
+    ] {
+        assert_eq!(field(&fields, wrong), None, "{wrong}");
+    }
+    assert_eq!(int(&fields, "cpu_total_usage"), Some(14_375_694_000));
+    // Through Docker's formula the same sample reads 192%.
+    let docker = compute_fields(
+        &fixture("podman5_v2_cpu_limited.json"),
+        Platform::Linux,
+        None,
+    );
+    assert!(float(&docker, "cpu_percent").unwrap() > 190.0);
+}
+
+#[test]
 fn first_sample_of_a_stream_has_no_cpu_percent() {
     let fields = compute_fields(&fixture("v1_idle_first.json"), Platform::Linux, Some(1.0));
     assert_eq!(field(&fields, "cpu_percent"), None);
@@ -159,7 +281,14 @@ fn cpu_limit_percent_is_the_share_of_the_containers_own_limit() {
 
 #[test]
 fn samples_after_a_container_stopped_are_empty() {
-    for name in ["v1_just_stopped.json", "v1_stopped_empty.json"] {
+    // Podman ends such a stream with an error object in place of a sample:
+    // it decodes to a sample without a time, which is counted as empty.
+    for name in [
+        "v1_just_stopped.json",
+        "v1_stopped_empty.json",
+        "docker26_v2_just_stopped.json",
+        "podman5_v2_stopped_error.json",
+    ] {
         assert_eq!(read_time_ns(&fixture(name)), None, "{name}");
     }
     assert_eq!(

@@ -10,6 +10,9 @@
 //! | cgroupfs | `<root>/<ctrl>/docker/<id>`                 | `<root>/docker/<id>`              |
 //! | systemd  | `<root>/<ctrl>/system.slice/docker-<id>.scope` | `<root>/system.slice/docker-<id>.scope` |
 //!
+//! Podman names them its own way: `machine.slice/libpod-<id>.scope` with
+//! the systemd manager, `libpod_parent/libpod-<id>` with cgroupfs.
+//!
 //! Discovery only checks that the directories exist; whether the files in
 //! them can be read is the sampler's business, and a failure there falls back
 //! to the stream source.
@@ -43,6 +46,14 @@ impl CgroupDriver {
             _ => None,
         }
     }
+}
+
+/// Whose naming the container cgroups follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Runtime {
+    #[default]
+    Docker,
+    Podman,
 }
 
 /// Where a container's cgroup files live.
@@ -82,6 +93,7 @@ pub struct CgroupLayout {
     root: PathBuf,
     version: CgroupVersion,
     driver: CgroupDriver,
+    runtime: Runtime,
 }
 
 impl CgroupLayout {
@@ -97,7 +109,13 @@ impl CgroupLayout {
             root: root.to_path_buf(),
             version,
             driver,
+            runtime: Runtime::Docker,
         }
+    }
+
+    /// The same mount, with container cgroups named by `runtime`.
+    pub fn with_runtime(self, runtime: Runtime) -> CgroupLayout {
+        CgroupLayout { runtime, ..self }
     }
 
     pub fn version(&self) -> CgroupVersion {
@@ -107,7 +125,7 @@ impl CgroupLayout {
     /// Finds the container's directories; `cgroup_parent` is the container's
     /// `HostConfig.CgroupParent` (empty when the engine's default applies).
     pub fn locate(&self, id: &str, cgroup_parent: &str) -> Result<ContainerCgroup, NotFound> {
-        let relative = relative_path(self.driver, id, cgroup_parent);
+        let relative = relative_path(self.driver, self.runtime, id, cgroup_parent);
         let not_found = |tried| NotFound {
             container_id: id.to_string(),
             tried,
@@ -143,21 +161,28 @@ impl CgroupLayout {
 
 /// The container's cgroup path below the root (below each controller's
 /// mount on v1).
-fn relative_path(driver: CgroupDriver, id: &str, cgroup_parent: &str) -> PathBuf {
+fn relative_path(driver: CgroupDriver, runtime: Runtime, id: &str, cgroup_parent: &str) -> PathBuf {
+    let (default_parent, default_slice, prefix) = match runtime {
+        Runtime::Docker => ("docker", "system.slice", "docker"),
+        Runtime::Podman => ("libpod_parent", "machine.slice", "libpod"),
+    };
     match driver {
         CgroupDriver::Cgroupfs => {
             let parent = match cgroup_parent.trim_matches('/') {
-                "" => "docker",
+                "" => default_parent,
                 parent => parent,
             };
-            Path::new(parent).join(id)
+            match runtime {
+                Runtime::Docker => Path::new(parent).join(id),
+                Runtime::Podman => Path::new(parent).join(format!("{prefix}-{id}")),
+            }
         }
         CgroupDriver::Systemd => {
-            let slice = match cgroup_parent {
-                "" => "system.slice",
+            let slice = match cgroup_parent.trim_matches('/') {
+                "" => default_slice,
                 slice => slice,
             };
-            expand_slice(slice).join(format!("docker-{id}.scope"))
+            expand_slice(slice).join(format!("{prefix}-{id}.scope"))
         }
     }
 }
@@ -280,6 +305,32 @@ mod tests {
         assert_eq!(
             layout.locate(ID, ""),
             Ok(ContainerCgroup::Unified(tree.0.join(scope)))
+        );
+    }
+
+    #[test]
+    fn finds_podmans_scopes_and_directories() {
+        let scope = format!("machine.slice/libpod-{ID}.scope");
+        let tree = Tree::v2("v2-podman", &scope);
+        let layout =
+            CgroupLayout::detect(&tree.0, CgroupDriver::Systemd).with_runtime(Runtime::Podman);
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(ContainerCgroup::Unified(tree.0.join(&scope)))
+        );
+        // Podman reports its default parent as "/machine.slice".
+        assert_eq!(
+            layout.locate(ID, "/machine.slice"),
+            Ok(ContainerCgroup::Unified(tree.0.join(scope)))
+        );
+
+        let dir = format!("libpod_parent/libpod-{ID}");
+        let tree = Tree::v2("v2-podman-cgroupfs", &dir);
+        let layout =
+            CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs).with_runtime(Runtime::Podman);
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(ContainerCgroup::Unified(tree.0.join(dir)))
         );
     }
 

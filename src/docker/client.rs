@@ -66,8 +66,16 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
     // than they speak; negotiation settles on the lower of the two.
     let docker = docker.negotiate_version().await.map_err(unreachable)?;
     let info = docker.info().await.map_err(unreachable)?;
+    let version = docker.version().await.map_err(unreachable)?;
+    // Podman's compatible API names itself among the version's components.
+    let podman = version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.eq_ignore_ascii_case("Podman Engine"));
     let platform = match info.os_type.as_deref() {
         Some(os) if os.eq_ignore_ascii_case("windows") => Platform::Windows,
+        _ if podman => Platform::Podman,
         _ => Platform::Linux,
     };
     let api_version = docker.client_version().to_string();
@@ -90,8 +98,13 @@ pub async fn connect_with_retry(socket_path: &str, health: &Health) -> Engine {
     loop {
         match connect(socket_path).await {
             Ok(engine) => {
+                let kind = if engine.platform == Platform::Podman {
+                    "Podman "
+                } else {
+                    ""
+                };
                 health.docker.pass(format!(
-                    "connected to {} (API {})",
+                    "connected to {kind}{} (API {})",
                     engine.name, engine.api_version
                 ));
                 if failures > 0 {

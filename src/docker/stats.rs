@@ -36,6 +36,10 @@ pub enum Platform {
     #[default]
     Linux,
     Windows,
+    /// Linux containers behind Podman's Docker-compatible API, whose stats
+    /// differ from Docker's (see [`cpu_percent_podman`] and
+    /// `push_cpu_detail`).
+    Podman,
 }
 
 /// The sample's own `read` time in nanoseconds since the Unix epoch.
@@ -68,6 +72,7 @@ pub fn compute_fields(
     let cpu_percent = match platform {
         Platform::Linux => cpu_percent_unix(stats),
         Platform::Windows => cpu_percent_windows(stats),
+        Platform::Podman => cpu_percent_podman(stats),
     };
     if let Some(pct) = cpu_percent {
         put("cpu_percent", FieldValue::Float(pct));
@@ -81,7 +86,7 @@ pub fn compute_fields(
 
     let memory = stats.memory_stats.as_ref();
     match platform {
-        Platform::Linux => {
+        Platform::Linux | Platform::Podman => {
             if let Some(used) = memory.and_then(mem_used_unix) {
                 put("mem_used", FieldValue::Int(used));
                 if let Some(limit) = memory.and_then(|m| m.limit).filter(|l| *l > 0) {
@@ -110,7 +115,7 @@ pub fn compute_fields(
     }
 
     match platform {
-        Platform::Linux => {
+        Platform::Linux | Platform::Podman => {
             let entries = stats
                 .blkio_stats
                 .as_ref()
@@ -138,7 +143,7 @@ pub fn compute_fields(
         put("pids_current", FieldValue::Int(current));
     }
 
-    push_cpu_detail(&mut out, stats.cpu_stats.as_ref());
+    push_cpu_detail(&mut out, stats.cpu_stats.as_ref(), platform);
     if let Some(memory) = memory {
         push_memory_detail(&mut out, memory);
     }
@@ -197,6 +202,28 @@ pub fn cpu_share_percent(cpu_delta: f64, system_delta: f64, online: f64) -> f64 
     }
 }
 
+/// CPU % for Podman: the container's CPU time over the wall-clock time
+/// between the two samples (`preread..read`), 100 being one full core, which
+/// is what the CLI's formula measures on an engine whose host CPU time is
+/// right. Podman 5's `system_cpu_usage` is not: between two samples 5.0 s
+/// apart on a 2-CPU host it grew by 2.6 s instead of about 10 s, and the
+/// CLI's formula then gives 192% for a container held at half a core.
+/// `None` without a previous sample (the first of a stream has zeros).
+pub fn cpu_percent_podman(stats: &Sample) -> Option<f64> {
+    let read = read_time_ns(stats)?;
+    let pre_read = stats.preread.as_deref().and_then(rfc3339_to_ns)?;
+    let total = stats.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
+    let pre_total = stats
+        .precpu_stats
+        .as_ref()?
+        .cpu_usage
+        .as_ref()?
+        .total_usage
+        .filter(|t| *t > 0)?;
+    let wall = read - pre_read;
+    (wall > 0).then(|| total.saturating_sub(pre_total) as f64 / wall as f64 * 100.0)
+}
+
 /// The CLI's `calculateCPUPercentWindows`: CPU time is in 100 ns intervals.
 pub fn cpu_percent_windows(stats: &Sample) -> Option<f64> {
     let read = read_time_ns(stats)?;
@@ -247,7 +274,7 @@ pub fn sum_read_write(entries: &[BlkioEntry]) -> (u64, u64) {
     })
 }
 
-fn push_cpu_detail(out: &mut Vec<Field>, cpu: Option<&CpuStats>) {
+fn push_cpu_detail(out: &mut Vec<Field>, cpu: Option<&CpuStats>, platform: Platform) {
     let Some(cpu) = cpu else { return };
     let mut put = |name: &'static str, value: Option<u64>| {
         if let Some(v) = value {
@@ -256,8 +283,17 @@ fn push_cpu_detail(out: &mut Vec<Field>, cpu: Option<&CpuStats>) {
     };
     let usage = cpu.cpu_usage.as_ref();
     put("cpu_total_usage", usage.and_then(|u| u.total_usage));
-    put("cpu_system_usage", cpu.system_cpu_usage);
     put("cpu_online", cpu.online_cpus.map(u64::from));
+    if platform == Platform::Podman {
+        // Podman 5 sends these, but wrong, and a wrong number is worse than
+        // none: host CPU time that does not keep up with the clock (see
+        // `cpu_percent_podman`), kernel-mode time in microseconds with
+        // user-mode time as the total less that, and throttling counters of
+        // zero for a container the kernel throttles. The cgroup source reads
+        // them right from `cpu.stat`.
+        return;
+    }
+    put("cpu_system_usage", cpu.system_cpu_usage);
     put(
         "cpu_kernel_usage",
         usage.and_then(|u| u.usage_in_kernelmode),

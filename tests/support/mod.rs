@@ -7,6 +7,7 @@ pub mod containers;
 pub mod docker_proxy;
 pub mod fake_influx;
 pub mod influx;
+pub mod podman;
 pub mod samples;
 pub mod service;
 pub mod victoria;

@@ -1,0 +1,203 @@
+//! The service against Podman's Docker-compatible API (`podman system
+//! service`), in the platform lane's VM: discovery through Podman's events,
+//! its stats stream, inspect for names, images and labels, and the cgroup
+//! source under `machine.slice/libpod-<id>.scope`. Podman is not installed on
+//! the host, so this target is built with `test = false` and run by
+//! scripts/platform-lane (tests/platform/tests).
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::influx::shared;
+use support::podman::{podman, PodmanApi, PodmanContainers};
+use support::samples::{stored_points, wait_for_points};
+use support::service::Service;
+
+/// One service and one Podman API at a time: each test's service samples
+/// every container Podman runs.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const BUSY: &[&str] = &["sh", "-c", "while :; do :; done"];
+/// 20 MB of anonymous memory: dd's buffer, filled and then held while dd
+/// waits to write into a pipe nobody reads.
+const HOLDS_MEMORY: &[&str] = &["sh", "-c", "dd if=/dev/zero bs=20M count=1 | sleep 3600"];
+
+fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
+    row.get(field).and_then(Value::as_f64)
+}
+
+/// The mean of a field over the points after the first `skip`.
+fn mean_after(points: &BTreeMap<i64, HashMap<String, Value>>, field: &str, skip: usize) -> f64 {
+    let values: Vec<f64> = points
+        .values()
+        .skip(skip)
+        .filter_map(|row| float(row, field))
+        .collect();
+    assert!(!values.is_empty(), "no {field} stored");
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// `podman stats`' memory usage in bytes (it prints SI units: "10.1MB").
+fn podman_stats_mem_usage(name: &str) -> f64 {
+    let shown = podman(&["stats", "--no-stream", "--format", "{{.MemUsage}}", name]);
+    let used = shown.split(" / ").next().unwrap().trim();
+    let split = used.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+    let (number, unit) = used.split_at(split);
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other:?} in {shown:?}"),
+    };
+    number.parse::<f64>().unwrap() * scale
+}
+
+async fn wait_for_count(influx: &support::influx::Influx, db: &str, id: &str, at_least: u64) {
+    support::eventually(Duration::from_secs(60), "points", || async {
+        (support::samples::count_points(influx, db, id).await >= at_least).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_source_follows_podman_containers_with_correct_figures() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let api = PodmanApi::start();
+    let influx = shared();
+    let db = "podman_stream";
+    let containers = PodmanContainers::new("podman-stream");
+    let busy = containers.run("busy", &["--cpus", "0.5", "--label", "team=load"], BUSY);
+    let memory = containers.run("memory", &[], HOLDS_MEMORY);
+    let mut service = Service::start(
+        influx,
+        db,
+        &[
+            ("DOCKER_SOCKET_PATH", api.socket.as_str()),
+            ("STATS_LABEL_TAGS", "team"),
+        ],
+    );
+    service
+        .wait_for_log(
+            "connected to Podman's Docker-compatible API",
+            Duration::from_secs(30),
+        )
+        .await;
+    // Podman's stream sends a sample every 5 s; the first has no CPU %.
+    wait_for_count(influx, db, &busy, 4).await;
+    wait_for_count(influx, db, &memory, 2).await;
+    let shown = podman_stats_mem_usage(&containers.name("memory"));
+
+    // A container started now is found through Podman's events.
+    let late = containers.run("late", &[], &["sleep", "3600"]);
+    let started_at = humantime::parse_rfc3339_weak(&podman(&[
+        "inspect",
+        "--format",
+        "{{.State.StartedAt.UTC.Format \"2006-01-02T15:04:05.999999999Z\"}}",
+        &late,
+    ]))
+    .unwrap();
+    wait_for_points(influx, db, &late, Duration::from_secs(30)).await;
+    let delay = started_at.elapsed().unwrap();
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    eprintln!("a later Podman container's first point: {delay:?} after it started");
+    // As for Docker: its start event, an inspect and the stream's first
+    // sample (Podman sends it at once, the next ones 5 s apart).
+    assert!(
+        delay <= Duration::from_secs(3),
+        "a later container's first point came {delay:?} after it started"
+    );
+
+    let points = stored_points(influx, db, &busy).await;
+    let first = points.values().next().unwrap();
+    assert_eq!(first["container_name"], containers.name("busy"));
+    assert_eq!(first["team"], "load");
+    assert!(
+        first["image"]
+            .as_str()
+            .unwrap()
+            .contains("dss-test/busybox"),
+        "{first:?}"
+    );
+    // Held at half a core: every sample after the first says so.
+    for (time, row) in points.iter().skip(1) {
+        let cpu = float(row, "cpu_percent").expect("cpu_percent after the first sample");
+        assert!((cpu - 50.0).abs() <= 4.0, "cpu_percent {cpu} at {time}");
+        for wrong in [
+            "cpu_kernel_usage",
+            "cpu_throttled_periods",
+            "cpu_system_usage",
+        ] {
+            assert!(row.get(wrong).is_none_or(Value::is_null), "{wrong} stored");
+        }
+    }
+
+    let memory_points = stored_points(influx, db, &memory).await;
+    let stored = memory_points
+        .values()
+        .last()
+        .and_then(|row| row["mem_used"].as_f64())
+        .unwrap();
+    assert!(
+        (stored - shown).abs() <= 0.05 * shown,
+        "mem_used {stored} vs podman stats {shown}"
+    );
+    assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cgroup_source_reads_podman_containers_from_their_libpod_scopes() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let api = PodmanApi::start();
+    let influx = shared();
+    let db = "podman_cgroup";
+    let containers = PodmanContainers::new("podman-cgroup");
+    let busy = containers.run("busy", &["--cpus", "0.5"], BUSY);
+    let memory = containers.run("memory", &[], HOLDS_MEMORY);
+    let mut service = Service::start(
+        influx,
+        db,
+        &[
+            ("DOCKER_SOCKET_PATH", api.socket.as_str()),
+            ("STATS_SAMPLING", "cgroup"),
+            ("STATS_INTERVAL", "100ms"),
+        ],
+    );
+    wait_for_count(influx, db, &busy, 40).await;
+    wait_for_count(influx, db, &memory, 40).await;
+    let shown = podman_stats_mem_usage(&containers.name("memory"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let logs = service.logs();
+    assert!(!logs.contains("cannot sample container"), "{logs}");
+
+    let points = stored_points(influx, db, &busy).await;
+    assert!(points
+        .values()
+        .all(|row| row["source"].as_str() == Some("cgroup")));
+    let cpu = mean_after(&points, "cpu_percent", 1);
+    assert!((cpu - 50.0).abs() <= 4.0, "mean cpu_percent {cpu}");
+    // Throttling from cpu.stat, which Podman's own stats leave at zero.
+    let throttled = points
+        .values()
+        .filter_map(|row| float(row, "cpu_throttled_periods"))
+        .fold(0.0, f64::max);
+    assert!(
+        throttled > 0.0,
+        "a container held at half a core is throttled"
+    );
+
+    let memory_points = stored_points(influx, db, &memory).await;
+    let stored = memory_points
+        .values()
+        .last()
+        .and_then(|row| row["mem_used"].as_f64())
+        .unwrap();
+    assert!(
+        (stored - shown).abs() <= 0.05 * shown,
+        "mem_used {stored} vs podman stats {shown}"
+    );
+}

@@ -1,0 +1,119 @@
+//! Podman for the tests of `tests/podman.rs`, which run in the platform
+//! lane's VM (scripts/platform-lane): its Docker-compatible API on a socket
+//! of the test's own, and containers the test owns, removed when dropped.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use super::containers::TEST_IMAGE;
+
+/// Runs the podman CLI and returns its trimmed stdout; panics with its
+/// stderr on failure.
+pub fn podman(args: &[&str]) -> String {
+    let output = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("running the podman CLI: is Podman installed?");
+    assert!(
+        output.status.success(),
+        "podman {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// `podman system service` on a socket of its own, stopped when dropped.
+pub struct PodmanApi {
+    child: Child,
+    pub socket: String,
+}
+
+impl PodmanApi {
+    pub fn start() -> PodmanApi {
+        ensure_image();
+        let socket = format!("/run/dss-test-podman-{}.sock", std::process::id());
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new("podman")
+            .args(["system", "service", "--time=0", &format!("unix://{socket}")])
+            .spawn()
+            .expect("starting podman system service");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::path::Path::new(&socket).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no Podman API socket at {socket}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PodmanApi { child, socket }
+    }
+}
+
+impl Drop for PodmanApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// The test image in Podman's store, copied from Docker's.
+fn ensure_image() {
+    static COPIED: std::sync::Once = std::sync::Once::new();
+    COPIED.call_once(|| {
+        super::containers::ensure_test_image();
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "podman image exists {TEST_IMAGE} || docker save {TEST_IMAGE} | podman load -q"
+                ),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying {TEST_IMAGE} into Podman");
+    });
+}
+
+/// Podman containers a test owns, named `dss-test-<test>-<pid>-<suffix>`.
+pub struct PodmanContainers {
+    prefix: String,
+    names: std::sync::Mutex<Vec<String>>,
+}
+
+impl PodmanContainers {
+    pub fn new(test: &str) -> PodmanContainers {
+        PodmanContainers {
+            prefix: format!("dss-test-{test}-{}", std::process::id()),
+            names: Default::default(),
+        }
+    }
+
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
+    /// `podman run -d` with the options and command; returns the full id.
+    pub fn run(&self, suffix: &str, options: &[&str], command: &[&str]) -> String {
+        let name = self.name(suffix);
+        let mut args = vec!["run", "-d", "--name", &name, "--label", "dss.test=1"];
+        args.extend_from_slice(options);
+        args.push(TEST_IMAGE);
+        args.extend_from_slice(command);
+        let id = podman(&args);
+        self.names.lock().unwrap().push(name);
+        id
+    }
+}
+
+impl Drop for PodmanContainers {
+    fn drop(&mut self) {
+        let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
+        if !names.is_empty() {
+            let mut args = vec!["rm", "-f", "-t", "0"];
+            args.extend(names.iter().map(String::as_str));
+            let _ = Command::new("podman").args(&args).output();
+        }
+    }
+}
