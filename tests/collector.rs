@@ -158,13 +158,15 @@ async fn mem_used_is_what_docker_stats_shows() {
     let influx = shared();
     let db = "mem_used_cli";
     let containers = TestContainers::new("memcli");
+    // 60 MB of page cache, written and read back: docker stats leaves the
+    // inactive part out of "used" (v1 total_inactive_file, v2 inactive_file).
     let id = containers.run(
         "mem",
-        &["-m", "64m"],
+        &["-m", "256m"],
         &[
             "sh",
             "-c",
-            "dd if=/dev/zero of=/tmp/f bs=1M count=20 2>/dev/null; sleep 3600",
+            "dd if=/dev/zero of=/tmp/f bs=1M count=60 2>/dev/null; cat /tmp/f >/dev/null; sleep 3600",
         ],
     );
     let name = containers.name("mem");
@@ -190,6 +192,16 @@ async fn mem_used_is_what_docker_stats_shows() {
     assert!(
         used_shown.iter().any(|s| s == used),
         "docker stats showed {used}, stored {used_shown:?}"
+    );
+    // The cache is there, and left out.
+    let left_out = stored
+        .values()
+        .map(|p| p["mem_usage"].as_u64().unwrap() - p["mem_used"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        left_out > 20_000_000,
+        "only {left_out} bytes of inactive page cache left out of mem_used"
     );
     let limits: Vec<String> = stored
         .values()
@@ -481,6 +493,76 @@ async fn container_lifecycle_events_are_recorded() {
     assert!(die["message"].as_str().unwrap().contains("exit code 3"));
     let start = actions.iter().find(|r| r["action"] == "start").unwrap();
     assert_eq!(start["restart_count"].as_i64(), Some(0));
+    assert!(service.terminate().await.success());
+}
+
+/// The service speaks the engine's API version (1.41 for Docker 20.10, 1.45
+/// for Docker 26) up to its client's (bollard's 1.53), rather than pinning
+/// one: Docker 29 refuses requests below 1.44, older engines above their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn negotiates_the_engines_api_version() {
+    let engine = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    let minor =
+        |version: &str| -> u32 { version.trim().split('.').nth(1).unwrap().parse().unwrap() };
+    let expected = format!(
+        "1.{}",
+        minor(&engine).min(minor(&bollard::API_DEFAULT_VERSION.to_string()))
+    );
+    let influx = shared();
+    let mut service = Service::start(influx, "api_version", &[]);
+    service
+        .wait_for_log(&format!("(API {expected})"), Duration::from_secs(20))
+        .await;
+    assert!(service.terminate().await.success());
+}
+
+/// The engine's `oom` and `health_status` events, whose form changed across
+/// engine versions (Docker 26 in the platform lane, 20.10 on the host).
+#[tokio::test(flavor = "multi_thread")]
+async fn oom_kills_and_health_changes_are_recorded_as_events() {
+    let influx = shared();
+    let db = "events_oom_health";
+    let containers = TestContainers::new("events2");
+    let mut service = Service::start(influx, db, &[]);
+    service
+        .wait_for_log("watching", Duration::from_secs(20))
+        .await;
+    let healthy = containers.run(
+        "healthy",
+        &["--health-cmd", "true", "--health-interval", "1s"],
+        &["sleep", "3600"],
+    );
+    // dd's 64 MB buffer does not fit in 16 MB without swap.
+    let oom = containers.run(
+        "oom",
+        &["-m", "16m", "--memory-swap", "16m"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    let rows_of = |id: String| async move {
+        influx
+            .rows(
+                db,
+                &format!("SELECT * FROM docker_events WHERE container_id = '{id}'"),
+            )
+            .await
+    };
+    let health = eventually(Duration::from_secs(30), "a health_status event", || async {
+        rows_of(healthy.clone())
+            .await
+            .into_iter()
+            .find(|r| r["action"] == "health_status")
+    })
+    .await;
+    assert_eq!(health["health_status"].as_str(), Some("healthy"));
+    let oom_rows = eventually(Duration::from_secs(30), "oom and die events", || async {
+        let rows = rows_of(oom.clone()).await;
+        let has = |action: &str| rows.iter().any(|r| r["action"] == action);
+        (has("oom") && has("die")).then_some(rows)
+    })
+    .await;
+    let die = oom_rows.iter().find(|r| r["action"] == "die").unwrap();
+    assert_eq!(die["exit_code"].as_i64(), Some(137), "{die:?}");
+    assert_eq!(die["oom_killed"].as_bool(), Some(true), "{die:?}");
     assert!(service.terminate().await.success());
 }
 

@@ -7,9 +7,13 @@ use docker_stats_service::docker::events::{
 };
 
 fn recorded() -> Vec<EventMessage> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/events/engine_20_10_container_events.jsonl"
+    recorded_from("engine_20_10_container_events.jsonl")
+}
+
+fn recorded_from(name: &str) -> Vec<EventMessage> {
+    let path = format!(
+        "{}/tests/fixtures/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(path)
         .unwrap()
@@ -115,4 +119,44 @@ fn event_points_carry_the_details_for_annotations() {
         line.contains("message=\"dss-rec-ev2: rename from dss-rec-ev\""),
         "{line}"
     );
+}
+
+/// Docker 26 and Podman 5 (recorded in the platform lane's VM) start and
+/// stop containers with the same actions the Supervisor acts on; Podman
+/// adds `init`, `cleanup` and `remove` (its `destroy`), which change nothing
+/// the `die` before them did not.
+#[test]
+fn modern_engines_events_start_and_stop_the_same_way() {
+    for (name, containers) in [
+        ("engine_26_container_events.jsonl", 5),
+        ("podman_5_container_events.jsonl", 5),
+    ] {
+        let events: Vec<ContainerEvent> = recorded_from(name)
+            .iter()
+            .filter_map(ContainerEvent::from_message)
+            .collect();
+        let with = |change: RegistryChange| {
+            events
+                .iter()
+                .filter(|e| e.registry_change() == change)
+                .map(|e| e.id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (watched, let_go) = (with(RegistryChange::Watch), with(RegistryChange::Unwatch));
+        assert_eq!(watched.len(), containers, "{name}");
+        // The recording ends at a whole second (`until`), before some of
+        // the last removals: each one recorded lets go of a started one.
+        assert!(
+            let_go.len() >= 3 && let_go.is_subset(&watched),
+            "{name}: {let_go:?} of {watched:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e.name.as_deref().is_some_and(|n| n.starts_with("fx-"))),
+            "{name}: every event names its container"
+        );
+        let die = events.iter().find(|e| e.action == "die").unwrap();
+        assert!(die.exit_code.is_some(), "{name}: {die:?}");
+    }
 }
