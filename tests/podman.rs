@@ -56,6 +56,27 @@ fn podman_stats_mem_usage(name: &str) -> f64 {
     number.parse::<f64>().unwrap() * scale
 }
 
+/// The last `mem_used` stored for `id`, checked to be within 5% of what
+/// `podman stats` showed.
+async fn assert_mem_used_near(
+    influx: &support::influx::Influx,
+    db: &str,
+    id: &str,
+    shown: f64,
+) -> f64 {
+    let stored = stored_points(influx, db, id)
+        .await
+        .values()
+        .last()
+        .and_then(|row| row["mem_used"].as_f64())
+        .unwrap();
+    assert!(
+        (stored - shown).abs() <= 0.05 * shown,
+        "mem_used {stored} vs podman stats {shown}"
+    );
+    stored
+}
+
 async fn wait_for_count(influx: &support::influx::Influx, db: &str, id: &str, at_least: u64) {
     support::eventually(Duration::from_secs(60), "points", || async {
         (support::samples::count_points(influx, db, id).await >= at_least).then_some(())
@@ -137,16 +158,7 @@ async fn the_stream_source_follows_podman_containers_with_correct_figures() {
         }
     }
 
-    let memory_points = stored_points(influx, db, &memory).await;
-    let stored = memory_points
-        .values()
-        .last()
-        .and_then(|row| row["mem_used"].as_f64())
-        .unwrap();
-    assert!(
-        (stored - shown).abs() <= 0.05 * shown,
-        "mem_used {stored} vs podman stats {shown}"
-    );
+    let stored = assert_mem_used_near(influx, db, &memory, shown).await;
     assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
 }
 
@@ -192,14 +204,5 @@ async fn the_cgroup_source_reads_podman_containers_from_their_libpod_scopes() {
         "a container held at half a core is throttled"
     );
 
-    let memory_points = stored_points(influx, db, &memory).await;
-    let stored = memory_points
-        .values()
-        .last()
-        .and_then(|row| row["mem_used"].as_f64())
-        .unwrap();
-    assert!(
-        (stored - shown).abs() <= 0.05 * shown,
-        "mem_used {stored} vs podman stats {shown}"
-    );
+    assert_mem_used_near(influx, db, &memory, shown).await;
 }

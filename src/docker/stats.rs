@@ -210,22 +210,14 @@ pub fn cpu_share_percent(cpu_delta: f64, system_delta: f64, online: f64) -> f64 
 /// CLI's formula then gives 192% for a container held at half a core.
 /// `None` without a previous sample (the first of a stream has zeros).
 pub fn cpu_percent_podman(stats: &Sample) -> Option<f64> {
-    let read = read_time_ns(stats)?;
-    let pre_read = stats.preread.as_deref().and_then(rfc3339_to_ns)?;
-    let total = stats.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
-    let pre_total = stats
-        .precpu_stats
-        .as_ref()?
-        .cpu_usage
-        .as_ref()?
-        .total_usage
-        .filter(|t| *t > 0)?;
-    let wall = read - pre_read;
-    (wall > 0).then(|| total.saturating_sub(pre_total) as f64 / wall as f64 * 100.0)
+    let (used, wall_ns) = cpu_time_over_wall_time(stats)?;
+    let started = stats.precpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage;
+    (started > Some(0) && wall_ns > 0).then(|| used as f64 / wall_ns as f64 * 100.0)
 }
 
-/// The CLI's `calculateCPUPercentWindows`: CPU time is in 100 ns intervals.
-pub fn cpu_percent_windows(stats: &Sample) -> Option<f64> {
+/// The container's CPU time between the two samples (in the engine's unit)
+/// and the wall-clock time between them in nanoseconds (`preread..read`).
+fn cpu_time_over_wall_time(stats: &Sample) -> Option<(u64, i64)> {
     let read = read_time_ns(stats)?;
     let pre_read = stats.preread.as_deref().and_then(rfc3339_to_ns)?;
     let total = stats.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
@@ -235,12 +227,17 @@ pub fn cpu_percent_windows(stats: &Sample) -> Option<f64> {
         .cpu_usage
         .as_ref()?
         .total_usage?;
+    Some((total.saturating_sub(pre_total), read - pre_read))
+}
+
+/// The CLI's `calculateCPUPercentWindows`: CPU time is in 100 ns intervals.
+pub fn cpu_percent_windows(stats: &Sample) -> Option<f64> {
+    let (used, wall_ns) = cpu_time_over_wall_time(stats)?;
     let procs = u64::from(stats.num_procs.unwrap_or(0));
-    let possible_intervals = u64::try_from(read - pre_read).ok()? / 100 * procs;
+    let possible_intervals = u64::try_from(wall_ns).ok()? / 100 * procs;
     if possible_intervals == 0 {
         return Some(0.0);
     }
-    let used = total.saturating_sub(pre_total);
     Some(used as f64 / possible_intervals as f64 * 100.0)
 }
 

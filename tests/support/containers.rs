@@ -31,13 +31,19 @@ pub fn ensure_test_image() {
 /// Runs the docker CLI and returns its trimmed stdout; panics with its
 /// stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
+    run_cli("docker", args)
+}
+
+/// Runs a container CLI (`docker`, `podman`) and returns its trimmed
+/// stdout; panics with its stderr on failure.
+pub fn run_cli(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
         .args(args)
         .output()
-        .expect("running the docker CLI");
+        .unwrap_or_else(|e| panic!("running the {program} CLI: {e}"));
     assert!(
         output.status.success(),
-        "docker {} failed: {}",
+        "{program} {} failed: {}",
         args.join(" "),
         String::from_utf8_lossy(&output.stderr)
     );

@@ -10,17 +10,7 @@ use super::containers::TEST_IMAGE;
 /// Runs the podman CLI and returns its trimmed stdout; panics with its
 /// stderr on failure.
 pub fn podman(args: &[&str]) -> String {
-    let output = Command::new("podman")
-        .args(args)
-        .output()
-        .expect("running the podman CLI: is Podman installed?");
-    assert!(
-        output.status.success(),
-        "podman {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    super::containers::run_cli("podman", args)
 }
 
 /// `podman system service` on a socket of its own, stopped when dropped.
