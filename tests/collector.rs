@@ -518,6 +518,14 @@ async fn negotiates_the_engines_api_version() {
 
 /// The engine's `oom` and `health_status` events, whose form changed across
 /// engine versions (Docker 26 in the platform lane, 20.10 on the host).
+///
+/// Docker on cgroup v2 does not report every OOM kill: in the VM about one
+/// container in five killed by the OOM killer (exit 137) got no `oom` event
+/// and `OOMKilled: false`, however late in its life the kill came. So each
+/// attempt checks that the service stored exactly the lifecycle events the
+/// engine emitted, with the engine's `OOMKilled`, and the test needs one
+/// attempt the engine reported as an OOM kill (five tries; always the first
+/// on cgroup v1).
 #[tokio::test(flavor = "multi_thread")]
 async fn oom_kills_and_health_changes_are_recorded_as_events() {
     let influx = shared();
@@ -527,16 +535,11 @@ async fn oom_kills_and_health_changes_are_recorded_as_events() {
     service
         .wait_for_log("watching", Duration::from_secs(20))
         .await;
+    let since = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
     let healthy = containers.run(
         "healthy",
         &["--health-cmd", "true", "--health-interval", "1s"],
         &["sleep", "3600"],
-    );
-    // dd's 64 MB buffer does not fit in 16 MB without swap.
-    let oom = containers.run(
-        "oom",
-        &["-m", "16m", "--memory-swap", "16m"],
-        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
     );
     let rows_of = |id: String| async move {
         influx
@@ -554,15 +557,57 @@ async fn oom_kills_and_health_changes_are_recorded_as_events() {
     })
     .await;
     assert_eq!(health["health_status"].as_str(), Some("healthy"));
-    let oom_rows = eventually(Duration::from_secs(30), "oom and die events", || async {
-        let rows = rows_of(oom.clone()).await;
-        let has = |action: &str| rows.iter().any(|r| r["action"] == action);
-        (has("oom") && has("die")).then_some(rows)
-    })
-    .await;
-    let die = oom_rows.iter().find(|r| r["action"] == "die").unwrap();
-    assert_eq!(die["exit_code"].as_i64(), Some(137), "{die:?}");
-    assert_eq!(die["oom_killed"].as_bool(), Some(true), "{die:?}");
+
+    let mut reported_oom = false;
+    for attempt in 0..5 {
+        // dd's 64 MB buffer does not fit in 16 MB without swap.
+        let oom = containers.run(
+            &format!("oom{attempt}"),
+            &["-m", "16m", "--memory-swap", "16m"],
+            &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        );
+        let rows = eventually(Duration::from_secs(30), "a die event", || async {
+            let rows = rows_of(oom.clone()).await;
+            rows.iter().any(|r| r["action"] == "die").then_some(rows)
+        })
+        .await;
+        let until = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
+        let lifecycle = ["create", "start", "oom", "die"];
+        let engine: Vec<String> = docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            &format!("container={oom}"),
+            "--format",
+            "{{.Action}}",
+        ])
+        .lines()
+        .filter(|action| lifecycle.contains(action))
+        .map(str::to_string)
+        .collect();
+        let stored: Vec<String> = rows
+            .iter()
+            .map(|r| r["action"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(stored, engine, "the engine's events, stored in order");
+        let die = rows.iter().find(|r| r["action"] == "die").unwrap();
+        assert_eq!(die["exit_code"].as_i64(), Some(137), "{die:?}");
+        let oom_killed = docker(&["inspect", "--format", "{{.State.OOMKilled}}", &oom]);
+        assert_eq!(
+            die["oom_killed"].as_bool(),
+            Some(oom_killed == "true"),
+            "{die:?}"
+        );
+        if engine.iter().any(|action| action == "oom") {
+            reported_oom = true;
+            break;
+        }
+        eprintln!("attempt {attempt}: the engine reported no OOM kill");
+    }
+    assert!(reported_oom, "the engine reported none of 5 OOM kills");
     assert!(service.terminate().await.success());
 }
 
