@@ -5,11 +5,11 @@
 
 use bollard::models::ContainerStatsResponse;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use docker_stats_service::docker::fields::FieldSelection;
-use docker_stats_service::docker::sample::Sample;
-use docker_stats_service::docker::stats::{compute_fields, read_time_ns, Platform};
-use docker_stats_service::line_protocol::SeriesKey;
-use docker_stats_service::stats_actor::encode_point;
+use docker_stats_service::schema::fields::FieldSelection;
+use docker_stats_service::schema::line_protocol::SeriesKey;
+use docker_stats_service::sources::stream::fields::{compute_fields, read_time_ns, Platform};
+use docker_stats_service::sources::stream::sample::Sample;
+use docker_stats_service::supervision::stats_actor::encode_point;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -77,8 +77,8 @@ fn bench(c: &mut Criterion) {
 /// parse them, compute the fields, encode the point (the file reads
 /// themselves are system calls, measured end to end by scripts/bench).
 fn bench_cgroup(c: &mut Criterion) {
-    use docker_stats_service::cgroup::fields::{compute_fields, Context};
-    use docker_stats_service::cgroup::files::{
+    use docker_stats_service::sources::cgroup::fields::{compute_fields, Context};
+    use docker_stats_service::sources::cgroup::files::{
         read_all, CgroupReading, CounterFile, V1_FILES, V2_FILES,
     };
     use std::time::Duration;

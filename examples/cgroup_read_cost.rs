@@ -13,9 +13,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use docker_stats_service::cgroup::paths::{CgroupDriver, CgroupLayout};
-use docker_stats_service::cgroup::sampler::CgroupSampler;
-use docker_stats_service::docker::fields::FieldSelection;
+use docker_stats_service::schema::fields::FieldSelection;
+use docker_stats_service::sources::cgroup::paths::{CgroupDriver, CgroupLayout};
+use docker_stats_service::sources::cgroup::sampler::CgroupSampler;
 
 fn main() {
     let mut args = std::env::args().skip(1);

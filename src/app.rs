@@ -8,18 +8,19 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::time::timeout_at;
 
-use crate::cgroup::cpu::system_cpu;
-use crate::cgroup::paths::{CgroupDriver, CgroupLayout, Runtime};
 use crate::config::{Config, ConfigError, Sampling};
-use crate::counters::Counters;
-use crate::docker::client::{connect_with_retry, Engine};
-use crate::docker::paced_io::ReadPacer;
-use crate::docker::stats::Platform;
-use crate::docker::stats_stream::StreamTarget;
-use crate::event_actor::{EventActor, StopEvents};
-use crate::health::{self, Health};
-use crate::stats_actor::{CgroupSettings, StatsLinks, StatsSettings};
-use crate::supervisor::{StopAll, Supervisor};
+use crate::engine::client::{connect_with_retry, Engine};
+use crate::engine::paced_io::ReadPacer;
+use crate::engine::stats_stream::StreamTarget;
+use crate::sources::cgroup::cpu::system_cpu;
+use crate::sources::cgroup::paths::{CgroupDriver, CgroupLayout, Runtime};
+use crate::sources::stream::fields::Platform;
+use crate::supervision::event_actor::{EventActor, StopEvents};
+use crate::supervision::stats_actor::{CgroupSettings, StatsLinks, StatsSettings};
+use crate::supervision::supervisor::{StopAll, Supervisor};
+use crate::telemetry::counters::Counters;
+use crate::telemetry::health::Health;
+use crate::telemetry::server;
 use crate::writer::{spool, BatchWriter, Drain, SpoolRemaining};
 
 /// Exit code when points could not be delivered before the shutdown timeout.
@@ -40,7 +41,7 @@ pub async fn run(config: Config) -> u8 {
         Health::new(Arc::clone(&counters), write_age_limit).with_sample_age_limit(sample_age_limit),
     );
     if let Some(listen) = &config.health_listen {
-        match health::server::start(listen, Arc::clone(&health)) {
+        match server::start(listen, Arc::clone(&health)) {
             Ok(address) => {
                 log::info!("health endpoint listening on http://{address} (/health, /metrics)")
             }

@@ -7,15 +7,13 @@
 //! pure functions; the actors only move messages and own state.
 
 pub mod app;
-pub mod cgroup;
 pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod counters;
-pub mod docker;
-pub mod event_actor;
-pub mod health;
-pub mod line_protocol;
+pub mod engine;
 pub mod logging;
-pub mod stats_actor;
-pub mod supervisor;
+pub mod schema;
+pub mod sources;
+pub mod supervision;
+pub mod telemetry;
 pub mod writer;

@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use docker_stats_service::{app, cli, config, health, logging};
+use docker_stats_service::telemetry::server;
+use docker_stats_service::{app, cli, config, logging};
 
 fn main() -> ExitCode {
     let (command, overrides) = match cli::parse(std::env::args().skip(1)) {
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             let system = actix_rt::System::new();
-            match system.block_on(health::server::ask(&listen)) {
+            match system.block_on(server::ask(&listen)) {
                 Ok((true, _)) => ExitCode::SUCCESS,
                 Ok((false, body)) => {
                     eprintln!("unhealthy: {body}");

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::Actor;
 use docker_stats_service::config::{self, Overrides};
-use docker_stats_service::counters::Counters;
-use docker_stats_service::health::Health;
+use docker_stats_service::telemetry::counters::Counters;
+use docker_stats_service::telemetry::health::Health;
 use docker_stats_service::writer::{BatchWriter, WritePoint};
 use support::eventually;
 use support::influx::shared;

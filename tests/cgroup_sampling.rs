@@ -334,7 +334,7 @@ async fn essential_fields_alone_are_stored_and_follow_a_limit_changed_by_docker_
         .map(|row| row["fieldKey"].as_str().unwrap())
         .collect();
     stored.sort_unstable();
-    let mut essential = docker_stats_service::docker::fields::ESSENTIAL.to_vec();
+    let mut essential = docker_stats_service::schema::fields::ESSENTIAL.to_vec();
     essential.sort_unstable();
     assert_eq!(stored, essential, "the fields stored");
 

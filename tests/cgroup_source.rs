@@ -10,9 +10,9 @@ use bollard::query_parameters::StatsOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use docker_stats_service::cgroup::cpu::system_cpu;
-use docker_stats_service::cgroup::files::{read_all, Place, V1_FILES, V2_FILES};
-use docker_stats_service::cgroup::paths::{CgroupDriver, CgroupLayout, ContainerCgroup};
+use docker_stats_service::sources::cgroup::cpu::system_cpu;
+use docker_stats_service::sources::cgroup::files::{read_all, Place, V1_FILES, V2_FILES};
+use docker_stats_service::sources::cgroup::paths::{CgroupDriver, CgroupLayout, ContainerCgroup};
 use support::containers::{docker, TestContainers};
 
 /// The container's cgroup as the service will find it: the engine's driver,

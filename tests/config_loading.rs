@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use docker_stats_service::config::{self, Overrides};
-use docker_stats_service::docker::fields::FieldSelection;
+use docker_stats_service::schema::fields::FieldSelection;
 use support::service::run_to_exit;
 
 fn write_file(contents: &str) -> tempfile_path::TempFile {

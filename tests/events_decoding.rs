@@ -2,7 +2,7 @@
 //! by frame into lifecycle events.
 
 use bollard::models::EventMessage;
-use docker_stats_service::docker::events::{
+use docker_stats_service::engine::events::{
     event_point, ContainerEvent, EventDetails, RegistryChange,
 };
 

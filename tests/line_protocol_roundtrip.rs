@@ -5,7 +5,7 @@
 mod support;
 
 use docker_stats_service::config::{self, Overrides};
-use docker_stats_service::line_protocol::{PointBuilder, SeriesKey};
+use docker_stats_service::schema::line_protocol::{PointBuilder, SeriesKey};
 use docker_stats_service::writer::influx_v1::{quote_identifier, InfluxV1};
 use support::influx::shared;
 

@@ -4,8 +4,10 @@
 //! formulas.
 
 use bollard::models::ContainerStatsResponse;
-use docker_stats_service::docker::sample::{BlkioEntry, Sample};
-use docker_stats_service::docker::stats::{compute_fields, read_time_ns, FieldValue, Platform};
+use docker_stats_service::sources::stream::fields::{
+    compute_fields, read_time_ns, FieldValue, Platform,
+};
+use docker_stats_service::sources::stream::sample::{BlkioEntry, Sample};
 
 const FIXTURES: &[&str] = &[
     "v1_cpu_limited.json",
@@ -339,7 +341,7 @@ fn windows_uses_100ns_intervals_private_working_set_and_storage_stats() {
 
 #[test]
 fn block_io_ops_match_either_case_and_ignore_totals() {
-    use docker_stats_service::docker::stats::sum_read_write;
+    use docker_stats_service::sources::stream::fields::sum_read_write;
     let entry = |op: &'static str, value| BlkioEntry {
         op: Some(op.into()),
         value: Some(value),
@@ -370,7 +372,7 @@ fn every_field_name_produced_is_a_known_name() {
         };
         for (field, _) in compute_fields(&fixture(name), platform, Some(1.0)) {
             assert!(
-                docker_stats_service::docker::fields::is_known(&field),
+                docker_stats_service::schema::fields::is_known(&field),
                 "{field} from {name} is not accepted by STATS_FIELDS"
             );
         }
@@ -394,7 +396,7 @@ macro_rules! net_counters {
     };
 }
 
-/// The service decodes only the numbers it uses (`docker::sample`); bollard
+/// The service decodes only the numbers it uses (`sources::stream::sample`); bollard
 /// decodes the whole payload. On every recorded and hand-made payload the
 /// two must read the same numbers, or a misspelt name would silently turn a
 /// field into "absent".

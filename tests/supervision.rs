@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use docker_stats_service::counters::Counters;
-use docker_stats_service::docker::client;
-use docker_stats_service::docker::paced_io::ReadPacer;
-use docker_stats_service::docker::stats_stream::StreamTarget;
-use docker_stats_service::health::Health;
-use docker_stats_service::stats_actor::{InjectPanic, StatsLinks, StatsSettings};
-use docker_stats_service::supervisor::{ChildOf, Reconcile, StopAll, Supervisor};
+use docker_stats_service::engine::client;
+use docker_stats_service::engine::paced_io::ReadPacer;
+use docker_stats_service::engine::stats_stream::StreamTarget;
+use docker_stats_service::supervision::stats_actor::{InjectPanic, StatsLinks, StatsSettings};
+use docker_stats_service::supervision::supervisor::{ChildOf, Reconcile, StopAll, Supervisor};
+use docker_stats_service::telemetry::counters::Counters;
+use docker_stats_service::telemetry::health::Health;
 use docker_stats_service::writer::WritePoint;
 use support::containers::TestContainers;
 

@@ -17,8 +17,8 @@ pub use describe::describe;
 pub use error::ConfigError;
 pub use values::{Api, LogLevel, Protocol, Sampling};
 
-use crate::docker::container::LabelTag;
-use crate::docker::fields::FieldSelection;
+use crate::engine::container::LabelTag;
+use crate::schema::fields::FieldSelection;
 
 /// A password or token: never printed by `Debug`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct DockerConfig {
     pub stats_buffer_size: usize,
     pub stats_line_size: usize,
     pub stats_parse_timeout: Duration,
-    /// Stats streams are read on this beat (`docker::paced_io`).
+    /// Stats streams are read on this beat (`engine::paced_io`).
     pub stats_read_interval: Duration,
     /// How often the registry is compared with the running containers, on
     /// top of the comparison after every event stream (re)connection.
@@ -585,7 +585,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
                 .stats_parse_timeout
                 .unwrap_or(Duration::from_secs(30)),
             // Reading more often than samples may wait anyway saves no
-            // latency; see docker::paced_io.
+            // latency; see engine::paced_io.
             stats_read_interval: layer.docker.stats_read_interval.unwrap_or_else(|| {
                 let batch_wait = layer.batch.wait.unwrap_or(DEFAULT_BATCH_WAIT);
                 batch_wait.clamp(Duration::from_millis(50), Duration::from_secs(1))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::docker::fields::FieldSelection;
+use crate::schema::fields::FieldSelection;
 
 /// A raw setting value as TOML or an environment variable gives it.
 #[derive(Deserialize)]

@@ -135,7 +135,7 @@ fn is_success_body(body: &str) -> bool {
 /// the same escaping as a line protocol string value.
 pub fn quote_identifier(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
-    crate::line_protocol::push_string_value(&mut out, name);
+    crate::schema::line_protocol::push_string_value(&mut out, name);
     out
 }
 

@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::clock::now_ns;
 use crate::config::Config;
-use crate::counters::Counters;
-use crate::health::{now_ns, Health};
+use crate::telemetry::counters::Counters;
+use crate::telemetry::health::Health;
 use buffer::Buffer;
 use client::InfluxClient;
 use error::WriteError;

@@ -27,7 +27,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::line_protocol::check_line;
+use crate::schema::line_protocol::check_line;
 
 const PREFIX: &str = "spool-";
 const EXTENSION: &str = ".lp";

@@ -2,17 +2,15 @@
 //! `/health` answers from it. `metrics` renders it for Prometheus and
 //! `server` serves both.
 
-pub mod metrics;
-pub mod server;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::counters::Counters;
+use crate::clock::now_ms;
+use crate::telemetry::counters::Counters;
 
 /// One health check: passing or not, and what the last report said.
 #[derive(Debug, Default)]
@@ -178,22 +176,6 @@ pub struct Report {
     pub points_dropped: u64,
     pub points_rejected: u64,
     pub points_written: u64,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The wall clock in nanoseconds since the Unix epoch, the unit of point
-/// timestamps.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 impl Health {

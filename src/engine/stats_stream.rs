@@ -3,9 +3,9 @@
 //!
 //! bollard's `stats()` decodes the stream for us, but a malformed frame ends
 //! its stream and it puts no bound on a frame's size. This reader keeps the
-//! negotiated API version and does the framing itself (`docker::frames`), so
+//! negotiated API version and does the framing itself (`engine::frames`), so
 //! that an oversized frame is counted and skipped instead of costing the
-//! stream; frames are decoded by the StatsActor (`docker::sample`), which
+//! stream; frames are decoded by the StatsActor (`sources::stream::sample`), which
 //! skips and counts malformed ones the same way.
 
 use std::collections::VecDeque;
@@ -18,8 +18,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::docker::frames::{Frame, FrameSplitter};
-use crate::docker::paced_io::{PacedUnixStream, ReadPacer};
+use crate::engine::frames::{Frame, FrameSplitter};
+use crate::engine::paced_io::{PacedUnixStream, ReadPacer};
 
 /// Where and how to open stats streams.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct StreamTarget {
 
 #[derive(Debug)]
 pub enum StatsItem {
-    /// One frame, to be decoded as a stats sample (`docker::sample`).
+    /// One frame, to be decoded as a stats sample (`sources::stream::sample`).
     Frame(Vec<u8>),
     /// A frame longer than `STATS_LINE_SIZE`, skipped.
     Oversized(usize),

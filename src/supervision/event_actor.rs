@@ -19,12 +19,13 @@ use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuild
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::counters::Counters;
-use crate::docker::events::{
+use crate::clock::now_ns;
+use crate::engine::events::{
     event_point, ContainerEvent, EventDetails, RegistryChange, ResumePoint,
 };
-use crate::health::{now_ns, Health};
-use crate::supervisor::{Reconcile, RegistryUpdate, Supervisor};
+use crate::supervision::supervisor::{Reconcile, RegistryUpdate, Supervisor};
+use crate::telemetry::counters::Counters;
+use crate::telemetry::health::Health;
 use crate::writer::WritePoint;
 
 /// How far before "now" the first subscription starts.

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::{short, ExitReason, StatsActor};
-use crate::cgroup::fields::{compute_fields, Context as FieldContext};
-use crate::cgroup::files::CgroupReading;
-use crate::cgroup::paths::CgroupLayout;
-use crate::cgroup::sampler::CgroupSampler;
+use crate::clock::now_ns;
 use crate::config::MIN_INTERVAL;
-use crate::counters::Counters;
-use crate::docker::container::ContainerInfo;
-use crate::health::now_ns;
+use crate::engine::container::ContainerInfo;
+use crate::sources::cgroup::fields::{compute_fields, Context as FieldContext};
+use crate::sources::cgroup::files::CgroupReading;
+use crate::sources::cgroup::paths::CgroupLayout;
+use crate::sources::cgroup::sampler::CgroupSampler;
+use crate::telemetry::counters::Counters;
 
 /// The label that sets a container's own interval, e.g. `50ms`.
 pub const INTERVAL_LABEL: &str = "docker-stats.interval";

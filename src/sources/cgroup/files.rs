@@ -12,8 +12,8 @@
 //! as settings, read once a second rather than at every tick.
 
 use super::cpu::NS_PER_TICK;
-use crate::docker::fields::NET_FIELDS;
-use crate::docker::stats::usage_without_inactive_cache;
+use crate::schema::fields::NET_FIELDS;
+use crate::sources::stream::fields::usage_without_inactive_cache;
 
 /// One reading of a container's counters, in the units `docker stats` uses
 /// (CPU in nanoseconds, memory and I/O in bytes). A value is `None` when
@@ -520,7 +520,7 @@ pub(crate) fn recorded_text(version: &str, file: &CounterFile) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::fields::is_known;
+    use crate::schema::fields::is_known;
 
     /// Reads a recorded container.
     fn recorded(version: &str, table: &[CounterFile]) -> Result<CgroupReading, ReadError> {

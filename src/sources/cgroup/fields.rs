@@ -1,5 +1,5 @@
 //! The `docker_stats` fields of one cgroup reading, under the names and with
-//! the meanings the stream source gives them (`docker::stats`), so that
+//! the meanings the stream source gives them (`sources::stream::fields`), so that
 //! dashboards and queries work unchanged whichever source a container uses.
 //!
 //! `cpu_percent` is the CLI's figure: CPU time used over the interval as a
@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::files::CgroupReading;
-use crate::docker::fields::NET_TOTALS;
-use crate::docker::stats::{cpu_share_percent, Field, FieldValue};
+use crate::schema::fields::NET_TOTALS;
+use crate::sources::stream::fields::{cpu_share_percent, Field, FieldValue};
 
 /// What the fields of a reading depend on besides the reading itself.
 #[derive(Debug, Clone, Copy)]
@@ -184,7 +184,7 @@ mod tests {
         let fields = compute_fields(&after, Some((&before, Duration::from_secs(1))), TWO_CORES);
         for (name, _) in &fields {
             assert!(
-                crate::docker::fields::is_known(name),
+                crate::schema::fields::is_known(name),
                 "{name} is not a stream field"
             );
         }
@@ -195,7 +195,9 @@ mod tests {
     /// field: those files alone must give that field its full value.
     #[test]
     fn each_field_comes_whole_from_the_files_that_say_they_feed_it() {
-        use crate::cgroup::files::{read_all, recorded_text, CounterFile, V1_FILES, V2_FILES};
+        use crate::sources::cgroup::files::{
+            read_all, recorded_text, CounterFile, V1_FILES, V2_FILES,
+        };
         for (version, table) in [("v1", V1_FILES), ("v2", V2_FILES)] {
             let read = |wanted: &dyn Fn(&CounterFile) -> bool| {
                 let files = table.iter().filter(|file| wanted(file));

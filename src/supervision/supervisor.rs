@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::counters::Counters;
-use crate::docker::events::RegistryChange;
-use crate::stats_actor::{short, ChildExited, ExitReason, StatsActor, StatsLinks, StopStream};
+use crate::engine::events::RegistryChange;
+use crate::supervision::stats_actor::{
+    short, ChildExited, ExitReason, StatsActor, StatsLinks, StopStream,
+};
+use crate::telemetry::counters::Counters;
 
 /// A change for one container, decided from a Docker event.
 #[derive(Message)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use bollard::models::ContainerInspectResponse;
 
-use crate::line_protocol::SeriesKey;
+use crate::schema::line_protocol::SeriesKey;
 
 pub const STATS_MEASUREMENT: &str = "docker_stats";
 pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 
-use crate::docker::container::trim_name;
-use crate::line_protocol::{PointBuilder, SeriesKey};
+use crate::engine::container::trim_name;
+use crate::schema::line_protocol::{PointBuilder, SeriesKey};
 
 pub const EVENTS_MEASUREMENT: &str = "docker_events";
 

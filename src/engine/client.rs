@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-use crate::docker::stats::Platform;
-use crate::health::Health;
+use crate::sources::stream::fields::Platform;
+use crate::telemetry::health::Health;
 
 /// What the service needs to know about the engine it watches.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl std::fmt::Display for ConnectError {
 }
 
 /// The timeout bollard applies to ordinary requests. Streams are watched by
-/// their own stall timeout instead (`docker::stats_stream`).
+/// their own stall timeout instead (`engine::stats_stream`).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
 
 /// Connects once: socket, version negotiation, engine info.

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Health, Histogram};
-use crate::counters::Counters;
+use super::health::{Health, Histogram};
+use crate::telemetry::counters::Counters;
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -218,7 +218,7 @@ mod tests {
         health.write_failed("timeout", "x".into(), false);
         let cell = health.stream_started("abc", 1, "we\"ird");
         cell.store(
-            super::super::now_ms() as i64,
+            crate::clock::now_ms() as i64,
             std::sync::atomic::Ordering::Relaxed,
         );
         let text = render(&health);

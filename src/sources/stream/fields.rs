@@ -18,8 +18,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::docker::fields::NET_TOTALS;
-use crate::docker::sample::{BlkioEntry, CpuStats, MemoryStats, NetworkStats, Sample};
+use crate::schema::fields::NET_TOTALS;
+use crate::sources::stream::sample::{BlkioEntry, CpuStats, MemoryStats, NetworkStats, Sample};
 
 /// A field value with its InfluxDB type: counters are integers, ratios floats.
 #[derive(Debug, Clone, Copy, PartialEq)]

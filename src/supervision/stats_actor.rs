@@ -13,14 +13,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use bollard::Docker;
 
-use crate::counters::Counters;
-use crate::docker::container::{ContainerInfo, LabelTag};
-use crate::docker::fields::FieldSelection;
-use crate::docker::sample::Sample;
-use crate::docker::stats::{compute_fields, read_time_ns, Field, FieldValue, Platform};
-use crate::docker::stats_stream::{self, StatsItem, StreamError, StreamTarget};
-use crate::health::{now_ms, Health};
-use crate::line_protocol::{PointBuilder, SeriesKey};
+use crate::clock::now_ms;
+use crate::engine::container::{ContainerInfo, LabelTag};
+use crate::engine::stats_stream::{self, StatsItem, StreamError, StreamTarget};
+use crate::schema::fields::FieldSelection;
+use crate::schema::line_protocol::{PointBuilder, SeriesKey};
+use crate::sources::stream::fields::{compute_fields, read_time_ns, Field, FieldValue, Platform};
+use crate::sources::stream::sample::Sample;
+use crate::telemetry::counters::Counters;
+use crate::telemetry::health::Health;
 use crate::writer::WritePoint;
 
 mod cgroup_source;

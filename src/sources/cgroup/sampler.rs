@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::files::{Cadence, CgroupReading, CounterFile, Place, ReadError, V1_FILES, V2_FILES};
 use super::paths::ContainerCgroup;
-use crate::docker::fields::FieldSelection;
+use crate::schema::fields::FieldSelection;
 
 /// How often a limit (`Cadence::Setting`) is read again.
 pub const SETTINGS_EVERY: Duration = Duration::from_secs(1);

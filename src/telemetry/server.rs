@@ -12,7 +12,8 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::{metrics, Health};
+use super::health::Health;
+use super::metrics;
 
 /// At most this many connections are open at once; a new one closes the
 /// oldest, so idle or slow clients can neither hold the file descriptors
@@ -137,7 +138,7 @@ pub async fn ask(listen: &str) -> Result<(bool, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::Counters;
+    use crate::telemetry::counters::Counters;
 
     fn ask(method: Method, path: &str) -> Response<Full<Bytes>> {
         let health = Health::new(Arc::new(Counters::default()), Duration::from_secs(60));

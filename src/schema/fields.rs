@@ -59,7 +59,7 @@ pub const FIXED: &[&str] = &[
 ];
 
 /// Per-interface counters summed over interfaces (bytes have their own
-/// fields above), in the order `docker::stats` computes them.
+/// fields above), in the order `sources::stream::fields` computes them.
 pub const NET_TOTALS: [&str; 6] = [
     "net_in_packets",
     "net_out_packets",
