@@ -5,11 +5,12 @@
 
 use bollard::models::ContainerStatsResponse;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use docker_stats_service::engine::client::Platform;
 use docker_stats_service::schema::fields::FieldSelection;
 use docker_stats_service::schema::line_protocol::SeriesKey;
-use docker_stats_service::sources::stream::fields::{compute_fields, read_time_ns, Platform};
+use docker_stats_service::schema::point::encode_point;
+use docker_stats_service::sources::stream::fields::{compute_fields, read_time_ns};
 use docker_stats_service::sources::stream::sample::Sample;
-use docker_stats_service::supervision::stats_actor::encode_point;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(

@@ -9,12 +9,12 @@ use actix::prelude::*;
 use tokio::time::timeout_at;
 
 use crate::config::{Config, ConfigError, Sampling};
+use crate::engine::client::Platform;
 use crate::engine::client::{connect_with_retry, Engine};
 use crate::engine::paced_io::ReadPacer;
 use crate::engine::stats_stream::StreamTarget;
 use crate::sources::cgroup::cpu::system_cpu;
 use crate::sources::cgroup::paths::{CgroupDriver, CgroupLayout, Runtime};
-use crate::sources::stream::fields::Platform;
 use crate::supervision::event_actor::{EventActor, StopEvents};
 use crate::supervision::stats_actor::{CgroupSettings, StatsLinks, StatsSettings};
 use crate::supervision::supervisor::{StopAll, Supervisor};

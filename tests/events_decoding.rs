@@ -2,9 +2,9 @@
 //! by frame into lifecycle events.
 
 use bollard::models::EventMessage;
-use docker_stats_service::engine::events::{
-    event_point, ContainerEvent, EventDetails, RegistryChange,
-};
+use docker_stats_service::engine::events::{ContainerEvent, EventDetails};
+use docker_stats_service::schema::event_point::event_point;
+use docker_stats_service::supervision::registry::{change_for, RegistryChange};
 
 fn recorded() -> Vec<EventMessage> {
     recorded_from("engine_20_10_container_events.jsonl")
@@ -78,11 +78,7 @@ fn tells_the_supervisor_what_to_do() {
             .iter()
             .filter_map(ContainerEvent::from_message)
             .collect();
-        events
-            .iter()
-            .find(|e| e.action == action)
-            .unwrap()
-            .registry_change()
+        change_for(events.iter().find(|e| e.action == action).unwrap())
     };
     assert_eq!(change("start"), RegistryChange::Watch);
     assert_eq!(change("unpause"), RegistryChange::Watch);
@@ -138,7 +134,7 @@ fn modern_engines_events_start_and_stop_the_same_way() {
         let with = |change: RegistryChange| {
             events
                 .iter()
-                .filter(|e| e.registry_change() == change)
+                .filter(|e| change_for(e) == change)
                 .map(|e| e.id.clone())
                 .collect::<std::collections::BTreeSet<_>>()
         };

@@ -4,9 +4,9 @@
 //! formulas.
 
 use bollard::models::ContainerStatsResponse;
-use docker_stats_service::sources::stream::fields::{
-    compute_fields, read_time_ns, FieldValue, Platform,
-};
+use docker_stats_service::engine::client::Platform;
+use docker_stats_service::schema::point::FieldValue;
+use docker_stats_service::sources::stream::fields::{compute_fields, read_time_ns};
 use docker_stats_service::sources::stream::sample::{BlkioEntry, Sample};
 
 const FIXTURES: &[&str] = &[

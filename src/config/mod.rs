@@ -17,8 +17,8 @@ pub use describe::describe;
 pub use error::ConfigError;
 pub use values::{Api, LogLevel, Protocol, Sampling};
 
-use crate::engine::container::LabelTag;
 use crate::schema::fields::FieldSelection;
+use crate::schema::tags::LabelTag;
 
 /// A password or token: never printed by `Debug`.
 #[derive(Clone, Default, PartialEq, Eq)]

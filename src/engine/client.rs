@@ -5,8 +5,18 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-use crate::sources::stream::fields::Platform;
 use crate::telemetry::health::Health;
+
+/// The daemon's platform decides which formulas apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Platform {
+    #[default]
+    Linux,
+    Windows,
+    /// Linux containers behind Podman's Docker-compatible API, whose stats
+    /// differ from Docker's (see `sources::stream::fields`).
+    Podman,
+}
 
 /// What the service needs to know about the engine it watches.
 #[derive(Debug, Clone)]

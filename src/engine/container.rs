@@ -1,27 +1,9 @@
-//! What the service knows about one container: identity, the tags its points
-//! carry, and its CPU limit. Built from the engine's inspect response.
+//! What the service knows about one container from the engine's inspect
+//! response: identity, labels, state, CPU limit and where its cgroup is.
 
 use std::collections::HashMap;
 
 use bollard::models::ContainerInspectResponse;
-
-use crate::schema::line_protocol::SeriesKey;
-
-pub const STATS_MEASUREMENT: &str = "docker_stats";
-pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
-pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
-
-/// Tag names the service writes itself; a label tag may not reuse them.
-pub const BUILT_IN_TAGS: &[&str] = &[
-    "container_id",
-    "container_name",
-    "host",
-    "image",
-    "compose_project",
-    "compose_service",
-    "source",
-    "action",
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerInfo {
@@ -70,60 +52,14 @@ impl ContainerInfo {
             id,
         })
     }
-
-    /// The series key of this container's stats points; `source` says
-    /// which sampling source produced them (`stream` or `cgroup`).
-    pub fn stats_series(&self, host: &str, label_tags: &[LabelTag], source: &str) -> SeriesKey {
-        let mut tags: Vec<(&str, &str)> = vec![
-            ("container_id", &self.id),
-            ("container_name", &self.name),
-            ("host", host),
-            ("image", &self.image),
-            ("source", source),
-        ];
-        if let Some(project) = self.labels.get(COMPOSE_PROJECT_LABEL) {
-            tags.push(("compose_project", project));
-        }
-        if let Some(service) = self.labels.get(COMPOSE_SERVICE_LABEL) {
-            tags.push(("compose_service", service));
-        }
-        for label in label_tags {
-            if let Some(value) = self.labels.get(&label.label) {
-                tags.push((&label.tag, value));
-            }
-        }
-        SeriesKey::new(STATS_MEASUREMENT, tags)
-    }
 }
 
-/// A container label copied into a tag: `label` or `label=tag_name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelTag {
-    pub label: String,
-    pub tag: String,
+/// The 12-character id `docker ps` shows.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
-impl LabelTag {
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let (label, tag) = match spec.split_once('=') {
-            Some((label, tag)) => (label.trim(), tag.trim()),
-            None => (spec.trim(), spec.trim()),
-        };
-        if label.is_empty() || tag.is_empty() {
-            return Err(format!("{spec:?} is not `label` or `label=tag_name`"));
-        }
-        if BUILT_IN_TAGS.contains(&tag) {
-            return Err(format!(
-                "label {label:?} would overwrite the built-in tag `{tag}`; rename it with `{label}=another_name`"
-            ));
-        }
-        Ok(LabelTag {
-            label: label.into(),
-            tag: tag.into(),
-        })
-    }
-}
-
+/// A name without the leading `/` the engine puts in front of it.
 pub fn trim_name(name: &str) -> &str {
     name.strip_prefix('/').unwrap_or(name)
 }
@@ -157,44 +93,5 @@ mod tests {
         );
         assert_eq!(cpu_limit_cores(None, Some(50_000), Some(0)), Some(0.5));
         assert_eq!(cpu_limit_cores(Some(0), Some(-1), Some(100_000)), None);
-    }
-
-    #[test]
-    fn label_tags_cannot_shadow_built_in_tags() {
-        assert_eq!(
-            LabelTag::parse("com.example.team=team").unwrap(),
-            LabelTag {
-                label: "com.example.team".into(),
-                tag: "team".into()
-            }
-        );
-        assert!(LabelTag::parse("host")
-            .unwrap_err()
-            .contains("built-in tag `host`"));
-        assert!(LabelTag::parse("=x").is_err());
-    }
-
-    #[test]
-    fn series_has_compose_and_allowed_label_tags_only() {
-        let info = ContainerInfo {
-            id: "abc".into(),
-            name: "web-1".into(),
-            image: "nginx:1".into(),
-            labels: HashMap::from([
-                (COMPOSE_PROJECT_LABEL.to_string(), "shop".to_string()),
-                (COMPOSE_SERVICE_LABEL.to_string(), "web".to_string()),
-                ("team".to_string(), "core".to_string()),
-                ("secret.ignored".to_string(), "x".to_string()),
-            ]),
-            running: true,
-            cpu_limit_cores: None,
-            pid: Some(42),
-            cgroup_parent: String::new(),
-        };
-        let series = info.stats_series("node1", &[LabelTag::parse("team").unwrap()], "stream");
-        assert_eq!(
-            series.as_str(),
-            "docker_stats,compose_project=shop,compose_service=web,container_id=abc,container_name=web-1,host=node1,image=nginx:1,source=stream,team=core"
-        );
     }
 }

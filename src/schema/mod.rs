@@ -2,5 +2,9 @@
 //! tags and series keys, the formulas both sources share, and the line
 //! protocol every point is encoded in.
 
+pub mod event_point;
 pub mod fields;
+pub mod formulas;
 pub mod line_protocol;
+pub mod point;
+pub mod tags;

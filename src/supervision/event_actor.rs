@@ -20,9 +20,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::clock::now_ns;
-use crate::engine::events::{
-    event_point, ContainerEvent, EventDetails, RegistryChange, ResumePoint,
-};
+use crate::engine::events::{ContainerEvent, EventDetails, ResumePoint};
+use crate::schema::event_point::event_point;
+use crate::supervision::registry::{change_for, RegistryChange};
 use crate::supervision::supervisor::{Reconcile, RegistryUpdate, Supervisor};
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
@@ -210,7 +210,7 @@ impl EventActor {
     }
 
     fn apply(&mut self, event: ContainerEvent, ctx: &mut Context<Self>) {
-        let change = event.registry_change();
+        let change = change_for(&event);
         if change != RegistryChange::None {
             self.supervisor.do_send(RegistryUpdate {
                 id: event.id.clone(),

@@ -3,5 +3,6 @@
 //! containers started and stopped.
 
 pub mod event_actor;
+pub mod registry;
 pub mod stats_actor;
 pub mod supervisor;

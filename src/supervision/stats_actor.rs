@@ -14,11 +14,14 @@ use actix::prelude::*;
 use bollard::Docker;
 
 use crate::clock::now_ms;
-use crate::engine::container::{ContainerInfo, LabelTag};
+use crate::engine::client::Platform;
+use crate::engine::container::{short, ContainerInfo};
 use crate::engine::stats_stream::{self, StatsItem, StreamError, StreamTarget};
 use crate::schema::fields::FieldSelection;
-use crate::schema::line_protocol::{PointBuilder, SeriesKey};
-use crate::sources::stream::fields::{compute_fields, read_time_ns, Field, FieldValue, Platform};
+use crate::schema::line_protocol::SeriesKey;
+use crate::schema::point::{encode_point, Field};
+use crate::schema::tags::{stats_series, LabelTag};
+use crate::sources::stream::fields::{compute_fields, read_time_ns};
 use crate::sources::stream::sample::Sample;
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
@@ -161,8 +164,12 @@ impl StatsActor {
         if let Some(cgroup) = &settings.cgroup {
             match self.start_cgroup_source(cgroup, &info, ctx) {
                 Ok(()) => {
-                    self.series =
-                        Some(info.stats_series(&settings.host, &settings.label_tags, "cgroup"));
+                    self.series = Some(stats_series(
+                        &info,
+                        &settings.host,
+                        &settings.label_tags,
+                        "cgroup",
+                    ));
                     log::debug!(
                         "sampling container {} ({}) from its cgroup every {}",
                         info.name,
@@ -174,7 +181,12 @@ impl StatsActor {
                 Err(why) => self.fall_back_to_stream(&info, &why),
             }
         }
-        self.series = Some(info.stats_series(&settings.host, &settings.label_tags, "stream"));
+        self.series = Some(stats_series(
+            &info,
+            &settings.host,
+            &settings.label_tags,
+            "stream",
+        ));
         log::debug!(
             "following stats of container {} ({})",
             info.name,
@@ -361,26 +373,6 @@ impl Handler<StopStream> for StatsActor {
     }
 }
 
-/// The `docker_stats` line of one sample: the selected fields, in the order
-/// computed, after the series key. `None` when no selected field has a value.
-pub fn encode_point(
-    series: &SeriesKey,
-    fields: &[Field],
-    selection: &FieldSelection,
-    timestamp: i64,
-) -> Option<String> {
-    let mut point = PointBuilder::new(series);
-    for (name, value) in fields {
-        if selection.wants(name) {
-            match *value {
-                FieldValue::Int(v) => point.uint(name, v),
-                FieldValue::Float(v) => point.float(name, v),
-            };
-        }
-    }
-    point.finish(timestamp)
-}
-
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {
     matches!(
         error,
@@ -389,11 +381,6 @@ pub fn is_not_found(error: &bollard::errors::Error) -> bool {
             ..
         }
     )
-}
-
-/// The 12-character id `docker ps` shows.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// Makes the actor panic, as a bug would: how `tests/supervision.rs` proves

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::engine::events::RegistryChange;
+use crate::engine::container::short;
+use crate::supervision::registry::RegistryChange;
 use crate::supervision::stats_actor::{
-    short, ChildExited, ExitReason, StatsActor, StatsLinks, StopStream,
+    ChildExited, ExitReason, StatsActor, StatsLinks, StopStream,
 };
 use crate::telemetry::counters::Counters;
 

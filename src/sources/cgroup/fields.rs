@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use super::files::CgroupReading;
 use crate::schema::fields::NET_TOTALS;
-use crate::sources::stream::fields::{cpu_share_percent, Field, FieldValue};
+use crate::schema::formulas::{cpu_limit_percent, cpu_share_percent, mem_percent};
+use crate::schema::point::{Field, FieldValue};
 
 /// What the fields of a reading depend on besides the reading itself.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +59,7 @@ pub fn compute_fields(
     put("cpu_limit_cores", float(cpu_limit));
     put(
         "cpu_limit_percent",
-        float(cpu_limit.and_then(|limit| Some(cpu_percent? / limit))),
+        float(cpu_limit.and_then(|limit| Some(cpu_limit_percent(cpu_percent?, limit)))),
     );
     let mem_used = reading.mem_used();
     put("mem_used", int(mem_used));
@@ -66,7 +67,7 @@ pub fn compute_fields(
     put("mem_total", int(mem_total));
     put(
         "mem_percent",
-        float(mem_total.and_then(|total| Some(mem_used? as f64 / total as f64 * 100.0))),
+        float(mem_total.and_then(|total| Some(mem_percent(mem_used?, total)))),
     );
     let net = reading.net;
     put("net_in_bytes", int(net.map(|n| n.in_bytes)));

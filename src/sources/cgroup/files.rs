@@ -13,7 +13,7 @@
 
 use super::cpu::NS_PER_TICK;
 use crate::schema::fields::NET_FIELDS;
-use crate::sources::stream::fields::usage_without_inactive_cache;
+use crate::schema::formulas::usage_without_inactive_cache;
 
 /// One reading of a container's counters, in the units `docker stats` uses
 /// (CPU in nanoseconds, memory and I/O in bytes). A value is `None` when

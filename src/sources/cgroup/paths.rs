@@ -20,7 +20,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::supervision::stats_actor::short;
+use crate::engine::container::short;
 
 /// The v1 controllers whose files the sampler reads.
 pub const V1_CONTROLLERS: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];

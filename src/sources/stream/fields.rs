@@ -18,29 +18,13 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::engine::client::Platform;
 use crate::schema::fields::NET_TOTALS;
+use crate::schema::formulas::{
+    cpu_limit_percent, cpu_share_percent, mem_percent, usage_without_inactive_cache,
+};
+use crate::schema::point::{Field, FieldValue};
 use crate::sources::stream::sample::{BlkioEntry, CpuStats, MemoryStats, NetworkStats, Sample};
-
-/// A field value with its InfluxDB type: counters are integers, ratios floats.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FieldValue {
-    Int(u64),
-    Float(f64),
-}
-
-pub type Field = (Cow<'static, str>, FieldValue);
-
-/// The daemon's platform decides which formulas apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Platform {
-    #[default]
-    Linux,
-    Windows,
-    /// Linux containers behind Podman's Docker-compatible API, whose stats
-    /// differ from Docker's (see [`cpu_percent_podman`] and
-    /// `push_cpu_detail`).
-    Podman,
-}
 
 /// The sample's own `read` time in nanoseconds since the Unix epoch.
 ///
@@ -80,7 +64,10 @@ pub fn compute_fields(
     if let Some(limit) = cpu_limit_cores.filter(|l| *l > 0.0) {
         put("cpu_limit_cores", FieldValue::Float(limit));
         if let Some(pct) = cpu_percent {
-            put("cpu_limit_percent", FieldValue::Float(pct / limit));
+            put(
+                "cpu_limit_percent",
+                FieldValue::Float(cpu_limit_percent(pct, limit)),
+            );
         }
     }
 
@@ -91,10 +78,7 @@ pub fn compute_fields(
                 put("mem_used", FieldValue::Int(used));
                 if let Some(limit) = memory.and_then(|m| m.limit).filter(|l| *l > 0) {
                     put("mem_total", FieldValue::Int(limit));
-                    put(
-                        "mem_percent",
-                        FieldValue::Float(used as f64 / limit as f64 * 100.0),
-                    );
+                    put("mem_percent", FieldValue::Float(mem_percent(used, limit)));
                 }
             }
         }
@@ -191,17 +175,6 @@ pub fn cpu_percent_unix(stats: &Sample) -> Option<f64> {
     Some(cpu_share_percent(cpu_delta, system_delta, online))
 }
 
-/// The heart of the CLI's formula, shared by the stream and cgroup sources:
-/// the container's share of the host's CPU time, scaled to online CPUs;
-/// 0 when either delta is not positive (the CLI shows 0.00% then).
-pub fn cpu_share_percent(cpu_delta: f64, system_delta: f64, online: f64) -> f64 {
-    if system_delta > 0.0 && cpu_delta > 0.0 {
-        cpu_delta / system_delta * online * 100.0
-    } else {
-        0.0
-    }
-}
-
 /// CPU % for Podman: the container's CPU time over the wall-clock time
 /// between the two samples (`preread..read`), 100 being one full core, which
 /// is what the CLI's formula measures on an engine whose host CPU time is
@@ -250,12 +223,6 @@ pub fn mem_used_unix(memory: &MemoryStats) -> Option<u64> {
     without(stats.and_then(|s| s.total_inactive_file))
         .or_else(|| without(stats.and_then(|s| s.inactive_file)))
         .or(Some(usage))
-}
-
-/// Usage minus the inactive file cache, when the cache is the smaller; the
-/// CLI shows the raw usage otherwise. Shared with the cgroup source.
-pub fn usage_without_inactive_cache(usage: u64, inactive_file: u64) -> Option<u64> {
-    (inactive_file < usage).then(|| usage - inactive_file)
 }
 
 /// Sums block I/O entries by direction; the op is matched on its first letter

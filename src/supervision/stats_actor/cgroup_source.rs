@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::{short, ExitReason, StatsActor};
+use super::{ExitReason, StatsActor};
 use crate::clock::now_ns;
 use crate::config::MIN_INTERVAL;
+use crate::engine::container::short;
 use crate::engine::container::ContainerInfo;
 use crate::sources::cgroup::fields::{compute_fields, Context as FieldContext};
 use crate::sources::cgroup::files::CgroupReading;
