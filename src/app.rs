@@ -2,31 +2,29 @@
 //! shuts down in order: stop following events, stop every stats stream,
 //! drain the writer, all within `SHUTDOWN_TIMEOUT_MS`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::time::timeout_at;
 
-use crate::config::{Config, ConfigError, Sampling};
+use crate::config::{Config, ConfigError};
+use crate::engine::client::connect_with_retry;
 use crate::engine::client::Platform;
-use crate::engine::client::{connect_with_retry, Engine};
 use crate::engine::paced_io::ReadPacer;
 use crate::engine::stats_stream::StreamTarget;
-use crate::sources::cgroup::cpu::system_cpu;
-use crate::sources::cgroup::paths::{CgroupDriver, CgroupLayout, Runtime};
+use crate::exit::Exit;
+use crate::sources::cgroup::source::CgroupSettings;
+use crate::sources::stream::source::StreamSettings;
 use crate::supervision::event_actor::{EventActor, StopEvents};
-use crate::supervision::stats_actor::{CgroupSettings, StatsLinks, StatsSettings};
+use crate::supervision::stats_actor::{StatsLinks, StatsSettings};
 use crate::supervision::supervisor::{StopAll, Supervisor};
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::telemetry::server;
 use crate::writer::{spool, BatchWriter, Drain, SpoolRemaining};
 
-/// Exit code when points could not be delivered before the shutdown timeout.
-pub const EXIT_UNDELIVERED: u8 = 1;
-
-pub async fn run(config: Config) -> u8 {
+pub async fn run(config: Config) -> Exit {
     let counters = Arc::new(Counters::default());
     // A write older than this while points wait makes /health fail.
     let write_age_limit = (config.batch.wait * 3).max(Duration::from_secs(60));
@@ -47,7 +45,7 @@ pub async fn run(config: Config) -> u8 {
             }
             Err(error) => {
                 log::error!("cannot listen on {listen} for /health and /metrics: {error} (health.listen, HEALTH_LISTEN)");
-                return 2;
+                return Exit::Configuration;
             }
         }
     }
@@ -65,14 +63,14 @@ pub async fn run(config: Config) -> u8 {
                     ),
                 }
             );
-            return 2;
+            return Exit::Configuration;
         }
     }
     let writer = match BatchWriter::new(&config, Arc::clone(&counters), Arc::clone(&health)) {
         Ok(writer) => writer.start(),
         Err(error) => {
             log::error!("{error}");
-            return 2;
+            return Exit::Configuration;
         }
     };
     log::info!(
@@ -87,7 +85,15 @@ pub async fn run(config: Config) -> u8 {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let engine = tokio::select! {
-        engine = connect_with_retry(&config.docker.socket_path, &health) => engine,
+        engine = connect_with_retry(&config.docker.socket_path, |outcome| match outcome {
+            Ok(engine) => health.docker.pass(format!(
+                "connected to {}{} (API {})",
+                if engine.platform == Platform::Podman { "Podman " } else { "" },
+                engine.name,
+                engine.api_version
+            )),
+            Err(error) => health.docker.fail(error.to_string()),
+        }) => engine,
         signal = &mut shutdown => {
             log::info!("{signal} received before the Docker engine was reached; shutting down");
             return drain(&writer, &counters, Instant::now() + config.shutdown_timeout).await;
@@ -109,23 +115,24 @@ pub async fn run(config: Config) -> u8 {
     let stream_pacer = pacer.clone();
     let settings = Arc::new(StatsSettings {
         host: engine.name.clone(),
-        platform: engine.platform,
         fields: config.stats.fields.clone(),
         label_tags: config.stats.label_tags.clone(),
-        stream_target: StreamTarget {
-            socket_path: config
-                .docker
-                .socket_path
-                .trim_start_matches("unix://")
-                .into(),
-            api_version: engine.api_version.clone(),
-            line_limit: config.docker.stats_line_size,
-            buffer_limit: config.docker.stats_buffer_size,
-            pacer,
-            stall_timeout: config.docker.stats_parse_timeout,
-        },
-        missing_field_warnings: Mutex::new(Default::default()),
-        cgroup: cgroup_settings(&config, &engine),
+        stream: StreamSettings::new(
+            engine.platform,
+            StreamTarget {
+                socket_path: config
+                    .docker
+                    .socket_path
+                    .trim_start_matches("unix://")
+                    .into(),
+                api_version: engine.api_version.clone(),
+                line_limit: config.docker.stats_line_size,
+                buffer_limit: config.docker.stats_buffer_size,
+                pacer,
+                stall_timeout: config.docker.stats_parse_timeout,
+            },
+        ),
+        cgroup: CgroupSettings::for_engine(&config.stats, &engine),
     });
     let supervisor = Supervisor::create(|ctx| {
         Supervisor::new(StatsLinks {
@@ -163,13 +170,13 @@ pub async fn run(config: Config) -> u8 {
     drain(&writer, &counters, deadline).await
 }
 
-async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instant) -> u8 {
+async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instant) -> Exit {
     let drained = timeout_at(deadline.into(), writer.send(Drain)).await;
     let written = Counters::get(&counters.points_written);
     let code = match drained {
         Ok(Ok(())) => {
             log::info!("shut down cleanly; {written} point(s) written in total");
-            0
+            Exit::Clean
         }
         // The writer is gone (it panicked): what it held is lost, and the
         // books below are the last it published.
@@ -178,7 +185,7 @@ async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instan
                 "the writer stopped before shutdown: {} point(s) it held were not delivered",
                 Counters::get(&counters.points_buffered)
             );
-            EXIT_UNDELIVERED
+            Exit::Failed
         }
         Err(_) => {
             match writer.send(SpoolRemaining).await {
@@ -194,7 +201,7 @@ async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instan
                     Counters::get(&counters.points_buffered)
                 ),
             }
-            EXIT_UNDELIVERED
+            Exit::Failed
         }
     };
     // The writer's books, for the operator and for tests: they always balance.
@@ -208,46 +215,6 @@ async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instan
         Counters::get(&counters.points_buffered),
     );
     code
-}
-
-/// The cgroup source's shared facts, when `stats.sampling` is `cgroup`.
-fn cgroup_settings(config: &Config, engine: &Engine) -> Option<CgroupSettings> {
-    if config.stats.sampling != Sampling::Cgroup {
-        return None;
-    }
-    let driver = engine.cgroup_driver.as_deref().unwrap_or("cgroupfs");
-    let driver = CgroupDriver::from_engine(driver).unwrap_or_else(|| {
-        log::warn!("the engine's cgroup driver {driver:?} is not cgroupfs or systemd; looking for cgroupfs paths");
-        CgroupDriver::Cgroupfs
-    });
-    let runtime = match engine.platform {
-        Platform::Podman => Runtime::Podman,
-        Platform::Linux | Platform::Windows => Runtime::Docker,
-    };
-    let layout = CgroupLayout::detect(&config.stats.cgroup_root, driver).with_runtime(runtime);
-    let online_cpus = std::fs::read_to_string(config.stats.proc_root.join("stat"))
-        .ok()
-        .and_then(|text| system_cpu(&text))
-        .map(|cpu| cpu.online)
-        .or_else(|| {
-            std::thread::available_parallelism()
-                .ok()
-                .map(|n| n.get() as u32)
-        })
-        .unwrap_or(1);
-    log::info!(
-        "sampling containers from their cgroups ({:?}, {driver:?} driver, under {}) every {}",
-        layout.version(),
-        config.stats.cgroup_root.display(),
-        humantime::format_duration(config.stats.interval)
-    );
-    Some(CgroupSettings {
-        layout,
-        proc_root: config.stats.proc_root.clone(),
-        interval: config.stats.interval,
-        host_memory: engine.memory,
-        online_cpus,
-    })
 }
 
 /// Resolves with the signal's name on the first SIGTERM or SIGINT.
@@ -282,6 +249,6 @@ mod tests {
             let _ = writer.send(SpoolRemaining).await;
             drain(&writer, &counters, Instant::now() + Duration::from_secs(1)).await
         });
-        assert_eq!(code, EXIT_UNDELIVERED);
+        assert_eq!(code, Exit::Failed);
     }
 }

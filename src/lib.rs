@@ -7,10 +7,12 @@
 //! pure functions; the actors only move messages and own state.
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod exit;
 pub mod logging;
 pub mod schema;
 pub mod sources;

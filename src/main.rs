@@ -1,9 +1,10 @@
 //! Entry point: parse the command line and configuration, set up logging,
 //! run the actor system until SIGTERM or SIGINT, and exit with a code that
-//! says how it went (0 clean, 1 points undelivered, 2 bad configuration).
+//! says how it went (`exit::Exit`).
 
 use std::process::ExitCode;
 
+use docker_stats_service::exit::Exit;
 use docker_stats_service::telemetry::server;
 use docker_stats_service::{app, cli, config, logging};
 
@@ -14,15 +15,15 @@ fn main() -> ExitCode {
         Ok(cli::Command::CheckConfig(overrides)) => (Run::CheckConfig, overrides),
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
+            return Exit::Clean.into();
         }
         Ok(cli::Command::Version) => {
             println!("docker-stats-service {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            return Exit::Clean.into();
         }
         Err(message) => {
             eprintln!("docker-stats-service: {message}");
-            return ExitCode::from(2);
+            return Exit::Configuration.into();
         }
     };
     let loaded = config::check_environment_encoding(|name| std::env::var_os(name))
@@ -31,39 +32,38 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("docker-stats-service: configuration error: {error}");
-            return ExitCode::from(2);
+            return Exit::Configuration.into();
         }
     };
     match command {
         Run::CheckConfig => {
             print!("{}", config::describe(&config));
-            ExitCode::SUCCESS
+            Exit::Clean.into()
         }
         Run::HealthCheck => {
             let Some(listen) = config.health_listen.clone() else {
                 eprintln!(
                     "docker-stats-service: the health endpoint is off (health.listen is empty)"
                 );
-                return ExitCode::from(1);
+                return Exit::Failed.into();
             };
             let system = actix_rt::System::new();
             match system.block_on(server::ask(&listen)) {
-                Ok((true, _)) => ExitCode::SUCCESS,
+                Ok((true, _)) => Exit::Clean.into(),
                 Ok((false, body)) => {
                     eprintln!("unhealthy: {body}");
-                    ExitCode::from(1)
+                    Exit::Failed.into()
                 }
                 Err(message) => {
                     eprintln!("docker-stats-service: {message}");
-                    ExitCode::from(1)
+                    Exit::Failed.into()
                 }
             }
         }
         Run::Service => {
             logging::init(config.log_level);
             let system = actix_rt::System::new();
-            let code = system.block_on(app::run(config));
-            ExitCode::from(code)
+            system.block_on(app::run(config)).into()
         }
     }
 }

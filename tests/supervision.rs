@@ -10,6 +10,7 @@ use actix::prelude::*;
 use docker_stats_service::engine::client;
 use docker_stats_service::engine::paced_io::ReadPacer;
 use docker_stats_service::engine::stats_stream::StreamTarget;
+use docker_stats_service::sources::stream::source::StreamSettings;
 use docker_stats_service::supervision::stats_actor::{InjectPanic, StatsLinks, StatsSettings};
 use docker_stats_service::supervision::supervisor::{ChildOf, Reconcile, StopAll, Supervisor};
 use docker_stats_service::telemetry::counters::Counters;
@@ -66,22 +67,23 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
     let counters = Arc::new(Counters::default());
     let settings = Arc::new(StatsSettings {
         host: engine.name.clone(),
-        platform: engine.platform,
         fields: Default::default(),
         label_tags: Vec::new(),
-        stream_target: StreamTarget {
-            socket_path: "/var/run/docker.sock".into(),
-            api_version: engine.api_version.clone(),
-            line_limit: 102_400,
-            buffer_limit: 1_048_576,
-            pacer: {
-                let pacer = ReadPacer::new(Duration::from_millis(100));
-                pacer.start();
-                pacer
+        stream: StreamSettings::new(
+            engine.platform,
+            StreamTarget {
+                socket_path: "/var/run/docker.sock".into(),
+                api_version: engine.api_version.clone(),
+                line_limit: 102_400,
+                buffer_limit: 1_048_576,
+                pacer: {
+                    let pacer = ReadPacer::new(Duration::from_millis(100));
+                    pacer.start();
+                    pacer
+                },
+                stall_timeout: Duration::from_secs(30),
             },
-            stall_timeout: Duration::from_secs(30),
-        },
-        missing_field_warnings: Default::default(),
+        ),
         cgroup: None,
     });
     let supervisor = Supervisor::create(|ctx| {

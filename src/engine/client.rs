@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-use crate::telemetry::health::Health;
+use crate::backoff::Backoff;
 
 /// The daemon's platform decides which formulas apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +58,15 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::SocketMissing { .. } => None,
+            ConnectError::Unreachable { error, .. } => Some(error),
+        }
+    }
+}
+
 /// The timeout bollard applies to ordinary requests. Streams are watched by
 /// their own stall timeout instead (`engine::stats_stream`).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
@@ -99,39 +108,37 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
     })
 }
 
+const RECONNECT_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(500),
+    max: Duration::from_secs(10),
+};
+
 /// Connects, retrying with a capped exponential backoff until it works: the
 /// service is often started before the daemon. Logs once when the engine is
-/// unreachable and once when it is reached.
-pub async fn connect_with_retry(socket_path: &str, health: &Health) -> Engine {
-    let mut delay = Duration::from_millis(500);
+/// unreachable and once when it is reached; `report` hears every attempt.
+pub async fn connect_with_retry(
+    socket_path: &str,
+    report: impl Fn(Result<&Engine, &ConnectError>),
+) -> Engine {
     let mut failures = 0u32;
     loop {
         match connect(socket_path).await {
             Ok(engine) => {
-                let kind = if engine.platform == Platform::Podman {
-                    "Podman "
-                } else {
-                    ""
-                };
-                health.docker.pass(format!(
-                    "connected to {kind}{} (API {})",
-                    engine.name, engine.api_version
-                ));
+                report(Ok(&engine));
                 if failures > 0 {
                     log::info!("Docker engine reachable again after {failures} failed attempts");
                 }
                 return engine;
             }
             Err(error) => {
-                health.docker.fail(error.to_string());
+                report(Err(&error));
                 if failures == 0 {
                     log::error!("{error}; retrying until it answers");
                 } else {
                     log::trace!("Docker engine still unreachable: {error}");
                 }
                 failures += 1;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
+                tokio::time::sleep(RECONNECT_BACKOFF.delay(failures)).await;
             }
         }
     }

@@ -72,6 +72,16 @@ impl std::fmt::Display for StreamError {
     }
 }
 
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StreamError::Connect(error) => Some(error),
+            StreamError::Http(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
 enum State {
     Connect(StreamTarget, String),
     Read {

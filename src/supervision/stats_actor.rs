@@ -1,48 +1,42 @@
-//! The StatsActor: follows one container's streaming stats and turns every
-//! sample into a `docker_stats` point for the BatchWriter.
+//! The StatsActor: follows one container and turns every sample into a
+//! `docker_stats` point for the BatchWriterActor.
 //!
-//! It inspects its container once at start (for tags and the CPU limit),
-//! then consumes the engine's stream. It never restarts itself: when its
-//! stream fails, ends or stalls it stops and tells the Supervisor why, and
-//! the Supervisor decides whether and when to start a new one.
+//! It inspects its container once at start (for tags, the CPU limit and
+//! where its cgroup is), then reads it with one of the two sources: the
+//! cgroup files on a steady clock when the service samples cgroups and they
+//! can be read, the engine's stats stream otherwise. It never restarts
+//! itself: when its source fails, ends or stalls it stops and tells the
+//! Supervisor why, and the Supervisor decides whether and when to start a
+//! new one.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bollard::Docker;
 
 use crate::clock::now_ms;
-use crate::engine::client::Platform;
 use crate::engine::container::{short, ContainerInfo};
-use crate::engine::stats_stream::{self, StatsItem, StreamError, StreamTarget};
+use crate::engine::stats_stream::{self, StatsItem, StreamError};
 use crate::schema::fields::FieldSelection;
 use crate::schema::line_protocol::SeriesKey;
-use crate::schema::point::{encode_point, Field};
+use crate::schema::point::encode_point;
 use crate::schema::tags::{stats_series, LabelTag};
-use crate::sources::stream::fields::{compute_fields, read_time_ns};
-use crate::sources::stream::sample::Sample;
+use crate::sources::cgroup::source::{CannotSample, CgroupSettings, CgroupSource};
+use crate::sources::stream::source::{StreamSettings, StreamSource};
+use crate::sources::Reading;
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::writer::WritePoint;
-
-mod cgroup_source;
-
-pub use cgroup_source::{CgroupSettings, INTERVAL_LABEL};
 
 /// What every StatsActor shares: fixed for the life of the service.
 #[derive(Debug)]
 pub struct StatsSettings {
     pub host: String,
-    pub platform: Platform,
     pub fields: FieldSelection,
     pub label_tags: Vec<LabelTag>,
-    /// The socket, API version, frame limits, read pacing and stall timeout
-    /// of the stats streams.
-    pub stream_target: StreamTarget,
-    /// Requested fields already warned about as missing, across containers.
-    pub missing_field_warnings: Mutex<HashSet<String>>,
+    pub stream: StreamSettings,
     /// Set when containers are sampled from their cgroups.
     pub cgroup: Option<CgroupSettings>,
 }
@@ -61,7 +55,12 @@ pub enum ExitReason {
     StreamError(String),
     /// No frame for longer than the stall timeout.
     Stalled(Duration),
+    /// The container's cgroup files could no longer be read (they go when
+    /// it stops; the engine says whether it still runs).
+    CgroupUnreadable(String),
     InspectFailed(String),
+    /// The actor died without a word: a panic in one of its handlers.
+    Died,
 }
 
 impl ExitReason {
@@ -73,7 +72,9 @@ impl ExitReason {
             ExitReason::StreamEnded
                 | ExitReason::StreamError(_)
                 | ExitReason::Stalled(_)
+                | ExitReason::CgroupUnreadable(_)
                 | ExitReason::InspectFailed(_)
+                | ExitReason::Died
         )
     }
 }
@@ -87,10 +88,14 @@ pub struct ChildExited {
     pub reason: ExitReason,
 }
 
-/// Asks a StatsActor to close its stream and stop.
+/// Asks a StatsActor to stop; answered once it has. With `drain` (at
+/// shutdown) a stream first hands over what its socket still holds, so
+/// samples the engine already sent are written, not dropped.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StopStream;
+pub struct StopStream {
+    pub drain: bool,
+}
 
 /// What a StatsActor is connected to: the engine, the shared settings, the
 /// writer it feeds and the Supervisor it reports to.
@@ -104,24 +109,33 @@ pub struct StatsLinks {
     pub health: Arc<Health>,
 }
 
+/// The source a StatsActor reads its container with.
+enum Source {
+    Stream(StreamSource),
+    // Boxed: its open files and last reading are most of an actor's size.
+    Cgroup(Box<CgroupSource>),
+}
+
 pub struct StatsActor {
     id: String,
     generation: u64,
     links: StatsLinks,
     series: Option<SeriesKey>,
-    cpu_limit_cores: Option<f64>,
     /// Where `/metrics` reads the time of this container's last sample.
-    last_sample_ms: Option<Arc<std::sync::atomic::AtomicI64>>,
-    /// Bad frames are logged once per stream and counted.
-    bad_frame_logged: bool,
-    /// Set while the container is sampled from its cgroup.
-    cgroup: Option<cgroup_source::CgroupSource>,
+    last_sample_ms: Option<Arc<AtomicI64>>,
+    /// Set once the container is inspected and followed.
+    source: Option<Source>,
     /// Stopping at shutdown: the stream's end is the requested stop.
     draining: bool,
     /// StopStream senders, answered when the actor has stopped.
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     exit: ExitReason,
 }
+
+/// A tick of a container's cgroup sampling clock: when it was due.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick(Instant);
 
 impl StatsActor {
     pub fn new(id: String, generation: u64, links: StatsLinks) -> Self {
@@ -130,10 +144,8 @@ impl StatsActor {
             generation,
             links,
             series: None,
-            cpu_limit_cores: None,
             last_sample_ms: None,
-            bad_frame_logged: false,
-            cgroup: None,
+            source: None,
             draining: false,
             stop_waiters: Vec::new(),
             exit: ExitReason::StreamEnded,
@@ -155,27 +167,28 @@ impl StatsActor {
 
     fn follow(&mut self, info: ContainerInfo, ctx: &mut Context<Self>) {
         let settings = Arc::clone(&self.links.settings);
-        self.cpu_limit_cores = info.cpu_limit_cores;
         self.last_sample_ms = Some(self.links.health.stream_started(
             &self.id,
             self.generation,
             &info.name,
         ));
         if let Some(cgroup) = &settings.cgroup {
-            match self.start_cgroup_source(cgroup, &info, ctx) {
-                Ok(()) => {
+            match CgroupSource::open(cgroup, &info, &settings.fields) {
+                Ok(source) => {
+                    log::debug!(
+                        "sampling container {} ({}) from its cgroup every {}",
+                        info.name,
+                        short(&self.id),
+                        humantime::format_duration(source.interval())
+                    );
+                    ctx.add_stream(futures_util::StreamExt::map(source.ticks(), Tick));
+                    self.source = Some(Source::Cgroup(Box::new(source)));
                     self.series = Some(stats_series(
                         &info,
                         &settings.host,
                         &settings.label_tags,
                         "cgroup",
                     ));
-                    log::debug!(
-                        "sampling container {} ({}) from its cgroup every {}",
-                        info.name,
-                        short(&self.id),
-                        humantime::format_duration(self.cgroup_interval().unwrap_or_default())
-                    );
                     return;
                 }
                 Err(why) => self.fall_back_to_stream(&info, &why),
@@ -192,15 +205,19 @@ impl StatsActor {
             info.name,
             short(&self.id)
         );
+        self.source = Some(Source::Stream(StreamSource::new(
+            &self.id,
+            info.cpu_limit_cores,
+        )));
         ctx.add_stream(stats_stream::open(
-            settings.stream_target.clone(),
+            settings.stream.target.clone(),
             self.id.clone(),
         ));
     }
 
     /// The container's cgroup cannot be sampled: counted every time, said
     /// once while the container is followed (the mark goes with it).
-    fn fall_back_to_stream(&self, info: &ContainerInfo, why: &str) {
+    fn fall_back_to_stream(&self, info: &ContainerInfo, why: &CannotSample) {
         Counters::add(&self.links.counters.cgroup_fallbacks, 1);
         if self.links.health.first_cgroup_fallback(&self.id) {
             log::warn!(
@@ -211,70 +228,19 @@ impl StatsActor {
         }
     }
 
-    fn record(&mut self, frame: &[u8]) {
-        let stats = match Sample::decode(frame) {
-            Ok(stats) => stats,
-            Err(error) => {
-                Counters::add(&self.links.counters.frames_malformed, 1);
-                self.log_bad_frame(&format!("a malformed stats frame ({error})"));
-                return;
-            }
-        };
-        let Some(timestamp) = read_time_ns(&stats) else {
-            // The engine keeps the stream open after the container stopped
-            // and sends empty samples; they carry no measurement.
-            Counters::add(&self.links.counters.samples_empty, 1);
-            return;
-        };
-        let settings = &self.links.settings;
-        let fields = compute_fields(&stats, settings.platform, self.cpu_limit_cores);
-        self.warn_about_missing_fields(&fields);
-        self.emit(&fields, timestamp);
-    }
-
     /// Counts one sample, whichever source took it, and hands its point
     /// to the writer.
-    fn emit(&self, fields: &[Field], timestamp: i64) {
+    fn emit(&self, reading: Reading) {
         let Some(series) = &self.series else { return };
         Counters::add(&self.links.counters.samples_received, 1);
         if let Some(cell) = &self.last_sample_ms {
-            cell.store(now_ms() as i64, std::sync::atomic::Ordering::Relaxed);
+            cell.store(now_ms() as i64, Ordering::Relaxed);
         }
         let selection = &self.links.settings.fields;
-        if let Some(line) = encode_point(series, fields, selection, timestamp) {
+        if let Some(line) = encode_point(series, &reading.fields, selection, reading.timestamp) {
             self.links
                 .writer
-                .do_send(WritePoint::stamped(line, timestamp));
-        }
-    }
-
-    fn log_bad_frame(&mut self, what: &str) {
-        if !self.bad_frame_logged {
-            self.bad_frame_logged = true;
-            log::warn!(
-                "skipped {what} from container {}; further bad frames of this stream are only counted",
-                short(&self.id)
-            );
-        }
-    }
-
-    fn warn_about_missing_fields(&self, fields: &[Field]) {
-        for wanted in self.links.settings.fields.expected() {
-            if fields.iter().any(|(name, _)| name == wanted) {
-                continue;
-            }
-            let mut warned = self
-                .links
-                .settings
-                .missing_field_warnings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if warned.insert(wanted.to_string()) {
-                log::warn!(
-                    "field {wanted} is selected in STATS_FIELDS but the engine's samples do not have it (first seen for container {}); it is left out of those points",
-                    short(&self.id)
-                );
-            }
+                .do_send(WritePoint::stamped(line, reading.timestamp));
         }
     }
 }
@@ -324,13 +290,18 @@ impl StreamHandler<Result<StatsItem, StreamError>> for StatsActor {
         if ctx.state() != ActorState::Running {
             return; // Stopping: nothing more goes to the writer.
         }
+        let Some(Source::Stream(source)) = &mut self.source else {
+            return;
+        };
         match item {
-            Ok(StatsItem::Frame(frame)) => self.record(&frame),
-            Ok(StatsItem::Oversized(size)) => {
-                Counters::add(&self.links.counters.frames_oversized, 1);
-                self.log_bad_frame(&format!(
-                    "a stats frame of {size}+ bytes, over STATS_LINE_SIZE"
-                ));
+            Ok(item) => {
+                let links = &self.links;
+                let settings = &links.settings;
+                if let Some(reading) =
+                    source.read(item, &settings.stream, &settings.fields, &links.counters)
+                {
+                    self.emit(reading);
+                }
             }
             Err(StreamError::NotFound) => self.stop_with(ExitReason::Gone, ctx),
             Err(StreamError::Stalled(silent)) => self.stop_with(ExitReason::Stalled(silent), ctx),
@@ -343,6 +314,31 @@ impl StreamHandler<Result<StatsItem, StreamError>> for StatsActor {
     }
 }
 
+impl StreamHandler<Tick> for StatsActor {
+    fn handle(&mut self, Tick(due): Tick, ctx: &mut Self::Context) {
+        if ctx.state() != ActorState::Running {
+            return;
+        }
+        let Some(Source::Cgroup(source)) = &mut self.source else {
+            return;
+        };
+        match source.read(due, &self.links.counters) {
+            Ok(reading) => self.emit(reading),
+            Err(error) => {
+                log::debug!(
+                    "cgroup of container {} no longer readable: {error}",
+                    short(&self.id)
+                );
+                self.stop_with(ExitReason::CgroupUnreadable(error.to_string()), ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        // The clock never ends on its own.
+    }
+}
+
 /// How long a stream may take to hand over what its socket still holds at
 /// shutdown.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -350,15 +346,12 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 impl Handler<StopStream> for StatsActor {
     type Result = ResponseFuture<()>;
 
-    /// Answers when the actor has stopped. At shutdown (the pacer drains) a
-    /// stream first reads what its socket holds: samples the engine already
-    /// sent are written, not dropped.
-    fn handle(&mut self, _: StopStream, ctx: &mut Self::Context) -> Self::Result {
+    /// Answers when the actor has stopped. Draining applies to a stream
+    /// only: a cgroup reading has nothing in flight.
+    fn handle(&mut self, stop: StopStream, ctx: &mut Self::Context) -> Self::Result {
         let (stopped, answer) = tokio::sync::oneshot::channel();
         self.stop_waiters.push(stopped);
-        let drains = self.links.settings.stream_target.pacer.is_draining()
-            && self.cgroup.is_none()
-            && self.series.is_some();
+        let drains = stop.drain && matches!(self.source, Some(Source::Stream(_)));
         if drains && !self.draining {
             self.draining = true;
             ctx.run_later(DRAIN_GRACE, |actor, ctx| {

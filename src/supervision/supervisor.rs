@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::backoff::Backoff;
 use crate::engine::container::short;
 use crate::supervision::registry::RegistryChange;
 use crate::supervision::stats_actor::{
@@ -40,8 +41,10 @@ pub struct Reconcile {
 #[rtype(result = "usize")]
 pub struct StopAll;
 
-const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+const RESTART_BACKOFF: Backoff = Backoff {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+};
 /// A child that ran this long before failing starts its backoff afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const LIVENESS_CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -115,7 +118,7 @@ impl Supervisor {
             self.links.health.container_unfollowed(id);
             log::debug!("stopped following container {} ({why})", short(id));
             match child.state {
-                ChildState::Running(addr) => addr.do_send(StopStream),
+                ChildState::Running(addr) => addr.do_send(StopStream { drain: false }),
                 ChildState::RestartPending(handle) => {
                     ctx.cancel_future(handle);
                 }
@@ -132,10 +135,7 @@ impl Supervisor {
             child.consecutive_failures = 0;
         }
         child.consecutive_failures += 1;
-        let exponent = (child.consecutive_failures - 1).min(16);
-        let delay = FIRST_RESTART_DELAY
-            .saturating_mul(1 << exponent)
-            .min(MAX_RESTART_DELAY);
+        let delay = RESTART_BACKOFF.delay(child.consecutive_failures);
         if child.consecutive_failures == 1 {
             log::warn!(
                 "stats stream of container {} stopped ({reason:?}); restarting it in {}",
@@ -181,7 +181,7 @@ impl Supervisor {
             })
             .collect();
         for (id, generation) in dead {
-            let reason = ExitReason::StreamError("the actor died unexpectedly".into());
+            let reason = ExitReason::Died;
             self.child_exited(id, generation, reason, ctx);
         }
     }
@@ -290,7 +290,7 @@ impl Handler<StopAll> for Supervisor {
         self.publish();
         for child in children {
             match child.state {
-                ChildState::Running(addr) => stops.push(addr.send(StopStream)),
+                ChildState::Running(addr) => stops.push(addr.send(StopStream { drain: true })),
                 ChildState::RestartPending(handle) => {
                     ctx.cancel_future(handle);
                 }

@@ -350,6 +350,8 @@ impl fmt::Display for WriteError {
     }
 }
 
+impl std::error::Error for WriteError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

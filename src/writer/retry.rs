@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// `INFLUXDB_RETRY_DELAY`: the base of the exponential.
@@ -22,10 +24,11 @@ impl RetryPolicy {
         if failures > self.max_attempts {
             return self.max_delay;
         }
-        let exponent = failures.saturating_sub(1).min(31);
-        self.first_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay)
+        Backoff {
+            first: self.first_delay,
+            max: self.max_delay,
+        }
+        .delay(failures)
     }
 
     /// The wait before the next attempt: uniformly random up to the ceiling

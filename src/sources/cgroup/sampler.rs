@@ -54,6 +54,15 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::NetDev(_, error) => Some(error),
+            OpenError::Read(error, _) => Some(error),
+        }
+    }
+}
+
 impl CgroupSampler {
     /// Opens the files of `cgroup` and `<proc_root>/<pid>/` that the
     /// `selected` fields need, and takes one reading to prove they can be

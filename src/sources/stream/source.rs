@@ -1,0 +1,130 @@
+//! One container's stream source: each item of the engine's stats stream
+//! (`engine::stats_stream`) turned into the `docker_stats` fields, or
+//! skipped and counted. A bad frame costs one sample, never the stream, and
+//! is said once per stream.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::engine::client::Platform;
+use crate::engine::container::short;
+use crate::engine::stats_stream::{StatsItem, StreamTarget};
+use crate::schema::fields::FieldSelection;
+use crate::schema::point::Field;
+use crate::sources::stream::fields::{compute_fields, read_time_ns};
+use crate::sources::stream::sample::Sample;
+use crate::sources::Reading;
+use crate::telemetry::counters::Counters;
+
+/// What every stream-sampled container shares.
+#[derive(Debug)]
+pub struct StreamSettings {
+    pub platform: Platform,
+    /// The socket, API version, frame limits, read pacing and stall timeout
+    /// of the stats streams.
+    pub target: StreamTarget,
+    /// Selected fields already warned about as missing, across containers.
+    pub missing_field_warnings: Mutex<HashSet<String>>,
+}
+
+impl StreamSettings {
+    pub fn new(platform: Platform, target: StreamTarget) -> Self {
+        StreamSettings {
+            platform,
+            target,
+            missing_field_warnings: Mutex::default(),
+        }
+    }
+}
+
+/// The state one container's stream keeps between items.
+#[derive(Debug)]
+pub struct StreamSource {
+    id: String,
+    cpu_limit_cores: Option<f64>,
+    /// Bad frames are logged once per stream and counted.
+    bad_frame_logged: bool,
+}
+
+impl StreamSource {
+    pub fn new(id: &str, cpu_limit_cores: Option<f64>) -> Self {
+        StreamSource {
+            id: id.to_string(),
+            cpu_limit_cores,
+            bad_frame_logged: false,
+        }
+    }
+
+    /// The fields of one item and the sample's own time, or `None` for an
+    /// item that carries no measurement (counted).
+    pub fn read(
+        &mut self,
+        item: StatsItem,
+        settings: &StreamSettings,
+        selection: &FieldSelection,
+        counters: &Counters,
+    ) -> Option<Reading> {
+        let frame = match item {
+            StatsItem::Frame(frame) => frame,
+            StatsItem::Oversized(size) => {
+                Counters::add(&counters.frames_oversized, 1);
+                self.log_bad_frame(&format!(
+                    "a stats frame of {size}+ bytes, over STATS_LINE_SIZE"
+                ));
+                return None;
+            }
+        };
+        let sample = match Sample::decode(&frame) {
+            Ok(sample) => sample,
+            Err(error) => {
+                Counters::add(&counters.frames_malformed, 1);
+                self.log_bad_frame(&format!("a malformed stats frame ({error})"));
+                return None;
+            }
+        };
+        let Some(timestamp) = read_time_ns(&sample) else {
+            // The engine keeps the stream open after the container stopped
+            // and sends empty samples; they carry no measurement.
+            Counters::add(&counters.samples_empty, 1);
+            return None;
+        };
+        let fields = compute_fields(&sample, settings.platform, self.cpu_limit_cores);
+        self.warn_about_missing_fields(&fields, settings, selection);
+        Some(Reading { fields, timestamp })
+    }
+
+    fn log_bad_frame(&mut self, what: &str) {
+        if !self.bad_frame_logged {
+            self.bad_frame_logged = true;
+            log::warn!(
+                "skipped {what} from container {}; further bad frames of this stream are only counted",
+                short(&self.id)
+            );
+        }
+    }
+
+    /// A selected field the engine's samples lack is said once for the
+    /// whole service, not once per container or sample.
+    fn warn_about_missing_fields(
+        &self,
+        fields: &[Field],
+        settings: &StreamSettings,
+        selection: &FieldSelection,
+    ) {
+        for wanted in selection.expected() {
+            if fields.iter().any(|(name, _)| name == wanted) {
+                continue;
+            }
+            let mut warned = settings
+                .missing_field_warnings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if warned.insert(wanted.to_string()) {
+                log::warn!(
+                    "field {wanted} is selected in STATS_FIELDS but the engine's samples do not have it (first seen for container {}); it is left out of those points",
+                    short(&self.id)
+                );
+            }
+        }
+    }
+}
