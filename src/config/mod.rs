@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 pub use describe::describe;
 pub use error::ConfigError;
+pub use settings::MIN_INTERVAL;
 pub use values::{Api, LogLevel, Protocol, Sampling};
 
 use crate::schema::fields::FieldSelection;
@@ -259,12 +260,6 @@ pub struct Overrides {
     pub set: Vec<(String, String)>,
 }
 
-const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(2);
-
-/// The shortest cgroup sampling interval, also for the per-container label:
-/// below it, timer granularity and the cost of reading the files dominate.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
-
 /// Names the first setting whose environment variable is set but not valid
 /// UTF-8 (read with `std::env::var`, it would look unset and its default
 /// would silently apply). The value is never shown.
@@ -294,7 +289,7 @@ pub fn load(
     overrides: &Overrides,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let mut merged = toml::Table::new();
+    let mut merged = settings::defaults_table();
     let mut origins: BTreeMap<&'static str, String> = BTreeMap::new();
 
     // `--config` names the file; without it, DOCKER_STATS_CONFIG may (the
@@ -548,6 +543,12 @@ fn read_secret(
         })
 }
 
+/// A setting's value after the defaults layer: always there for a setting
+/// declared with a default value.
+fn declared<T>(value: Option<T>) -> T {
+    value.expect("a setting declared with a default value has one after the defaults layer")
+}
+
 fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Config, ConfigError> {
     let invalid = |key: &'static str, message: String| ConfigError::Invalid {
         key,
@@ -557,7 +558,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             .unwrap_or_else(|| "default".into()),
         message,
     };
-    let in_container = layer.docker.in_container.unwrap_or(false);
+    let in_container = declared(layer.docker.in_container);
     let default_host = if in_container {
         "host.docker.internal"
     } else {
@@ -565,151 +566,98 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
     };
     let influx = layer.influxdb;
     let config = Config {
-        log_level: layer.log_level.unwrap_or(LogLevel::Info),
-        shutdown_timeout: layer.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
-        max_buffer_bytes: layer.max_buffer_bytes.unwrap_or(64 << 20),
+        log_level: declared(layer.log_level),
+        shutdown_timeout: declared(layer.shutdown_timeout),
+        max_buffer_bytes: declared(layer.max_buffer_bytes),
         spool_dir: layer
             .spool_dir
             .filter(|d| !d.trim().is_empty())
             .map(PathBuf::from),
         docker: DockerConfig {
-            socket_path: layer
-                .docker
-                .socket_path
-                .unwrap_or_else(|| "/var/run/docker.sock".into()),
+            socket_path: declared(layer.docker.socket_path),
             in_container,
-            stats_buffer_size: layer.docker.stats_buffer_size.unwrap_or(1_048_576),
-            stats_line_size: layer.docker.stats_line_size.unwrap_or(102_400),
-            stats_parse_timeout: layer
-                .docker
-                .stats_parse_timeout
-                .unwrap_or(Duration::from_secs(30)),
+            stats_buffer_size: declared(layer.docker.stats_buffer_size),
+            stats_line_size: declared(layer.docker.stats_line_size),
+            stats_parse_timeout: declared(layer.docker.stats_parse_timeout),
             // Reading more often than samples may wait anyway saves no
             // latency; see engine::paced_io.
             stats_read_interval: layer.docker.stats_read_interval.unwrap_or_else(|| {
-                let batch_wait = layer.batch.wait.unwrap_or(DEFAULT_BATCH_WAIT);
-                batch_wait.clamp(Duration::from_millis(50), Duration::from_secs(1))
+                declared(layer.batch.wait).clamp(Duration::from_millis(50), Duration::from_secs(1))
             }),
-            reconcile_interval: layer
-                .docker
-                .reconcile_interval
-                .unwrap_or(Duration::from_secs(30)),
+            reconcile_interval: declared(layer.docker.reconcile_interval),
         },
         influxdb: InfluxConfig {
-            api: influx.api.unwrap_or(Api::V1),
-            protocol: influx.protocol.unwrap_or(Protocol::Http),
+            api: declared(influx.api),
+            protocol: declared(influx.protocol),
             ca_file: influx
                 .ca_file
                 .filter(|f| !f.trim().is_empty())
                 .map(PathBuf::from),
             host: influx.host.unwrap_or_else(|| default_host.into()),
-            port: influx.port.unwrap_or(8086),
-            user: influx.user.unwrap_or_else(|| "admin".into()),
+            port: declared(influx.port),
+            user: declared(influx.user),
             password: match &influx.password_file {
                 Some(path) => read_secret(path, "influxdb.password_file", &origins)?,
-                None => Secret::new(influx.password.unwrap_or_else(|| "admin".into())),
+                None => Secret::new(declared(influx.password)),
             },
-            database: influx.database.unwrap_or_else(|| "docker-stats".into()),
+            database: declared(influx.database),
             token: match &influx.token_file {
                 Some(path) => read_secret(path, "influxdb.token_file", &origins)?,
-                None => Secret::new(influx.token.unwrap_or_default()),
+                None => Secret::new(declared(influx.token)),
             },
-            org: influx.org.unwrap_or_default(),
-            bucket: influx.bucket.unwrap_or_else(|| "docker-stats".into()),
-            retry_max: influx.retry_max.unwrap_or(5),
-            retry_delay: influx.retry_delay.unwrap_or(Duration::from_secs(1)),
-            retry_max_delay: influx.retry_max_delay.unwrap_or(Duration::from_secs(10)),
+            org: declared(influx.org),
+            bucket: declared(influx.bucket),
+            retry_max: declared(influx.retry_max),
+            retry_delay: declared(influx.retry_delay),
+            retry_max_delay: declared(influx.retry_max_delay),
         },
         batch: BatchConfig {
-            size: layer.batch.size.unwrap_or(100),
-            wait: layer.batch.wait.unwrap_or(DEFAULT_BATCH_WAIT),
+            size: declared(layer.batch.size),
+            wait: declared(layer.batch.wait),
         },
         stats: StatsConfig {
-            fields: layer.stats.fields.unwrap_or_default(),
+            fields: declared(layer.stats.fields),
             label_tags: Vec::new(),
-            sampling: layer.stats.sampling.unwrap_or_default(),
-            interval: layer.stats.interval.unwrap_or(Duration::from_millis(100)),
-            cgroup_root: layer
-                .stats
-                .cgroup_root
-                .map_or_else(|| "/sys/fs/cgroup".into(), PathBuf::from),
-            proc_root: layer
-                .stats
-                .proc_root
-                .map_or_else(|| "/proc".into(), PathBuf::from),
+            sampling: declared(layer.stats.sampling),
+            interval: declared(layer.stats.interval),
+            cgroup_root: declared(layer.stats.cgroup_root).into(),
+            proc_root: declared(layer.stats.proc_root).into(),
         },
-        health_listen: match layer.health.listen {
-            Some(listen) if listen.trim().is_empty() => None,
-            Some(listen) => Some(listen),
-            None => Some("127.0.0.1:9466".into()),
-        },
+        health_listen: Some(declared(layer.health.listen)).filter(|l| !l.trim().is_empty()),
         origins: BTreeMap::new(),
     };
 
-    // Every duration has a range: below it a loop would spin or a step be
-    // skipped, above it deadlines overflow or nothing happens in a lifetime.
-    let hour = Duration::from_secs(3600);
-    let ms = Duration::from_millis;
-    let durations: [(&'static str, Duration, Duration, Duration); 8] = [
-        ("shutdown_timeout", config.shutdown_timeout, ms(100), hour),
-        ("batch.wait", config.batch.wait, ms(1), hour),
-        (
-            "influxdb.retry_delay",
-            config.influxdb.retry_delay,
-            ms(10),
-            hour,
-        ),
-        (
-            "influxdb.retry_max_delay",
-            config.influxdb.retry_max_delay,
-            ms(10),
-            hour,
-        ),
+    // The ranges are declared with the settings (`settings::Range`).
+    let durations = [
+        ("shutdown_timeout", config.shutdown_timeout),
+        ("batch.wait", config.batch.wait),
+        ("influxdb.retry_delay", config.influxdb.retry_delay),
+        ("influxdb.retry_max_delay", config.influxdb.retry_max_delay),
         (
             "docker.stats_parse_timeout",
             config.docker.stats_parse_timeout,
-            ms(100),
-            hour,
         ),
         (
             "docker.stats_read_interval",
             config.docker.stats_read_interval,
-            ms(1),
-            hour,
         ),
         (
             "docker.reconcile_interval",
             config.docker.reconcile_interval,
-            ms(100),
-            24 * hour,
         ),
-        ("stats.interval", config.stats.interval, MIN_INTERVAL, hour),
+        ("stats.interval", config.stats.interval),
     ];
-    for (key, value, min, max) in durations {
-        if value < min || value > max {
-            return Err(invalid(
-                key,
-                format!(
-                    "{} is outside the accepted range, {} to {}",
-                    humantime::format_duration(value),
-                    humantime::format_duration(min),
-                    humantime::format_duration(max)
-                ),
-            ));
-        }
+    for (key, value) in durations {
+        settings::declared(key)
+            .check_duration(value)
+            .map_err(|message| invalid(key, message))?;
     }
-    if config.influxdb.retry_max > 100 {
-        return Err(invalid(
-            "influxdb.retry_max",
-            format!(
-                "{} is outside the accepted range, 0 to 100 attempts",
-                config.influxdb.retry_max
-            ),
-        ));
-    }
-    if config.batch.size == 0 {
-        return Err(invalid("batch.size", "must be at least 1 point".into()));
-    }
+    settings::declared("influxdb.retry_max")
+        .check_count(u64::from(config.influxdb.retry_max), "attempts")
+        .map_err(|message| invalid("influxdb.retry_max", message))?;
+    settings::declared("batch.size")
+        .check_count(config.batch.size as u64, "point")
+        .map_err(|message| invalid("batch.size", message))?;
     if config.influxdb.retry_max_delay < config.influxdb.retry_delay {
         return Err(invalid(
             "influxdb.retry_max_delay",
