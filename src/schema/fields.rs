@@ -69,6 +69,45 @@ pub const NET_TOTALS: [&str; 6] = [
     "net_out_dropped",
 ];
 
+/// A container's network counters summed over its interfaces, whichever
+/// source read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetTotals {
+    pub in_bytes: u64,
+    pub in_packets: u64,
+    pub in_errors: u64,
+    pub in_dropped: u64,
+    pub out_bytes: u64,
+    pub out_packets: u64,
+    pub out_errors: u64,
+    pub out_dropped: u64,
+}
+
+impl NetTotals {
+    pub fn add(&mut self, other: &NetTotals) {
+        self.in_bytes += other.in_bytes;
+        self.in_packets += other.in_packets;
+        self.in_errors += other.in_errors;
+        self.in_dropped += other.in_dropped;
+        self.out_bytes += other.out_bytes;
+        self.out_packets += other.out_packets;
+        self.out_errors += other.out_errors;
+        self.out_dropped += other.out_dropped;
+    }
+
+    /// The values of the [`NET_TOTALS`] fields, in that order.
+    pub fn totals(&self) -> [u64; 6] {
+        [
+            self.in_packets,
+            self.out_packets,
+            self.in_errors,
+            self.out_errors,
+            self.in_dropped,
+            self.out_dropped,
+        ]
+    }
+}
+
 /// Every field summed over interfaces: the bytes, then [`NET_TOTALS`].
 pub const NET_FIELDS: [&str; 8] = {
     let mut all = ["net_in_bytes", "net_out_bytes", "", "", "", "", "", ""];
@@ -85,7 +124,9 @@ pub const NET_FIELDS: [&str; 8] = {
 /// share), so their absence is not worth a warning.
 pub const CONDITIONAL: &[&str] = &["cpu_percent", "cpu_limit_cores", "cpu_limit_percent"];
 
-const NET_COUNTERS: &[&str] = &[
+/// The suffixes of the per-interface fields (`net_<iface>_<suffix>`): the
+/// bytes, then the counters of [`NET_TOTALS`] in the same order.
+pub const NET_COUNTERS: &[&str] = &[
     "in_bytes",
     "out_bytes",
     "in_packets",

@@ -88,15 +88,7 @@ pub fn compute_fields(
     put("cpu_throttled_time", int(reading.throttled_ns));
     put("mem_usage", int(reading.mem_usage));
     if let Some(net) = net {
-        let totals = [
-            net.in_packets,
-            net.out_packets,
-            net.in_errors,
-            net.out_errors,
-            net.in_dropped,
-            net.out_dropped,
-        ];
-        for (name, value) in NET_TOTALS.into_iter().zip(totals) {
+        for (name, value) in NET_TOTALS.into_iter().zip(net.totals()) {
             put(name, int(Some(value)));
         }
     }

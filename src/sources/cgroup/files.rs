@@ -1,7 +1,7 @@
 //! The files the cgroup source reads (cgroup v1 or v2, and the network
 //! namespace's `/proc/<pid>/net/dev`), which fields each one feeds, and how
 //! each is parsed into a [`CgroupReading`] of raw counters. Pure: the
-//! sampler (`cgroup::sampler`) or a test hands in each file's text.
+//! sampler (`sources::cgroup::sampler`) or a test hands in each file's text.
 //!
 //! Reading a generated file is most of what a reading costs: the kernel
 //! formats its text afresh every time, 2 to 10 µs a file when 100 containers
@@ -12,7 +12,7 @@
 //! as settings, read once a second rather than at every tick.
 
 use super::cpu::NS_PER_TICK;
-use crate::schema::fields::NET_FIELDS;
+use crate::schema::fields::{NetTotals, NET_FIELDS};
 use crate::schema::formulas::usage_without_inactive_cache;
 
 /// One reading of a container's counters, in the units `docker stats` uses
@@ -51,20 +51,6 @@ impl CgroupReading {
 pub struct ReadWrite {
     pub read: u64,
     pub write: u64,
-}
-
-/// Counters summed over the container's interfaces (loopback excluded, as
-/// the engine reports only the interfaces it attached).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NetTotals {
-    pub in_bytes: u64,
-    pub in_packets: u64,
-    pub in_errors: u64,
-    pub in_dropped: u64,
-    pub out_bytes: u64,
-    pub out_packets: u64,
-    pub out_errors: u64,
-    pub out_dropped: u64,
 }
 
 /// A file the reading needs could not be read or parsed.
@@ -475,6 +461,8 @@ fn v2_io(text: &str) -> (ReadWrite, ReadWrite) {
 
 /// `/proc/<pid>/net/dev`: two header lines, then `iface: rx... tx...` with
 /// eight receive and eight transmit columns.
+/// `/proc/<pid>/net/dev` summed over the interfaces, loopback excluded, as
+/// the engine reports only the interfaces it attached.
 fn net_totals(text: &str) -> NetTotals {
     let mut totals = NetTotals::default();
     for line in text.lines().skip(2) {

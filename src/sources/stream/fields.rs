@@ -1,5 +1,5 @@
-//! The `docker stats` arithmetic: one engine stats sample in, the fields we
-//! store out.
+//! The stream source's fields: one engine stats sample in, the fields we
+//! store out, per platform (Linux, Windows, Podman).
 //!
 //! The formulas are the Docker CLI's (`cli/command/container/stats_helpers.go`)
 //! so that a stored point shows what `docker stats` shows for the same sample:
@@ -12,14 +12,15 @@
 //! * network = the sum over interfaces; block I/O = the sum of
 //!   `io_service_bytes_recursive` entries whose op starts with r/R or w/W.
 //!
-//! Everything here is a pure function of the sample, so it is tested on
+//! The parts both sources share are in `schema::formulas`. Everything here
+//! is a pure function of the sample, so it is tested on
 //! payloads recorded from a real engine.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::engine::client::Platform;
-use crate::schema::fields::NET_TOTALS;
+use crate::schema::fields::{NetTotals, NET_COUNTERS, NET_TOTALS};
 use crate::schema::formulas::{
     cpu_limit_percent, cpu_share_percent, mem_percent, usage_without_inactive_cache,
 };
@@ -325,30 +326,30 @@ fn push_memory_detail(out: &mut Vec<Field>, memory: &MemoryStats) {
 }
 
 fn push_network_detail(out: &mut Vec<Field>, networks: &BTreeMap<Cow<str>, NetworkStats>) {
-    let mut totals = [0u64; 6];
+    let mut sum = NetTotals::default();
     for (name, n) in networks {
-        let counters = [
-            ("in_bytes", n.rx_bytes),
-            ("out_bytes", n.tx_bytes),
-            ("in_packets", n.rx_packets),
-            ("out_packets", n.tx_packets),
-            ("in_errors", n.rx_errors),
-            ("out_errors", n.tx_errors),
-            ("in_dropped", n.rx_dropped),
-            ("out_dropped", n.tx_dropped),
-        ];
-        for (i, (suffix, value)) in counters.into_iter().enumerate() {
-            let value = value.unwrap_or(0);
-            if i >= 2 {
-                totals[i - 2] += value;
-            }
+        let interface = NetTotals {
+            in_bytes: n.rx_bytes.unwrap_or(0),
+            in_packets: n.rx_packets.unwrap_or(0),
+            in_errors: n.rx_errors.unwrap_or(0),
+            in_dropped: n.rx_dropped.unwrap_or(0),
+            out_bytes: n.tx_bytes.unwrap_or(0),
+            out_packets: n.tx_packets.unwrap_or(0),
+            out_errors: n.tx_errors.unwrap_or(0),
+            out_dropped: n.tx_dropped.unwrap_or(0),
+        };
+        let values = [interface.in_bytes, interface.out_bytes]
+            .into_iter()
+            .chain(interface.totals());
+        for (suffix, value) in NET_COUNTERS.iter().zip(values) {
             out.push((
                 format!("net_{name}_{suffix}").into(),
                 FieldValue::Int(value),
             ));
         }
+        sum.add(&interface);
     }
-    for (name, value) in NET_TOTALS.into_iter().zip(totals) {
+    for (name, value) in NET_TOTALS.into_iter().zip(sum.totals()) {
         out.push((Cow::Borrowed(name), FieldValue::Int(value)));
     }
 }
