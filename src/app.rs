@@ -22,7 +22,7 @@ use crate::supervision::supervisor::{StopAll, Supervisor};
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::telemetry::server;
-use crate::writer::{spool, BatchWriter, Drain, SpoolRemaining};
+use crate::writer::{spool, BatchWriterActor, Drain, SpoolRemaining};
 
 pub async fn run(config: Config) -> Exit {
     let counters = Arc::new(Counters::default());
@@ -66,7 +66,7 @@ pub async fn run(config: Config) -> Exit {
             return Exit::Configuration;
         }
     }
-    let writer = match BatchWriter::new(&config, Arc::clone(&counters), Arc::clone(&health)) {
+    let writer = match BatchWriterActor::new(&config, Arc::clone(&counters), Arc::clone(&health)) {
         Ok(writer) => writer.start(),
         Err(error) => {
             log::error!("{error}");
@@ -170,9 +170,9 @@ pub async fn run(config: Config) -> Exit {
     drain(&writer, &counters, deadline).await
 }
 
-async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instant) -> Exit {
+async fn drain(writer: &Addr<BatchWriterActor>, counters: &Counters, deadline: Instant) -> Exit {
     let drained = timeout_at(deadline.into(), writer.send(Drain)).await;
-    let written = Counters::get(&counters.points_written);
+    let written = counters.books().written;
     let code = match drained {
         Ok(Ok(())) => {
             log::info!("shut down cleanly; {written} point(s) written in total");
@@ -204,16 +204,9 @@ async fn drain(writer: &Addr<BatchWriter>, counters: &Counters, deadline: Instan
             Exit::Failed
         }
     };
-    // The writer's books, for the operator and for tests: they always balance.
-    log::info!(
-        "points: collected={} written={} dropped={} rejected={} spooled={} undelivered={}",
-        Counters::get(&counters.points_collected),
-        written,
-        Counters::get(&counters.points_dropped),
-        Counters::get(&counters.points_rejected),
-        Counters::get(&counters.points_spooled),
-        Counters::get(&counters.points_buffered),
-    );
+    // The writer's books, last, in a form scripts and tests read back
+    // (`BooksLine`); they always balance.
+    log::info!("{}", counters.books());
     code
 }
 
@@ -242,7 +235,7 @@ mod tests {
         let code = system.block_on(async {
             let counters = Arc::new(Counters::default());
             let health = Arc::new(Health::new(Arc::clone(&counters), Duration::from_secs(60)));
-            let writer = BatchWriter::new(&config, Arc::clone(&counters), health)
+            let writer = BatchWriterActor::new(&config, Arc::clone(&counters), health)
                 .unwrap()
                 .start();
             // Without a spool_dir this stops the writer and answers an error.

@@ -1,6 +1,6 @@
 //! `batch.wait` counts from when a sample was taken, not from when its point
 //! reached the writer: the time a sample spends in a socket before being
-//! read (streams are read on a beat) is not added to it. The BatchWriter
+//! read (streams are read on a beat) is not added to it. The BatchWriterActor
 //! against a real InfluxDB.
 
 mod support;
@@ -12,7 +12,7 @@ use actix::Actor;
 use docker_stats_service::config::{self, Overrides};
 use docker_stats_service::telemetry::counters::Counters;
 use docker_stats_service::telemetry::health::Health;
-use docker_stats_service::writer::{BatchWriter, WritePoint};
+use docker_stats_service::writer::{BatchWriterActor, WritePoint};
 use support::eventually;
 use support::influx::shared;
 
@@ -38,7 +38,7 @@ async fn a_points_batch_wait_counts_from_its_sample_time() {
     let config = config::load(&Overrides::default(), env).unwrap();
     let counters = Arc::new(Counters::default());
     let health = Arc::new(Health::new(Arc::clone(&counters), Duration::from_secs(60)));
-    let writer = BatchWriter::new(&config, Arc::clone(&counters), health)
+    let writer = BatchWriterActor::new(&config, Arc::clone(&counters), health)
         .unwrap()
         .start();
     let count = |series: &'static str| async move {

@@ -79,9 +79,7 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
     );
     let idle = containers.idle("idle");
     let mut service = Service::start(influx, db, CGROUP_100MS);
-    service
-        .wait_for_log("from its cgroup", Duration::from_secs(20))
-        .await;
+    service.wait_for_following(Duration::from_secs(20)).await;
 
     // The engine's own samples of both containers over the same seconds.
     let window = Duration::from_secs(8);
@@ -218,9 +216,7 @@ async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
         &["sleep", "3600"],
     );
     let mut service = Service::start(influx, db, CGROUP_100MS);
-    service
-        .wait_for_log("from its cgroup", Duration::from_secs(20))
-        .await;
+    service.wait_for_following(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
     service.terminate().await;
 
@@ -316,9 +312,7 @@ async fn essential_fields_alone_are_stored_and_follow_a_limit_changed_by_docker_
     let mut env = CGROUP_100MS.to_vec();
     env.push(("STATS_FIELDS", "ESSENTIAL"));
     let mut service = Service::start(influx, db, &env);
-    service
-        .wait_for_log("from its cgroup", Duration::from_secs(20))
-        .await;
+    service.wait_for_following(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let updated_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

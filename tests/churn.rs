@@ -34,12 +34,12 @@ fn running_containers() -> usize {
 }
 
 /// The registry size from the Supervisor's latest reconciliation log line.
-fn last_registry_size(logs: &str) -> Option<usize> {
-    logs.lines()
-        .rev()
-        .find_map(|l| l.split("watching ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+/// The Supervisor's registry size, as `/metrics` shows it.
+async fn registry_size(service: &Service) -> usize {
+    service
+        .metric("dss_containers_watched")
+        .await
+        .unwrap_or(0.0) as usize
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,10 +63,7 @@ async fn two_hundred_containers_come_and_go_without_leaking_anything() {
     eventually(
         Duration::from_secs(60),
         "the service to follow the new containers",
-        || async {
-            let logs = service.logs();
-            (last_registry_size(&logs).unwrap_or(0) >= 150).then_some(())
-        },
+        || async { (registry_size(&service).await >= 150).then_some(()) },
     )
     .await;
     containers.remove_many(&names);
@@ -82,17 +79,13 @@ async fn two_hundred_containers_come_and_go_without_leaking_anything() {
         || async { (fd_count(pid) <= fds + 2).then_some(()) },
     )
     .await;
-    // A reconciliation after the churn shows the registry is exact.
+    // The registry settles on exactly the running containers (a
+    // reconciliation corrects anything an event missed).
     let running = running_containers();
-    let mark = service.logs().len();
     eventually(
         Duration::from_secs(20),
-        "a reconciliation after the churn",
-        || async {
-            let logs = service.logs();
-            last_registry_size(&logs[mark..])
-                .map(|n| assert_eq!(n, running, "registry != running containers"))
-        },
+        "the registry to hold exactly the running containers",
+        || async { (registry_size(&service).await == running).then_some(()) },
     )
     .await;
     let rss_after = rss_kib(pid);
@@ -107,7 +100,7 @@ async fn two_hundred_containers_come_and_go_without_leaking_anything() {
     eventually(
         Duration::from_secs(60),
         "the second round to be followed",
-        || async { (last_registry_size(&service.logs()).unwrap_or(0) >= 80).then_some(()) },
+        || async { (registry_size(&service).await >= 80).then_some(()) },
     )
     .await;
     containers.remove_many(&again);

@@ -390,9 +390,7 @@ async fn sigterm_flushes_every_point_collected() {
             Duration::from_secs(20),
         )
         .await;
-    service
-        .wait_for_log("following stats of container", Duration::from_secs(20))
-        .await;
+    service.wait_for_following(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let q = format!("SELECT count(mem_used) FROM docker_stats WHERE container_id = '{id}'");
     assert_eq!(
@@ -457,9 +455,7 @@ async fn container_lifecycle_events_are_recorded() {
     let db = "events";
     let containers = TestContainers::new("events");
     let mut service = Service::start(influx, db, &[]);
-    service
-        .wait_for_log("watching", Duration::from_secs(20))
-        .await;
+    service.wait_for_events(Duration::from_secs(20)).await;
     let id = containers.run("exit3", &[], &["sh", "-c", "sleep 1; exit 3"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     containers.remove("exit3");
@@ -532,9 +528,7 @@ async fn oom_kills_and_health_changes_are_recorded_as_events() {
     let db = "events_oom_health";
     let containers = TestContainers::new("events2");
     let mut service = Service::start(influx, db, &[]);
-    service
-        .wait_for_log("watching", Duration::from_secs(20))
-        .await;
+    service.wait_for_events(Duration::from_secs(20)).await;
     let since = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
     let healthy = containers.run(
         "healthy",

@@ -24,13 +24,11 @@ async fn waits_for_the_engine_then_reconciles_what_changed_while_it_was_cut_off(
     let socket = DockerProxy::reserve_path();
     let mut service = Service::start(influx, db, &[("DOCKER_SOCKET_PATH", socket.as_str())]);
     service
-        .wait_for_log("does not exist", Duration::from_secs(10))
+        .wait_for_check("docker", false, "does not exist", Duration::from_secs(10))
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let proxy = DockerProxy::start_at(socket).await;
-    service
-        .wait_for_log("connected to Docker engine", Duration::from_secs(15))
-        .await;
+    service.wait_for_engine(Duration::from_secs(15)).await;
     assert_eq!(
         service.logs().matches("does not exist").count(),
         1,
@@ -50,10 +48,7 @@ async fn waits_for_the_engine_then_reconciles_what_changed_while_it_was_cut_off(
 
     wait_for_points(influx, db, &arriving, Duration::from_secs(40)).await;
     service
-        .wait_for_log(
-            &format!("stopped following container {}", &leaving[..12]),
-            Duration::from_secs(40),
-        )
+        .wait_for_unfollowed(&leaving, Duration::from_secs(40))
         .await;
     service
         .wait_for_log("Docker engine reachable again", Duration::from_secs(10))
@@ -96,7 +91,7 @@ async fn a_stalled_stats_stream_is_restarted_after_the_parse_timeout() {
     assert!(frozen >= 1, "no stats stream to freeze");
     let before = count_points(influx, db, &id).await;
     service
-        .wait_for_log("Stalled", Duration::from_secs(10))
+        .wait_for_metric("dss_stream_restarts_total", 1.0, Duration::from_secs(10))
         .await;
     eventually(
         Duration::from_secs(15),
@@ -197,9 +192,7 @@ async fn events_keep_being_applied_when_listing_containers_takes_longer_than_the
             ("RECONCILE_INTERVAL", "1s"),
         ],
     );
-    service
-        .wait_for_log("connected to Docker engine", Duration::from_secs(20))
-        .await;
+    service.wait_for_engine(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Started now, it is known from its start event (held while a list is
     // in flight, which is always) and from the next list that completes.

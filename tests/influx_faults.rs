@@ -106,7 +106,9 @@ async fn wrong_password_is_one_clear_error_without_a_tight_loop_and_recovers() {
     ];
     let mut service = Service::start(&influx, db, &env);
     service
-        .wait_for_log(
+        .wait_for_check(
+            "write_capability",
+            false,
             "authentication failed for user \"collector\"",
             Duration::from_secs(20),
         )
@@ -410,7 +412,11 @@ async fn rss_during_outage(influx: &InfluxServer, budget: &str) -> (u64, u64) {
     ];
     let mut service = Service::start(influx, "outage_memory", &env);
     service
-        .wait_for_log("buffer full", Duration::from_secs(60))
+        .wait_for_metric(
+            r#"dss_points_dropped_total{reason="buffer_full"}"#,
+            1.0,
+            Duration::from_secs(60),
+        )
         .await;
     // Keep overflowing: every point now replaces an older one.
     tokio::time::sleep(Duration::from_secs(8)).await;

@@ -26,11 +26,13 @@ async fn sigterm_with_influxdb_unreachable_reports_undelivered_points_and_exits_
         ],
     );
     service
-        .wait_for_log("is unreachable", Duration::from_secs(20))
+        .wait_for_metric(
+            r#"dss_write_errors_total{class="unreachable"}"#,
+            1.0,
+            Duration::from_secs(20),
+        )
         .await;
-    service
-        .wait_for_log("following stats of container", Duration::from_secs(20))
-        .await;
+    service.wait_for_following(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = std::time::Instant::now();
     let status = service.terminate().await;

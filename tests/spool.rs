@@ -49,7 +49,11 @@ async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_
     ];
     let mut service = Service::start(&influx, db, &env);
     service
-        .wait_for_log("buffer full", Duration::from_secs(40))
+        .wait_for_metric(
+            r#"dss_points_dropped_total{reason="buffer_full"}"#,
+            1.0,
+            Duration::from_secs(40),
+        )
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let status = service.terminate().await;
@@ -174,9 +178,7 @@ async fn three_failed_shutdowns_leave_one_spool_file_and_the_next_start_delivers
     let mut spooled_before = 0;
     for run in 1..=3 {
         let mut service = Service::start(&influx, db, &env);
-        service
-            .wait_for_log("connected to Docker engine", Duration::from_secs(20))
-            .await;
+        service.wait_for_engine(Duration::from_secs(20)).await;
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(service.terminate().await.code(), Some(1));
         let books = service.books_at_exit();
@@ -329,9 +331,7 @@ async fn a_spool_that_cannot_be_saved_is_reported_and_its_points_counted_undeliv
         ("SPOOL_DIR", spool.as_str()),
     ];
     let mut service = Service::start(&influx, "spool_lost", &env);
-    service
-        .wait_for_log("connected to Docker engine", Duration::from_secs(20))
-        .await;
+    service.wait_for_engine(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The directory disappears under the service and a file takes its
     // place: the save at shutdown cannot succeed (as on a full disk).

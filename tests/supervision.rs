@@ -18,7 +18,7 @@ use docker_stats_service::telemetry::health::Health;
 use docker_stats_service::writer::WritePoint;
 use support::containers::TestContainers;
 
-/// Stands in for the BatchWriter: keeps every line it is sent.
+/// Stands in for the BatchWriterActor: keeps every line it is sent.
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
 impl Actor for Recorder {

@@ -46,9 +46,7 @@ async fn the_v2_api_stores_the_same_values_tags_and_timestamps() {
             ("LOG_LEVEL", "trace"),
         ],
     );
-    service
-        .wait_for_log("following stats of container", Duration::from_secs(20))
-        .await;
+    service.wait_for_following(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = record_samples(id.clone(), Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -5,8 +5,8 @@
 //! its stream and it puts no bound on a frame's size. This reader keeps the
 //! negotiated API version and does the framing itself (`engine::frames`), so
 //! that an oversized frame is counted and skipped instead of costing the
-//! stream; frames are decoded by the StatsActor (`sources::stream::sample`), which
-//! skips and counts malformed ones the same way.
+//! stream; frames are decoded by the stream source (`sources::stream`),
+//! which skips and counts malformed ones the same way.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //!
 //! The EventActor tells it what changed (and, after every (re)subscription,
 //! the full list of running containers to reconcile with). A child whose
-//! stream fails is replaced by a new one after an exponential backoff; a
+//! source fails is replaced by a new one after an exponential backoff; a
 //! child that died without saying so (a panic closes its mailbox silently) is
 //! noticed by a periodic liveness check and replaced the same way.
 
@@ -84,7 +84,7 @@ impl Supervisor {
     /// Shows the registry's size on `/health` and `/metrics`.
     fn publish(&self) {
         Counters::set(
-            &self.links.health.containers_watched,
+            &self.links.counters.containers_watched,
             self.children.len() as u64,
         );
     }

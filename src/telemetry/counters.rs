@@ -1,11 +1,15 @@
-//! The service's own counters, shared by every actor. Plain atomics: actors
-//! bump them on the hot path without messages, and shutdown, logs and tests
+//! The service's own counters and gauges, shared by every actor, each
+//! declared once with the Prometheus name, type and help `/metrics` shows
+//! it under ([`Counters::exposition`]). Plain atomics: actors bump them on
+//! the hot path without messages, and shutdown, `/health` and `/metrics`
 //! read them.
 //!
 //! The point counters mirror the writer's books (`writer::buffer::Books`):
 //! `points_collected = points_written + points_dropped + points_rejected +
 //! points_spooled + points_buffered` whenever the writer is between messages.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -37,12 +41,56 @@ pub struct Counters {
     pub points_buffered: AtomicU64,
     /// Bytes of encoded points waiting or in flight (a gauge).
     pub buffered_bytes: AtomicU64,
+    /// Containers in the Supervisor's registry (a gauge).
+    pub containers_watched: AtomicU64,
     /// Write requests that failed.
     pub write_errors: AtomicU64,
     /// StatsActors restarted after their stream failed.
     pub stream_restarts: AtomicU64,
     /// Event stream reconnects.
     pub event_reconnects: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One sample of `/metrics`: a series of a metric family. Samples of one
+/// family are consecutive and share the first one's help.
+pub struct Exposed<'a> {
+    pub name: &'static str,
+    /// A label that tells the family's series apart, e.g. `reason="rejected"`.
+    pub label: Option<(&'static str, &'static str)>,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub value: &'a AtomicU64,
+}
+
+const fn exposed<'a>(
+    name: &'static str,
+    label: Option<(&'static str, &'static str)>,
+    kind: Kind,
+    help: &'static str,
+    value: &'a AtomicU64,
+) -> Exposed<'a> {
+    Exposed {
+        name,
+        label,
+        kind,
+        help,
+        value,
+    }
 }
 
 impl Counters {
@@ -56,5 +104,144 @@ impl Counters {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    #[rustfmt::skip]
+    /// Every counter as `/metrics` shows it. `write_errors` is not here:
+    /// `/metrics` shows it by class, from the health state.
+    pub fn exposition(&self) -> [Exposed<'_>; 16] {
+        use Kind::{Counter, Gauge};
+        let reason = |r| Some(("reason", r));
+        [
+            exposed("dss_samples_received_total", None, Counter,
+                "Stats samples received from the engine or read from cgroups.", &self.samples_received),
+            exposed("dss_cgroup_ticks_skipped_total", None, Counter,
+                "cgroup sampling ticks skipped because the previous one ran late.", &self.cgroup_ticks_skipped),
+            exposed("dss_cgroup_fallbacks_total", None, Counter,
+                "Containers sampled from the stream because their cgroup files could not be read.", &self.cgroup_fallbacks),
+            exposed("dss_samples_empty_total", None, Counter,
+                "Empty samples of stopped containers, not written.", &self.samples_empty),
+            exposed("dss_frames_skipped_total", reason("malformed"), Counter,
+                "Stats frames skipped, by reason.", &self.frames_malformed),
+            exposed("dss_frames_skipped_total", reason("oversized"), Counter, "", &self.frames_oversized),
+            exposed("dss_points_collected_total", None, Counter,
+                "Points handed to the writer.", &self.points_collected),
+            exposed("dss_points_written_total", None, Counter,
+                "Points InfluxDB acknowledged.", &self.points_written),
+            exposed("dss_points_dropped_total", reason("buffer_full"), Counter,
+                "Points given up, by reason.", &self.points_dropped),
+            exposed("dss_points_dropped_total", reason("rejected"), Counter, "", &self.points_rejected),
+            exposed("dss_points_spooled_total", None, Counter,
+                "Points saved to the spool at shutdown.", &self.points_spooled),
+            exposed("dss_points_buffered", None, Gauge,
+                "Points waiting or in flight.", &self.points_buffered),
+            exposed("dss_buffered_bytes", None, Gauge,
+                "Bytes of encoded points waiting or in flight.", &self.buffered_bytes),
+            exposed("dss_containers_watched", None, Gauge,
+                "Containers in the Supervisor's registry.", &self.containers_watched),
+            exposed("dss_stream_restarts_total", None, Counter,
+                "Stats streams restarted after a failure.", &self.stream_restarts),
+            exposed("dss_event_reconnects_total", None, Counter,
+                "Docker event stream reconnections.", &self.event_reconnects),
+        ]
+    }
+
+    /// The writer's books as they stand: the service's last log line.
+    pub fn books(&self) -> BooksLine {
+        BooksLine {
+            collected: Counters::get(&self.points_collected),
+            written: Counters::get(&self.points_written),
+            dropped: Counters::get(&self.points_dropped),
+            rejected: Counters::get(&self.points_rejected),
+            spooled: Counters::get(&self.points_spooled),
+            undelivered: Counters::get(&self.points_buffered),
+        }
+    }
+}
+
+/// The books the service logs when it stops, in a form made to be read
+/// back (by operators' scripts and the tests): `points: collected=N
+/// written=N dropped=N rejected=N spooled=N undelivered=N`, which always
+/// balance: `collected` is the sum of the others.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BooksLine {
+    pub collected: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub spooled: u64,
+    pub undelivered: u64,
+}
+
+impl BooksLine {
+    pub const PREFIX: &'static str = "points: ";
+
+    pub fn balances(&self) -> bool {
+        self.collected
+            == self.written + self.dropped + self.rejected + self.spooled + self.undelivered
+    }
+}
+
+impl fmt::Display for BooksLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}collected={} written={} dropped={} rejected={} spooled={} undelivered={}",
+            Self::PREFIX,
+            self.collected,
+            self.written,
+            self.dropped,
+            self.rejected,
+            self.spooled,
+            self.undelivered
+        )
+    }
+}
+
+impl FromStr for BooksLine {
+    type Err = String;
+
+    /// Reads the line back from anywhere in a log line (after the logger's
+    /// own prefix).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (_, pairs) = text
+            .split_once(Self::PREFIX)
+            .ok_or_else(|| format!("{text:?} holds no books ({:?})", Self::PREFIX))?;
+        let value = |key: &str| -> Result<u64, String> {
+            pairs
+                .split_whitespace()
+                .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("no {key}=N in {text:?}"))
+        };
+        Ok(BooksLine {
+            collected: value("collected")?,
+            written: value("written")?,
+            dropped: value("dropped")?,
+            rejected: value("rejected")?,
+            spooled: value("spooled")?,
+            undelivered: value("undelivered")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_books_line_reads_back_what_it_says() {
+        let books = BooksLine {
+            collected: 10,
+            written: 6,
+            dropped: 1,
+            rejected: 1,
+            spooled: 1,
+            undelivered: 1,
+        };
+        let logged = format!("[2026-11-25T08:00:00Z INFO app] {books}");
+        assert_eq!(logged.parse::<BooksLine>(), Ok(books));
+        assert!(books.balances());
+        assert!("points: collected=1".parse::<BooksLine>().is_err());
     }
 }

@@ -1,6 +1,7 @@
-//! The service's own state, as the actors report it, and the checks
-//! `/health` answers from it. `metrics` renders it for Prometheus and
-//! `server` serves both.
+//! The health checks `/health` answers from (engine, events, InfluxDB,
+//! write capability, samples), as the actors report them, with the latency
+//! histograms and each followed container's last sample time that
+//! `/metrics` shows beside the counters.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -145,7 +146,6 @@ pub struct Health {
     /// How old the last write may be, while points wait, before it counts
     /// as a failure.
     write_age_limit: Duration,
-    pub containers_watched: AtomicU64,
     pub write_duration: Histogram,
     pub batch_points: Histogram,
     /// From a sample's own time to InfluxDB acknowledging its point.
@@ -188,7 +188,6 @@ impl Health {
             write_capability: Check::default(),
             last_write_ms: AtomicU64::new(0),
             write_age_limit,
-            containers_watched: AtomicU64::new(0),
             write_duration: Histogram::new(LATENCY_BOUNDS),
             batch_points: Histogram::new(BATCH_BOUNDS),
             sample_to_stored: Histogram::new(AGE_BOUNDS),
@@ -377,7 +376,7 @@ impl Health {
                     .to_string()
             }),
             last_write_age_seconds: age,
-            containers_watched: self.containers_watched.load(Ordering::Relaxed),
+            containers_watched: Counters::get(&self.counters.containers_watched),
             points_buffered: buffered,
             points_dropped: Counters::get(&self.counters.points_dropped),
             points_rejected: Counters::get(&self.counters.points_rejected),

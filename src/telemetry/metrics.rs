@@ -11,11 +11,6 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    header(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
 /// Escapes a label value: backslash, double quote and newline.
 fn label(value: &str) -> String {
     value
@@ -36,89 +31,23 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 }
 
 pub fn render(health: &Health) -> String {
-    let c = &health.counters;
     let mut out = String::with_capacity(4096);
-    single(
-        &mut out,
-        "dss_samples_received_total",
-        "counter",
-        "Stats samples received from the engine or read from cgroups.",
-        Counters::get(&c.samples_received),
-    );
-    single(
-        &mut out,
-        "dss_cgroup_ticks_skipped_total",
-        "counter",
-        "cgroup sampling ticks skipped because the previous one ran late.",
-        Counters::get(&c.cgroup_ticks_skipped),
-    );
-    single(
-        &mut out,
-        "dss_cgroup_fallbacks_total",
-        "counter",
-        "Containers sampled from the stream because their cgroup files could not be read.",
-        Counters::get(&c.cgroup_fallbacks),
-    );
-    single(
-        &mut out,
-        "dss_samples_empty_total",
-        "counter",
-        "Empty samples of stopped containers, not written.",
-        Counters::get(&c.samples_empty),
-    );
-    header(
-        &mut out,
-        "dss_frames_skipped_total",
-        "counter",
-        "Stats frames skipped, by reason.",
-    );
-    let _ = writeln!(
-        out,
-        "dss_frames_skipped_total{{reason=\"malformed\"}} {}",
-        Counters::get(&c.frames_malformed)
-    );
-    let _ = writeln!(
-        out,
-        "dss_frames_skipped_total{{reason=\"oversized\"}} {}",
-        Counters::get(&c.frames_oversized)
-    );
-    single(
-        &mut out,
-        "dss_points_collected_total",
-        "counter",
-        "Points handed to the writer.",
-        Counters::get(&c.points_collected),
-    );
-    single(
-        &mut out,
-        "dss_points_written_total",
-        "counter",
-        "Points InfluxDB acknowledged.",
-        Counters::get(&c.points_written),
-    );
-    header(
-        &mut out,
-        "dss_points_dropped_total",
-        "counter",
-        "Points given up, by reason.",
-    );
-    let _ = writeln!(
-        out,
-        "dss_points_dropped_total{{reason=\"buffer_full\"}} {}",
-        Counters::get(&c.points_dropped)
-    );
-    let _ = writeln!(
-        out,
-        "dss_points_dropped_total{{reason=\"rejected\"}} {}",
-        Counters::get(&c.points_rejected)
-    );
-    single(
-        &mut out,
-        "dss_points_spooled_total",
-        "counter",
-        "Points saved to the spool at shutdown.",
-        Counters::get(&c.points_spooled),
-    );
+    let mut family = "";
+    for exposed in health.counters.exposition() {
+        if exposed.name != family {
+            family = exposed.name;
+            header(&mut out, exposed.name, exposed.kind.as_str(), exposed.help);
+        }
+        let value = Counters::get(exposed.value);
+        match exposed.label {
+            Some((key, label)) => {
+                let _ = writeln!(out, "{}{{{key}=\"{label}\"}} {value}", exposed.name);
+            }
+            None => {
+                let _ = writeln!(out, "{} {value}", exposed.name);
+            }
+        }
+    }
     header(
         &mut out,
         "dss_write_errors_total",
@@ -146,48 +75,13 @@ pub fn render(health: &Health) -> String {
         "From a point's own timestamp to InfluxDB acknowledging it.",
         &health.sample_to_stored,
     );
-    single(
-        &mut out,
-        "dss_points_buffered",
-        "gauge",
-        "Points waiting or in flight.",
-        Counters::get(&c.points_buffered),
-    );
-    single(
-        &mut out,
-        "dss_buffered_bytes",
-        "gauge",
-        "Bytes of encoded points waiting or in flight.",
-        Counters::get(&c.buffered_bytes),
-    );
-    single(
+    header(
         &mut out,
         "dss_active_streams",
         "gauge",
         "Stats streams being followed.",
-        health.active_streams() as u64,
     );
-    single(
-        &mut out,
-        "dss_containers_watched",
-        "gauge",
-        "Containers in the Supervisor's registry.",
-        Counters::get(&health.containers_watched),
-    );
-    single(
-        &mut out,
-        "dss_stream_restarts_total",
-        "counter",
-        "Stats streams restarted after a failure.",
-        Counters::get(&c.stream_restarts),
-    );
-    single(
-        &mut out,
-        "dss_event_reconnects_total",
-        "counter",
-        "Docker event stream reconnections.",
-        Counters::get(&c.event_reconnects),
-    );
+    let _ = writeln!(out, "dss_active_streams {}", health.active_streams());
     header(
         &mut out,
         "dss_seconds_since_last_sample",

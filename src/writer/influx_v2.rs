@@ -3,7 +3,7 @@
 //! compatibility endpoint (token `user:password`, bucket `database/rp`).
 //!
 //! The crate neither retries nor buffers, and consumes the body it sends;
-//! the BatchWriter encodes each batch itself, so a retry resends exactly the
+//! the BatchWriterActor encodes each batch itself, so a retry resends exactly the
 //! same bytes. Buckets are not created: that needs an organization id and
 //! an all-access token, which a collector should not hold.
 

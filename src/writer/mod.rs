@@ -95,7 +95,7 @@ struct Overflow {
 /// How often a full buffer is reported while it keeps dropping points.
 const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
 
-pub struct BatchWriter {
+pub struct BatchWriterActor {
     client: Rc<InfluxClient>,
     buffer: Buffer,
     /// `batch_size`, or lower once the server refused a batch as too large
@@ -125,13 +125,13 @@ pub struct BatchWriter {
     drain_waiters: Vec<oneshot::Sender<()>>,
 }
 
-impl BatchWriter {
+impl BatchWriterActor {
     pub fn new(
         config: &Config,
         counters: Arc<Counters>,
         health: Arc<Health>,
     ) -> Result<Self, WriteError> {
-        Ok(BatchWriter {
+        Ok(BatchWriterActor {
             client: Rc::new(InfluxClient::new(&config.influxdb)?),
             buffer: Buffer::new(config.max_buffer_bytes),
             batch_limit: config.batch.size,
@@ -564,7 +564,7 @@ fn format_delay(delay: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
 }
 
-impl Actor for BatchWriter {
+impl Actor for BatchWriterActor {
     type Context = Context<Self>;
 
     /// Producers use `do_send`, which queues regardless of the mailbox
@@ -576,7 +576,7 @@ impl Actor for BatchWriter {
     }
 }
 
-impl Handler<WritePoint> for BatchWriter {
+impl Handler<WritePoint> for BatchWriterActor {
     type Result = ();
 
     fn handle(&mut self, WritePoint { line, taken }: WritePoint, ctx: &mut Self::Context) {
@@ -592,7 +592,7 @@ impl Handler<WritePoint> for BatchWriter {
     }
 }
 
-impl Handler<Drain> for BatchWriter {
+impl Handler<Drain> for BatchWriterActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
@@ -606,7 +606,7 @@ impl Handler<Drain> for BatchWriter {
     }
 }
 
-impl Handler<SpoolRemaining> for BatchWriter {
+impl Handler<SpoolRemaining> for BatchWriterActor {
     type Result = Result<u64, String>;
 
     /// Runs once, at the end of shutdown: writing the file synchronously

@@ -164,7 +164,7 @@ pub async fn assert_books_match_the_daemon_and_influxdb(
     db: &str,
     id: &str,
     samples: &[ContainerStatsResponse],
-    books: &super::service::Books,
+    books: &docker_stats_service::telemetry::counters::BooksLine,
 ) {
     let recorded: std::collections::BTreeSet<i64> = samples.iter().map(read_ns).collect();
     let (Some(first), Some(last)) = (recorded.first(), recorded.last()) else {

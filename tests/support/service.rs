@@ -4,6 +4,8 @@
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use docker_stats_service::telemetry::counters::BooksLine;
+
 use super::influx::{tempdir, Influx};
 
 pub struct Service {
@@ -40,6 +42,8 @@ impl Service {
             .env("INFLUXDB_PORT", &port)
             .env("INFLUXDB_DB", database)
             .env("BATCH_WAIT_MS", "200")
+            // The kernel picks the port: a port chosen here and set free
+            // again could be taken by another test's server meanwhile.
             .env("HEALTH_LISTEN", "127.0.0.1:0")
             .env("LOG_LEVEL", "debug");
         for (key, value) in env {
@@ -73,19 +77,104 @@ impl Service {
             .unwrap_or_else(|| panic!("no {which} in /proc/{}/status", self.pid()))
     }
 
-    /// The address of `/health` and `/metrics`, once the service logged it.
+    /// The address of `/health` and `/metrics`: the one TCP port the
+    /// process listens on, as the kernel reports it, once it answers.
     pub async fn health_address(&self) -> String {
-        self.wait_for_log(
-            "health endpoint listening on http://",
-            Duration::from_secs(10),
-        )
-        .await;
-        let logs = self.logs();
-        logs.split("health endpoint listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("the health address")
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(address) = listening_address(self.pid()) {
+                if reqwest::get(format!("http://{address}/health"))
+                    .await
+                    .is_ok()
+                {
+                    return address;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/health did not answer within 10s; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `/health`'s check `name` passes (`true`) or fails with
+    /// a detail that contains `detail`.
+    pub async fn wait_for_check(&self, name: &str, ok: bool, detail: &str, timeout: Duration) {
+        let address = self.health_address().await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, body) = get_health(&address).await;
+            let check = &body["checks"][name];
+            let detail_ok = check["detail"].as_str().is_some_and(|d| d.contains(detail));
+            if check["ok"].as_bool() == Some(ok) && detail_ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/health check {name} not ok={ok} with {detail:?} within {timeout:?}: {body}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the engine answers (`/health`'s docker check).
+    pub async fn wait_for_engine(&self, timeout: Duration) {
+        self.wait_for_check("docker", true, "", timeout).await;
+    }
+
+    /// Waits until the event stream is subscribed and the running
+    /// containers listed: from then on no start is missed.
+    pub async fn wait_for_events(&self, timeout: Duration) {
+        self.wait_for_check("events", true, "", timeout).await;
+    }
+
+    /// Waits until at least one container is being read.
+    pub async fn wait_for_following(&self, timeout: Duration) {
+        self.wait_for_metric("dss_active_streams", 1.0, timeout)
+            .await;
+    }
+
+    /// The value of one `/metrics` series now, if it is shown.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric(&get_metrics(&self.health_address().await).await, series)
+    }
+
+    /// Waits until `/metrics` no longer shows a last-sample age for the
+    /// container: the service stopped following it.
+    pub async fn wait_for_unfollowed(&self, id: &str, timeout: Duration) {
+        let address = self.health_address().await;
+        let deadline = Instant::now() + timeout;
+        let label = format!("container_id=\"{id}\"");
+        while get_metrics(&address).await.contains(&label) {
+            assert!(
+                Instant::now() < deadline,
+                "container {id} still followed after {timeout:?}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the `/metrics` sample `series` (a name with its labels,
+    /// as exposed) is at least `at_least`.
+    pub async fn wait_for_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+        let address = self.health_address().await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = metric(&get_metrics(&address).await, series);
+            if value.is_some_and(|v| v >= at_least) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} is {value:?}, not {at_least} or more, after {timeout:?}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -165,43 +254,61 @@ pub async fn get_metrics(address: &str) -> String {
         .expect("a text body")
 }
 
-/// The writer's books as the service logged them at shutdown.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Books {
-    pub collected: u64,
-    pub written: u64,
-    pub dropped: u64,
-    pub rejected: u64,
-    pub spooled: u64,
-    pub undelivered: u64,
+/// The IPv4 address a process listens on over TCP, from its open sockets
+/// (`/proc/<pid>/fd`) and the kernel's table of them (`/proc/<pid>/net/tcp`).
+fn listening_address(pid: i32) -> Option<String> {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        const LISTEN: &str = "0A";
+        if columns.get(3) != Some(&LISTEN)
+            || !sockets.iter().any(|s| Some(&s.as_str()) == columns.get(9))
+        {
+            return None;
+        }
+        let (ip, port) = columns[1].split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        // The kernel prints the address in host byte order (little-endian).
+        Some(format!(
+            "{}:{port}",
+            std::net::Ipv4Addr::from(ip.swap_bytes())
+        ))
+    })
+}
+
+/// The value of one series in a `/metrics` text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
 }
 
 impl Service {
-    pub fn books_at_exit(&self) -> Books {
+    /// The writer's books from the service's last line (`BooksLine`).
+    pub fn books_at_exit(&self) -> BooksLine {
         let logs = self.logs();
-        let line = logs
+        let books: BooksLine = logs
             .lines()
-            .find(|l| l.contains("] points: collected="))
-            .unwrap_or_else(|| panic!("no books in log:\n{logs}"));
-        let value = |key: &str| -> u64 {
-            line.split_whitespace()
-                .find_map(|pair| pair.strip_prefix(&format!("{key}=")))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-        };
-        let books = Books {
-            collected: value("collected"),
-            written: value("written"),
-            dropped: value("dropped"),
-            rejected: value("rejected"),
-            spooled: value("spooled"),
-            undelivered: value("undelivered"),
-        };
-        assert_eq!(
-            books.collected,
-            books.written + books.dropped + books.rejected + books.spooled + books.undelivered,
-            "the books do not balance: {books:?}"
-        );
+            .rev()
+            .find(|l| l.contains(BooksLine::PREFIX))
+            .unwrap_or_else(|| panic!("no books in log:\n{logs}"))
+            .parse()
+            .unwrap();
+        assert!(books.balances(), "the books do not balance: {books:?}");
         books
     }
 }
