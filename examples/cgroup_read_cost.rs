@@ -1,5 +1,5 @@
 //! What the cgroup source's reads cost on their own: the service's sampler
-//! (`cgroup::sampler`, the files' system calls and their parsing) reading
+//! (`sources::cgroup::sampler`, the files' system calls and their parsing) reading
 //! live containers on a steady clock, with no actors, no fields, no writer.
 //! `scripts/bench` runs it beside the whole service to show how much of a
 //! reading is the kernel generating the files' text.

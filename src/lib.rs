@@ -1,10 +1,14 @@
 //! docker-stats-service: streams the stats of every container on a Docker
 //! engine into InfluxDB.
 //!
-//! Data flows engine -> [`stats_actor`] -> [`writer`] -> InfluxDB, with the
-//! [`event_actor`] telling the [`supervisor`] which containers to follow.
-//! The arithmetic (`docker::stats`) and the encoding (`line_protocol`) are
-//! pure functions; the actors only move messages and own state.
+//! The modules follow the data flow, lowest layer first: the engine
+//! ([`engine`]) hands stats frames and events to the two sources
+//! ([`sources`]), which turn them into the fields of the point schema
+//! ([`schema`]); the actors of [`supervision`] decide which containers are
+//! followed and hand points to the [`writer`], which delivers them to
+//! InfluxDB. [`telemetry`] holds what every actor reports, [`config`] the
+//! settings. The arithmetic and the encoding are pure functions; the actors
+//! only move messages and own state.
 
 pub mod app;
 pub mod backoff;

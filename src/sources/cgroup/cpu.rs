@@ -2,7 +2,7 @@
 //! the online CPU count (the cgroup source's `cpu_online`, and its
 //! `cpu_percent` scale) and the host's CPU time. The cgroup source does not
 //! divide by that time: at 100 ms its 10 ms ticks are too coarse
-//! (`cgroup::fields`).
+//! (`sources::cgroup::fields`).
 
 /// The host's CPU time and online CPU count at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Finds a container's cgroup directories from its id, the engine's cgroup
 //! driver (`cgroupfs` or `systemd`) and the host's cgroup version (v1 or v2),
-//! so that the cgroup sampling source (issue 7) can read its files directly.
+//! so that the cgroup source can read its files directly.
 //!
 //! Docker places a container at a path that depends on the driver and on the
 //! container's `CgroupParent`:

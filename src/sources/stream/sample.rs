@@ -5,8 +5,8 @@
 //! `memory_stats.stats` counter goes into a hash map with its own allocated
 //! key, every block-I/O entry owns its strings. Decoding all of that was the
 //! largest part of the collector's work per sample, for numbers it never
-//! reads. These types name only what `sources::stream::fields` uses; serde skips the
-//! rest without allocating, and strings borrow from the frame.
+//! reads. These types name only what `sources::stream::fields` uses; serde
+//! skips the rest without allocating, and strings borrow from the frame.
 //!
 //! The JSON names are the engine's (API 1.25 and later, Linux and Windows).
 
