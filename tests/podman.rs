@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::influx::shared;
-use support::podman::{podman, PodmanApi, PodmanContainers};
+use support::podman::{podman, podman_containers, PodmanApi};
 use support::samples::{stored_points, wait_for_points};
 use support::service::Service;
 
@@ -90,7 +90,7 @@ async fn the_stream_source_follows_podman_containers_with_correct_figures() {
     let api = PodmanApi::start();
     let influx = shared();
     let db = "podman_stream";
-    let containers = PodmanContainers::new("podman-stream");
+    let containers = podman_containers("podman-stream");
     let busy = containers.run("busy", &["--cpus", "0.5", "--label", "team=load"], BUSY);
     let memory = containers.run("memory", &[], HOLDS_MEMORY);
     let mut service = Service::start(
@@ -168,7 +168,7 @@ async fn the_cgroup_source_reads_podman_containers_from_their_libpod_scopes() {
     let api = PodmanApi::start();
     let influx = shared();
     let db = "podman_cgroup";
-    let containers = PodmanContainers::new("podman-cgroup");
+    let containers = podman_containers("podman-cgroup");
     let busy = containers.run("busy", &["--cpus", "0.5"], BUSY);
     let memory = containers.run("memory", &[], HOLDS_MEMORY);
     let mut service = Service::start(

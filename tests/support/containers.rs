@@ -1,6 +1,7 @@
-//! Containers and networks a test owns, on the machine's real Docker engine.
-//! All carry the `dss-test-` name prefix and the `dss.test` label, and are
-//! removed when the owning value is dropped (also when the test panics).
+//! Containers and networks a test owns, on the machine's real Docker engine
+//! (or, in the platform lane's VM, Podman). All carry the `dss-test-` name
+//! prefix and the `dss.test` label, and are removed when the owning value is
+//! dropped (also when the test panics).
 
 use std::process::Command;
 use std::sync::{Mutex, Once};
@@ -51,6 +52,8 @@ pub fn run_cli(program: &str, args: &[&str]) -> String {
 }
 
 pub struct TestContainers {
+    /// The CLI that runs them: `docker` or `podman`.
+    cli: &'static str,
     prefix: String,
     containers: Mutex<Vec<String>>,
     networks: Mutex<Vec<String>>,
@@ -59,7 +62,13 @@ pub struct TestContainers {
 impl TestContainers {
     pub fn new(test: &str) -> Self {
         ensure_test_image();
+        Self::with_cli("docker", test)
+    }
+
+    /// Containers of another CLI (`podman`), whose image is already there.
+    pub fn with_cli(cli: &'static str, test: &str) -> Self {
         TestContainers {
+            cli,
             prefix: format!("dss-test-{}-{}", test, std::process::id()),
             containers: Mutex::new(Vec::new()),
             networks: Mutex::new(Vec::new()),
@@ -70,14 +79,14 @@ impl TestContainers {
         format!("{}-{suffix}", self.prefix)
     }
 
-    /// `docker run -d` with the given options and command; returns the id.
+    /// `<cli> run -d` with the given options and command; returns the id.
     pub fn run(&self, suffix: &str, options: &[&str], command: &[&str]) -> String {
         let name = self.name(suffix);
         let mut args = vec!["run", "-d", "--name", &name, "--label", "dss.test=1"];
         args.extend_from_slice(options);
         args.push(TEST_IMAGE);
         args.extend_from_slice(command);
-        let id = docker(&args);
+        let id = run_cli(self.cli, &args);
         self.containers.lock().unwrap().push(name);
         id
     }
@@ -147,9 +156,13 @@ impl Drop for TestContainers {
             .map(|c| c.clone())
             .unwrap_or_default();
         if !containers.is_empty() {
-            let mut args = vec!["rm", "-f"];
+            // Podman would wait 10 s per container for a graceful stop.
+            let mut args = match self.cli {
+                "podman" => vec!["rm", "-f", "-t", "0"],
+                _ => vec!["rm", "-f"],
+            };
             args.extend(containers.iter().map(String::as_str));
-            let _ = Command::new("docker").args(&args).output();
+            let _ = Command::new(self.cli).args(&args).output();
         }
         for network in self.networks.lock().map(|n| n.clone()).unwrap_or_default() {
             let _ = Command::new("docker")

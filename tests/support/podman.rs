@@ -5,7 +5,7 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use super::containers::TEST_IMAGE;
+use super::containers::{TestContainers, TEST_IMAGE};
 
 /// Runs the podman CLI and returns its trimmed stdout; panics with its
 /// stderr on failure.
@@ -67,43 +67,6 @@ fn ensure_image() {
 }
 
 /// Podman containers a test owns, named `dss-test-<test>-<pid>-<suffix>`.
-pub struct PodmanContainers {
-    prefix: String,
-    names: std::sync::Mutex<Vec<String>>,
-}
-
-impl PodmanContainers {
-    pub fn new(test: &str) -> PodmanContainers {
-        PodmanContainers {
-            prefix: format!("dss-test-{test}-{}", std::process::id()),
-            names: Default::default(),
-        }
-    }
-
-    pub fn name(&self, suffix: &str) -> String {
-        format!("{}-{suffix}", self.prefix)
-    }
-
-    /// `podman run -d` with the options and command; returns the full id.
-    pub fn run(&self, suffix: &str, options: &[&str], command: &[&str]) -> String {
-        let name = self.name(suffix);
-        let mut args = vec!["run", "-d", "--name", &name, "--label", "dss.test=1"];
-        args.extend_from_slice(options);
-        args.push(TEST_IMAGE);
-        args.extend_from_slice(command);
-        let id = podman(&args);
-        self.names.lock().unwrap().push(name);
-        id
-    }
-}
-
-impl Drop for PodmanContainers {
-    fn drop(&mut self) {
-        let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
-        if !names.is_empty() {
-            let mut args = vec!["rm", "-f", "-t", "0"];
-            args.extend(names.iter().map(String::as_str));
-            let _ = Command::new("podman").args(&args).output();
-        }
-    }
+pub fn podman_containers(test: &str) -> TestContainers {
+    TestContainers::with_cli("podman", test)
 }
