@@ -384,12 +384,16 @@ async fn sigterm_flushes_every_point_collected() {
             ("INFLUXDB_PASS", secret),
         ],
     );
-    service
-        .wait_for_log(
-            "InfluxDB database \"sigterm_flush\" ready",
-            Duration::from_secs(20),
-        )
-        .await;
+    // The service created its database: its start-up is done.
+    eventually(
+        Duration::from_secs(20),
+        "the service's database",
+        || async {
+            let rows = influx.rows(db, "SHOW DATABASES").await;
+            rows.iter().any(|row| row["name"] == db).then_some(())
+        },
+    )
+    .await;
     service.wait_for_following(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let q = format!("SELECT count(mem_used) FROM docker_stats WHERE container_id = '{id}'");

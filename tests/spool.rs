@@ -19,6 +19,20 @@ const FAST_RETRIES: &[(&str, &str)] = &[
     ("INFLUXDB_RETRY_MAX_DELAY", "2000"),
 ];
 
+/// Waits until the spool holds no file: each is removed once all of its
+/// points have left the writer's buffer.
+async fn wait_for_delivery(dir: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !spool_files(dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool files in {dir} not delivered within {timeout:?}: {:?}",
+            spool_files(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn spool_files(dir: &str) -> Vec<std::path::PathBuf> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -86,9 +100,7 @@ async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_
     // Next start: InfluxDB is back, and the spooled points are delivered.
     influx.restart();
     let mut service = Service::start(&influx, db, &env);
-    service
-        .wait_for_log("spooled points delivered", Duration::from_secs(20))
-        .await;
+    wait_for_delivery(&spool, Duration::from_secs(20)).await;
     assert!(
         spool_files(&spool).is_empty(),
         "the delivered spool file was not removed"
@@ -121,9 +133,7 @@ async fn a_corrupt_spool_file_is_reported_line_by_line_and_the_rest_delivered() 
     bytes.extend_from_slice(b"spooled,src=test value=2i 2000\nspooled,src=test s=\"truncated");
     std::fs::write(format!("{spool}/spool-00000000000000000001.lp"), bytes).unwrap();
     let mut service = Service::start(&influx, db, &[("SPOOL_DIR", spool.as_str())]);
-    service
-        .wait_for_log("spooled points delivered", Duration::from_secs(20))
-        .await;
+    wait_for_delivery(&spool, Duration::from_secs(20)).await;
     assert!(service.terminate().await.success());
     let logs = service.logs();
     assert!(
@@ -199,9 +209,7 @@ async fn three_failed_shutdowns_leave_one_spool_file_and_the_next_start_delivers
 
     influx.restart();
     let mut service = Service::start(&influx, db, &env);
-    service
-        .wait_for_log("spooled points delivered", Duration::from_secs(30))
-        .await;
+    wait_for_delivery(&spool, Duration::from_secs(30)).await;
     assert!(spool_files(&spool).is_empty(), "delivered files remain");
     assert!(service.terminate().await.success());
     let logs = service.logs();
@@ -266,9 +274,7 @@ async fn a_spool_larger_than_the_budget_is_loaded_within_it_keeping_the_newest_p
         ("DOCKER_SOCKET_PATH", "/nonexistent/docker.sock"),
     ];
     let mut service = Service::start(&influx, db, &env);
-    service
-        .wait_for_log("spooled points delivered", Duration::from_secs(60))
-        .await;
+    wait_for_delivery(&spool, Duration::from_secs(60)).await;
     let peak = service.memory_kib("VmHWM");
     assert!(spool_files(&spool).is_empty(), "delivered files remain");
     assert!(service.terminate().await.success());
