@@ -4,12 +4,24 @@
 use std::fmt::Write;
 
 use super::{settings, Config};
+use crate::schema::tags::LabelTag;
 
-fn duration(d: std::time::Duration) -> String {
-    format!("{:?}", humantime::format_duration(d).to_string())
+// How values are written, for the `show` of each declared setting.
+
+pub(super) fn duration(d: std::time::Duration) -> String {
+    quoted(&humantime::format_duration(d).to_string())
 }
 
-fn masked(secret: &super::Secret) -> String {
+pub(super) fn quoted(text: &str) -> String {
+    format!("{text:?}")
+}
+
+/// An enum's name as the file writes it: `"info"`, `"v1"`, `"cgroup"`.
+pub(super) fn lowercase(value: &impl std::fmt::Debug) -> String {
+    format!("\"{value:?}\"").to_lowercase()
+}
+
+pub(super) fn masked(secret: &super::Secret) -> String {
     if secret.expose().is_empty() {
         "\"\"".into()
     } else {
@@ -17,71 +29,30 @@ fn masked(secret: &super::Secret) -> String {
     }
 }
 
-/// The value of one setting, as it would be written in the file.
-fn value(config: &Config, key: &str) -> String {
-    let i = &config.influxdb;
-    let d = &config.docker;
-    match key {
-        "log_level" => format!("\"{:?}\"", config.log_level).to_lowercase(),
-        "shutdown_timeout" => duration(config.shutdown_timeout),
-        "max_buffer_bytes" => config.max_buffer_bytes.to_string(),
-        "spool_dir" => config.spool_dir.as_ref().map_or("\"\" (off)".into(), |p| {
-            format!("{:?}", p.display().to_string())
-        }),
-        "docker.in_container" => d.in_container.to_string(),
-        "docker.socket_path" => format!("{:?}", d.socket_path),
-        "docker.stats_buffer_size" => d.stats_buffer_size.to_string(),
-        "docker.stats_line_size" => d.stats_line_size.to_string(),
-        "docker.stats_parse_timeout" => duration(d.stats_parse_timeout),
-        "docker.stats_read_interval" => duration(d.stats_read_interval),
-        "docker.reconcile_interval" => duration(d.reconcile_interval),
-        "influxdb.api" => format!("\"{:?}\"", i.api).to_lowercase(),
-        "influxdb.protocol" => format!("\"{}\"", i.protocol.as_str()),
-        "influxdb.ca_file" => match &i.ca_file {
-            Some(path) => format!("{:?}", path.display().to_string()),
-            None => "\"\" (system roots only)".into(),
-        },
-        "influxdb.host" => format!("{:?}", i.host),
-        "influxdb.port" => i.port.to_string(),
-        "influxdb.user" => format!("{:?}", i.user),
-        "influxdb.password" => masked(&i.password),
-        "influxdb.token" => masked(&i.token),
-        "influxdb.password_file" | "influxdb.token_file" => "(read into the secret above)".into(),
-        "influxdb.database" => format!("{:?}", i.database),
-        "influxdb.org" => format!("{:?}", i.org),
-        "influxdb.bucket" => format!("{:?}", i.bucket),
-        "influxdb.retry_max" => i.retry_max.to_string(),
-        "influxdb.retry_delay" => duration(i.retry_delay),
-        "influxdb.retry_max_delay" => duration(i.retry_max_delay),
-        "batch.size" => config.batch.size.to_string(),
-        "batch.wait" => duration(config.batch.wait),
-        "stats.fields" => format!("{:?}", config.stats.fields.to_string()),
-        "stats.label_tags" => {
-            let tags: Vec<String> = config
-                .stats
-                .label_tags
-                .iter()
-                .map(|t| {
-                    if t.label == t.tag {
-                        t.label.clone()
-                    } else {
-                        format!("{}={}", t.label, t.tag)
-                    }
-                })
-                .collect();
-            format!("{tags:?}")
-        }
-        "stats.sampling" => format!("\"{:?}\"", config.stats.sampling).to_lowercase(),
-        "stats.interval" => duration(config.stats.interval),
-        "stats.cgroup_root" => format!("{:?}", config.stats.cgroup_root.display().to_string()),
-        "stats.proc_root" => format!("{:?}", config.stats.proc_root.display().to_string()),
-        "health.listen" => config
-            .health_listen
-            .as_ref()
-            .map_or("\"\" (off)".into(), |l| format!("{l:?}")),
-        _ => "?".into(),
+/// A path, or `""` with what being unset means.
+pub(super) fn optional_path(path: Option<&std::path::Path>, unset: &str) -> String {
+    match path {
+        Some(path) => quoted(&path.display().to_string()),
+        None => format!("\"\" {unset}"),
     }
 }
+
+pub(super) fn label_tags(tags: &[LabelTag]) -> String {
+    let specs: Vec<String> = tags
+        .iter()
+        .map(|t| {
+            if t.label == t.tag {
+                t.label.clone()
+            } else {
+                format!("{}={}", t.label, t.tag)
+            }
+        })
+        .collect();
+    format!("{specs:?}")
+}
+
+/// What a `_file` setting shows: its content went into the secret.
+pub(super) const READ_INTO_SECRET: &str = "(read into the secret above)";
 
 pub fn describe(config: &Config) -> String {
     let mut out = String::from("# effective configuration (secrets masked)\n");
@@ -94,7 +65,7 @@ pub fn describe(config: &Config) -> String {
             out,
             "{} = {}  # {} ({})",
             setting.key,
-            value(config, setting.key),
+            (setting.show)(config),
             origin,
             setting.env
         );
@@ -132,10 +103,6 @@ mod tests {
         assert!(
             text.contains("batch.size = 7  # environment variable BATCH_SIZE (BATCH_SIZE)"),
             "{text}"
-        );
-        assert!(
-            !text.contains(" = ?"),
-            "a setting without a description:\n{text}"
         );
         assert_eq!(text.lines().count(), settings::SETTINGS.len() + 1);
     }

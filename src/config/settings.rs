@@ -1,14 +1,22 @@
 //! Every setting, declared once: its key in the TOML file, the environment
 //! variable that overrides it, its default, its accepted range, whether it
-//! is a secret, and one line for the reader.
+//! is a secret, one line for the reader, and how `check-config` shows it.
 //!
 //! Everything else follows from this table: the loader takes its defaults
 //! (the lowest layer) and ranges from it, error messages name its keys and
-//! variables, `check-config` lists it in order, and the README's
-//! configuration table is [`reference_table`]. `tests/config_loading.rs`
-//! fails when the README or `config/docker-stats.toml` disagrees with it.
+//! variables, `check-config` is its `show`s in order, and the README's
+//! configuration table is [`reference_table`]. The typed parse of each value
+//! is the loader's `Layer` field (deserializing the file into it is what
+//! gives line, column and key for errors); `tests/config_loading.rs` fails
+//! when the README, `config/docker-stats.toml` or the `Layer` keys disagree
+//! with this table.
 
 use std::time::Duration;
+
+use super::describe::{
+    duration, label_tags, lowercase, masked, optional_path, quoted, READ_INTO_SECRET,
+};
+use super::Config;
 
 pub struct Setting {
     /// Dotted path in the TOML file, e.g. `batch.size`.
@@ -21,6 +29,9 @@ pub struct Setting {
     pub secret: bool,
     /// What it does, as the README's table says it.
     pub doc: &'static str,
+    /// Its effective value as `check-config` shows it, written as in the
+    /// file (secrets masked).
+    pub show: fn(&Config) -> String,
 }
 
 /// What a setting is when nothing sets it.
@@ -96,6 +107,7 @@ const fn plain(
     env: &'static str,
     default: DefaultValue,
     doc: &'static str,
+    show: fn(&Config) -> String,
 ) -> Setting {
     Setting {
         key,
@@ -104,6 +116,7 @@ const fn plain(
         range: None,
         secret: false,
         doc,
+        show,
     }
 }
 
@@ -113,6 +126,7 @@ const fn ranged(
     default: DefaultValue,
     range: Option<Range>,
     doc: &'static str,
+    show: fn(&Config) -> String,
 ) -> Setting {
     Setting {
         key,
@@ -121,6 +135,7 @@ const fn ranged(
         range,
         secret: false,
         doc,
+        show,
     }
 }
 
@@ -129,6 +144,7 @@ const fn secret(
     env: &'static str,
     default: DefaultValue,
     doc: &'static str,
+    show: fn(&Config) -> String,
 ) -> Setting {
     Setting {
         key,
@@ -137,6 +153,7 @@ const fn secret(
         range: None,
         secret: true,
         doc,
+        show,
     }
 }
 
@@ -145,72 +162,108 @@ use self::DefaultValue::{Computed, Unset, Value};
 #[rustfmt::skip]
 pub const SETTINGS: &[Setting] = &[
     plain("log_level", "LOG_LEVEL", Value(r#""info""#),
-        "`trace`, `debug`, `info`, `warn`, `error` or `silent`"),
+        "`trace`, `debug`, `info`, `warn`, `error` or `silent`",
+        |c| lowercase(&c.log_level)),
     ranged("shutdown_timeout", "SHUTDOWN_TIMEOUT_MS", Value(r#""10s""#), duration_range(100, HOUR),
-        "how long SIGTERM may take to flush collected points"),
+        "how long SIGTERM may take to flush collected points",
+        |c| duration(c.shutdown_timeout)),
     plain("max_buffer_bytes", "MAX_BUFFER_BYTES", Value(r#""64MiB""#),
-        "most bytes of memory held by points waiting for InfluxDB: each point's text plus its bookkeeping (a number, or `\"16KiB\"`, `\"64MiB\"`, ...); at least `1KiB`"),
+        "most bytes of memory held by points waiting for InfluxDB: each point's text plus its bookkeeping (a number, or `\"16KiB\"`, `\"64MiB\"`, ...); at least `1KiB`",
+        |c| c.max_buffer_bytes.to_string()),
     plain("spool_dir", "SPOOL_DIR", Unset,
-        "where points still undelivered at the shutdown timeout are saved, to be delivered at the next start; must be writable by the service's user"),
+        "where points still undelivered at the shutdown timeout are saved, to be delivered at the next start; must be writable by the service's user",
+        |c| optional_path(c.spool_dir.as_deref(), "(off)")),
     plain("docker.in_container", "DOCKER", Value("false"),
-        "running in a container: InfluxDB host defaults to `host.docker.internal`"),
+        "running in a container: InfluxDB host defaults to `host.docker.internal`",
+        |c| c.docker.in_container.to_string()),
     plain("docker.socket_path", "DOCKER_SOCKET_PATH", Value(r#""/var/run/docker.sock""#),
-        "the engine's Unix socket"),
+        "the engine's Unix socket",
+        |c| quoted(&c.docker.socket_path)),
     plain("docker.stats_buffer_size", "STATS_BUFFER_SIZE", Value("1048576"),
-        "most bytes a stats stream holds between reads; at least `STATS_LINE_SIZE`"),
+        "most bytes a stats stream holds between reads; at least `STATS_LINE_SIZE`",
+        |c| c.docker.stats_buffer_size.to_string()),
     plain("docker.stats_line_size", "STATS_LINE_SIZE", Value("102400"),
-        "longest stats frame accepted; longer ones are skipped and counted"),
+        "longest stats frame accepted; longer ones are skipped and counted",
+        |c| c.docker.stats_line_size.to_string()),
     ranged("docker.stats_parse_timeout", "STATS_PARSE_TIMEOUT", Value(r#""30s""#), duration_range(100, HOUR),
-        "a stats stream silent this long is restarted"),
+        "a stats stream silent this long is restarted",
+        |c| duration(c.docker.stats_parse_timeout)),
     ranged("docker.stats_read_interval", "STATS_READ_INTERVAL",
         Computed("`batch.wait`, between `50ms` and `1s`"), duration_range(1, HOUR),
-        "stats streams are read together on this beat instead of waking once per sample (less CPU); samples wait in the socket meanwhile, nothing is lost; shorter than `STATS_PARSE_TIMEOUT`"),
+        "stats streams are read together on this beat instead of waking once per sample (less CPU); samples wait in the socket meanwhile, nothing is lost; shorter than `STATS_PARSE_TIMEOUT`",
+        |c| duration(c.docker.stats_read_interval)),
     ranged("docker.reconcile_interval", "RECONCILE_INTERVAL", Value(r#""30s""#), duration_range(100, Duration::from_secs(24 * 3600)),
-        "how often the followed containers are compared with the running ones"),
+        "how often the followed containers are compared with the running ones",
+        |c| duration(c.docker.reconcile_interval)),
     plain("influxdb.api", "INFLUXDB_API", Value(r#""v1""#),
-        "`v1` (`/write`, user and password) or `v2` (`/api/v2/write`, token)"),
-    plain("influxdb.protocol", "INFLUXDB_PROTOCOL", Value(r#""http""#), "`http` or `https`"),
+        "`v1` (`/write`, user and password) or `v2` (`/api/v2/write`, token)",
+        |c| lowercase(&c.influxdb.api)),
+    plain("influxdb.protocol", "INFLUXDB_PROTOCOL", Value(r#""http""#), "`http` or `https`",
+        |c| quoted(c.influxdb.protocol.as_str())),
     plain("influxdb.ca_file", "INFLUXDB_CA_FILE", Unset,
-        "PEM certificates to trust for `https` besides the system's roots (a private CA); certificates are always verified"),
+        "PEM certificates to trust for `https` besides the system's roots (a private CA); certificates are always verified",
+        |c| optional_path(c.influxdb.ca_file.as_deref(), "(system roots only)")),
     plain("influxdb.host", "INFLUXDB_HOST",
         Computed("`localhost` (`host.docker.internal` with `DOCKER=true`)"),
-        "InfluxDB host name or address alone (no scheme, port or path)"),
-    plain("influxdb.port", "INFLUXDB_PORT", Value("8086"), "InfluxDB port"),
-    plain("influxdb.user", "INFLUXDB_USER", Value(r#""admin""#), "user for basic auth (empty: no auth)"),
-    secret("influxdb.password", "INFLUXDB_PASS", Value(r#""admin""#), "password; never logged"),
+        "InfluxDB host name or address alone (no scheme, port or path)",
+        |c| quoted(&c.influxdb.host)),
+    plain("influxdb.port", "INFLUXDB_PORT", Value("8086"), "InfluxDB port",
+        |c| c.influxdb.port.to_string()),
+    plain("influxdb.user", "INFLUXDB_USER", Value(r#""admin""#), "user for basic auth (empty: no auth)",
+        |c| quoted(&c.influxdb.user)),
+    secret("influxdb.password", "INFLUXDB_PASS", Value(r#""admin""#), "password; never logged",
+        |c| masked(&c.influxdb.password)),
     plain("influxdb.password_file", "INFLUXDB_PASS_FILE", Unset,
-        "read the password from this file (a Docker secret); wins over the password"),
-    secret("influxdb.token", "INFLUXDB_TOKEN", Value(r#""""#), "v2 API token; never logged"),
+        "read the password from this file (a Docker secret); wins over the password",
+        |_| READ_INTO_SECRET.into()),
+    secret("influxdb.token", "INFLUXDB_TOKEN", Value(r#""""#), "v2 API token; never logged",
+        |c| masked(&c.influxdb.token)),
     plain("influxdb.token_file", "INFLUXDB_TOKEN_FILE", Unset,
-        "read the token from this file; wins over the token"),
-    plain("influxdb.org", "INFLUXDB_ORG", Value(r#""""#), "v2 organization (required with `v2`)"),
-    plain("influxdb.bucket", "INFLUXDB_BUCKET", Value(r#""docker-stats""#), "v2 bucket (must exist)"),
+        "read the token from this file; wins over the token",
+        |_| READ_INTO_SECRET.into()),
+    plain("influxdb.org", "INFLUXDB_ORG", Value(r#""""#), "v2 organization (required with `v2`)",
+        |c| quoted(&c.influxdb.org)),
+    plain("influxdb.bucket", "INFLUXDB_BUCKET", Value(r#""docker-stats""#), "v2 bucket (must exist)",
+        |c| quoted(&c.influxdb.bucket)),
     plain("influxdb.database", "INFLUXDB_DB", Value(r#""docker-stats""#),
-        "v1 database, created at start-up if missing"),
+        "v1 database, created at start-up if missing",
+        |c| quoted(&c.influxdb.database)),
     ranged("influxdb.retry_max", "INFLUXDB_RETRY_MAX", Value("5"), Some(Range::Count { min: 0, max: 100 }),
-        "attempts on the backoff schedule; after them every retry waits the cap"),
+        "attempts on the backoff schedule; after them every retry waits the cap",
+        |c| c.influxdb.retry_max.to_string()),
     ranged("influxdb.retry_delay", "INFLUXDB_RETRY_DELAY", Value(r#""1s""#), duration_range(10, HOUR),
-        "first wait after a failed write, doubled per failure, with full jitter"),
+        "first wait after a failed write, doubled per failure, with full jitter",
+        |c| duration(c.influxdb.retry_delay)),
     ranged("influxdb.retry_max_delay", "INFLUXDB_RETRY_MAX_DELAY", Value(r#""10s""#), duration_range(10, HOUR),
-        "longest wait between attempts; at least `INFLUXDB_RETRY_DELAY`"),
+        "longest wait between attempts; at least `INFLUXDB_RETRY_DELAY`",
+        |c| duration(c.influxdb.retry_max_delay)),
     ranged("batch.size", "BATCH_SIZE", Value("100"), Some(Range::Count { min: 1, max: u64::MAX }),
-        "points per write request"),
+        "points per write request",
+        |c| c.batch.size.to_string()),
     ranged("batch.wait", "BATCH_WAIT_MS", Value(r#""2s""#), duration_range(1, HOUR),
-        "longest a point waits, from the time its sample was taken, before its batch is sent"),
+        "longest a point waits, from the time its sample was taken, before its batch is sent",
+        |c| duration(c.batch.wait)),
     plain("stats.fields", "STATS_FIELDS", Value(r#""""#),
-        "`\"\"` (every field), `ESSENTIAL`, or a list of field names (comma-separated, or a TOML array)"),
+        "`\"\"` (every field), `ESSENTIAL`, or a list of field names (comma-separated, or a TOML array)",
+        |c| quoted(&c.stats.fields.to_string())),
     plain("stats.label_tags", "STATS_LABEL_TAGS", Value("[]"),
-        "container labels copied into tags: `label` or `label=tag_name`"),
+        "container labels copied into tags: `label` or `label=tag_name`",
+        |c| label_tags(&c.stats.label_tags)),
     plain("stats.sampling", "STATS_SAMPLING", Value(r#""stream""#),
-        "`stream` (the engine's stats stream, ~1 sample/s) or `cgroup` (the container's cgroup files every `stats.interval`)"),
+        "`stream` (the engine's stats stream, ~1 sample/s) or `cgroup` (the container's cgroup files every `stats.interval`)",
+        |c| lowercase(&c.stats.sampling)),
     ranged("stats.interval", "STATS_INTERVAL", Value(r#""100ms""#), Some(Range::Duration { min: MIN_INTERVAL, max: HOUR }),
-        "the cgroup source's interval; a container label `docker-stats.interval=50ms` overrides it"),
+        "the cgroup source's interval; a container label `docker-stats.interval=50ms` overrides it",
+        |c| duration(c.stats.interval)),
     plain("stats.cgroup_root", "CGROUP_ROOT", Value(r#""/sys/fs/cgroup""#),
-        "where the host's cgroup hierarchy is mounted"),
+        "where the host's cgroup hierarchy is mounted",
+        |c| quoted(&c.stats.cgroup_root.display().to_string())),
     plain("stats.proc_root", "PROC_ROOT", Value(r#""/proc""#),
-        "where the host's `/proc` is mounted (network counters, CPU count)"),
+        "where the host's `/proc` is mounted (network counters, CPU count)",
+        |c| quoted(&c.stats.proc_root.display().to_string())),
     plain("health.listen", "HEALTH_LISTEN", Value(r#""127.0.0.1:9466""#),
-        "address of `/health` and `/metrics`; `\"\"` turns them off"),
+        "address of `/health` and `/metrics`; `\"\"` turns them off",
+        |c| c.health_listen.as_deref().map_or("\"\" (off)".into(), quoted)),
 ];
 
 pub fn by_key(key: &str) -> Option<&'static Setting> {
