@@ -102,24 +102,7 @@ const fn duration_range(min_ms: u64, max: Duration) -> Option<Range> {
     })
 }
 
-const fn plain(
-    key: &'static str,
-    env: &'static str,
-    default: DefaultValue,
-    doc: &'static str,
-    show: fn(&Config) -> String,
-) -> Setting {
-    Setting {
-        key,
-        env,
-        default,
-        range: None,
-        secret: false,
-        doc,
-        show,
-    }
-}
-
+/// A setting with a range.
 const fn ranged(
     key: &'static str,
     env: &'static str,
@@ -139,6 +122,18 @@ const fn ranged(
     }
 }
 
+/// A setting any value of its type may take.
+const fn plain(
+    key: &'static str,
+    env: &'static str,
+    default: DefaultValue,
+    doc: &'static str,
+    show: fn(&Config) -> String,
+) -> Setting {
+    ranged(key, env, default, None, doc, show)
+}
+
+/// A setting whose value is never printed.
 const fn secret(
     key: &'static str,
     env: &'static str,
@@ -147,13 +142,8 @@ const fn secret(
     show: fn(&Config) -> String,
 ) -> Setting {
     Setting {
-        key,
-        env,
-        default,
-        range: None,
         secret: true,
-        doc,
-        show,
+        ..plain(key, env, default, doc, show)
     }
 }
 
