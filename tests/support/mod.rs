@@ -20,15 +20,39 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    let awaited = || format!("waiting for {what}");
+    poll_until(
+        timeout,
+        || {
+            let checked = check();
+            async move { checked.await.ok_or_else(awaited) }
+        },
+        String::new,
+    )
+    .await
+}
+
+/// Polls `check` until it returns `Ok`. Past `timeout` it panics with the
+/// last `Err` (what was awaited and what was seen) and `context()` (such
+/// as a service's log), read only then.
+pub async fn poll_until<T, F, Fut>(
+    timeout: Duration,
+    mut check: F,
+    context: impl Fn() -> String,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(value) = check().await {
-            return value;
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() > deadline => {
+                panic!("timed out after {timeout:?} {seen}{}", context())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use docker_stats_service::telemetry::counters::BooksLine;
 
 use super::influx::{tempdir, Influx};
+use super::poll_until;
 
 pub struct Service {
     child: Child,
@@ -77,47 +78,46 @@ impl Service {
             .unwrap_or_else(|| panic!("no {which} in /proc/{}/status", self.pid()))
     }
 
+    /// Polls `check` until it returns `Ok`; past `timeout`, panics with
+    /// what it saw last and the service's log.
+    async fn poll<T, Fut>(&self, timeout: Duration, check: impl FnMut() -> Fut) -> T
+    where
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        poll_until(timeout, check, || format!("; log:\n{}", self.logs())).await
+    }
+
     /// The address of `/health` and `/metrics`: the one TCP port the
     /// process listens on, as the kernel reports it, once it answers.
     pub async fn health_address(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(address) = listening_address(self.pid()) {
-                if reqwest::get(format!("http://{address}/health"))
-                    .await
-                    .is_ok()
-                {
-                    return address;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/health did not answer within 10s; log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.poll(Duration::from_secs(10), || async {
+            let address = listening_address(self.pid())
+                .ok_or("waiting for the service to listen for /health")?;
+            reqwest::get(format!("http://{address}/health"))
+                .await
+                .map(|_| address)
+                .map_err(|error| format!("waiting for /health to answer: {error}"))
+        })
+        .await
     }
 
     /// Waits until `/health`'s check `name` passes (`true`) or fails with
     /// a detail that contains `detail`.
     pub async fn wait_for_check(&self, name: &str, ok: bool, detail: &str, timeout: Duration) {
         let address = self.health_address().await;
-        let deadline = Instant::now() + timeout;
-        loop {
+        self.poll(timeout, || async {
             let (_, body) = get_health(&address).await;
             let check = &body["checks"][name];
             let detail_ok = check["detail"].as_str().is_some_and(|d| d.contains(detail));
             if check["ok"].as_bool() == Some(ok) && detail_ok {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "waiting for /health check {name} ok={ok} with {detail:?}: {body}"
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "/health check {name} not ok={ok} with {detail:?} within {timeout:?}: {body}; log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until the engine answers (`/health`'s docker check).
@@ -146,35 +146,34 @@ impl Service {
     /// container: the service stopped following it.
     pub async fn wait_for_unfollowed(&self, id: &str, timeout: Duration) {
         let address = self.health_address().await;
-        let deadline = Instant::now() + timeout;
         let label = format!("container_id=\"{id}\"");
-        while get_metrics(&address).await.contains(&label) {
-            assert!(
-                Instant::now() < deadline,
-                "container {id} still followed after {timeout:?}; log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.poll(timeout, || async {
+            if get_metrics(&address).await.contains(&label) {
+                Err(format!(
+                    "waiting for container {id} to be no longer followed"
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// Waits until the `/metrics` sample `series` (a name with its labels,
     /// as exposed) is at least `at_least`.
     pub async fn wait_for_metric(&self, series: &str, at_least: f64, timeout: Duration) {
         let address = self.health_address().await;
-        let deadline = Instant::now() + timeout;
-        loop {
+        self.poll(timeout, || async {
             let value = metric(&get_metrics(&address).await, series);
             if value.is_some_and(|v| v >= at_least) {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "waiting for {series} to reach {at_least}: it is {value:?}"
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{series} is {value:?}, not {at_least} or more, after {timeout:?}; log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     pub fn logs(&self) -> String {
@@ -182,16 +181,14 @@ impl Service {
     }
 
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.logs().contains(needle) {
-            if Instant::now() > deadline {
-                panic!(
-                    "service did not log {needle:?} within {timeout:?}; log:\n{}",
-                    self.logs()
-                );
+        self.poll(timeout, || async {
+            if self.logs().contains(needle) {
+                Ok(())
+            } else {
+                Err(format!("waiting for the service to log {needle:?}"))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     pub fn signal(&self, signal: i32) {
