@@ -648,14 +648,14 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         ("stats.interval", config.stats.interval),
     ];
     for (key, value) in durations {
-        settings::declared(key)
+        settings::named(key)
             .check_duration(value)
             .map_err(|message| invalid(key, message))?;
     }
-    settings::declared("influxdb.retry_max")
+    settings::named("influxdb.retry_max")
         .check_count(u64::from(config.influxdb.retry_max), "attempts")
         .map_err(|message| invalid("influxdb.retry_max", message))?;
-    settings::declared("batch.size")
+    settings::named("batch.size")
         .check_count(config.batch.size as u64, "point")
         .map_err(|message| invalid("batch.size", message))?;
     if config.influxdb.retry_max_delay < config.influxdb.retry_delay {

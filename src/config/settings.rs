@@ -261,7 +261,7 @@ pub fn by_key(key: &str) -> Option<&'static Setting> {
 }
 
 /// The setting a key names; for keys the code itself passes.
-pub fn declared(key: &str) -> &'static Setting {
+pub fn named(key: &str) -> &'static Setting {
     by_key(key).unwrap_or_else(|| panic!("`{key}` is not declared in config::settings"))
 }
 
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_duration_outside_its_range_is_refused_naming_the_range() {
-        let setting = declared("stats.interval");
+        let setting = named("stats.interval");
         assert!(setting.check_duration(MS(10)).is_ok());
         assert_eq!(
             setting.check_duration(MS(5)).unwrap_err(),
