@@ -9,20 +9,20 @@ use actix::prelude::*;
 use tokio::time::timeout_at;
 
 use crate::config::{Config, ConfigError};
-use crate::engine::client::connect_with_retry;
-use crate::engine::client::Platform;
+use crate::engine::client::{connect_with_retry, Engine, Platform};
 use crate::engine::paced_io::ReadPacer;
 use crate::engine::stats_stream::StreamTarget;
 use crate::exit::Exit;
 use crate::sources::cgroup::source::CgroupSettings;
 use crate::sources::stream::source::StreamSettings;
 use crate::supervision::event_actor::{EventActor, StopEvents};
+use crate::supervision::selection::ContainerFilter;
 use crate::supervision::stats_actor::{StatsLinks, StatsSettings};
 use crate::supervision::supervisor::{StopAll, Supervisor};
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::telemetry::server;
-use crate::writer::{spool, BatchWriterActor, Drain, SpoolRemaining};
+use crate::writer::{spool, BatchWriterActor, Drain, SpoolRemaining, WritePoint};
 
 pub async fn run(config: Config) -> Exit {
     let counters = Arc::new(Counters::default());
@@ -110,50 +110,14 @@ pub async fn run(config: Config) -> Exit {
         engine.api_version
     );
 
-    let pacer = ReadPacer::new(config.docker.stats_read_interval);
-    pacer.start();
-    let stream_pacer = pacer.clone();
-    let settings = Arc::new(StatsSettings {
-        host: engine.name.clone(),
-        fields: config.stats.fields.clone(),
-        label_tags: config.stats.label_tags.clone(),
-        stream: StreamSettings::new(
-            engine.platform,
-            StreamTarget {
-                socket_path: config
-                    .docker
-                    .socket_path
-                    .trim_start_matches("unix://")
-                    .into(),
-                api_version: engine.api_version.clone(),
-                line_limit: config.docker.stats_line_size,
-                buffer_limit: config.docker.stats_buffer_size,
-                pacer,
-                stall_timeout: config.docker.stats_parse_timeout,
-            },
-        ),
-        cgroup: CgroupSettings::for_engine(&config.stats, &engine),
-    });
-    let supervisor = Supervisor::create(|ctx| {
-        Supervisor::new(StatsLinks {
-            docker: engine.docker.clone(),
-            settings,
-            writer: writer.clone().recipient(),
-            supervisor: ctx.address().recipient(),
-            counters: Arc::clone(&counters),
-            health: Arc::clone(&health),
-        })
-    });
-    let events = EventActor::new(
-        engine.docker.clone(),
-        engine.name.clone(),
-        supervisor.clone(),
+    let collection = Collection::start(
+        &config,
+        &engine,
         writer.clone().recipient(),
-        Arc::clone(&counters),
-        Arc::clone(&health),
-        config.docker.reconcile_interval,
-    )
-    .start();
+        Vec::new(),
+        &counters,
+        &health,
+    );
 
     let signal = (&mut shutdown).await;
     let deadline = Instant::now() + config.shutdown_timeout;
@@ -162,12 +126,90 @@ pub async fn run(config: Config) -> Exit {
         Counters::get(&counters.points_buffered),
         humantime::format_duration(config.shutdown_timeout)
     );
-    let _ = timeout_at(deadline.into(), events.send(StopEvents)).await;
-    // Samples the engine already sent wait in the sockets until the next
-    // beat: read them before the streams close.
-    stream_pacer.drain_now();
-    let _ = timeout_at(deadline.into(), supervisor.send(StopAll)).await;
+    collection.stop(deadline).await;
     drain(&writer, &counters, deadline).await
+}
+
+/// The actors that collect: the Supervisor with its StatsActors, the
+/// EventActor, and the beat their streams are read on. `record` runs the
+/// same collection into its own sink.
+pub struct Collection {
+    supervisor: Addr<Supervisor>,
+    events: Addr<EventActor>,
+    pacer: ReadPacer,
+}
+
+impl Collection {
+    /// Starts following the containers `selection` names (all when empty),
+    /// sending every point to `sink`.
+    pub fn start(
+        config: &Config,
+        engine: &Engine,
+        sink: Recipient<WritePoint>,
+        selection: Vec<ContainerFilter>,
+        counters: &Arc<Counters>,
+        health: &Arc<Health>,
+    ) -> Collection {
+        let pacer = ReadPacer::new(config.docker.stats_read_interval);
+        pacer.start();
+        let settings = Arc::new(StatsSettings {
+            host: engine.name.clone(),
+            fields: config.stats.fields.clone(),
+            label_tags: config.stats.label_tags.clone(),
+            stream: StreamSettings::new(
+                engine.platform,
+                StreamTarget {
+                    socket_path: config
+                        .docker
+                        .socket_path
+                        .trim_start_matches("unix://")
+                        .into(),
+                    api_version: engine.api_version.clone(),
+                    line_limit: config.docker.stats_line_size,
+                    buffer_limit: config.docker.stats_buffer_size,
+                    pacer: pacer.clone(),
+                    stall_timeout: config.docker.stats_parse_timeout,
+                },
+            ),
+            cgroup: CgroupSettings::for_engine(&config.stats, engine),
+            selection,
+        });
+        let supervisor = Supervisor::create(|ctx| {
+            Supervisor::new(StatsLinks {
+                docker: engine.docker.clone(),
+                settings,
+                writer: sink.clone(),
+                supervisor: ctx.address().recipient(),
+                counters: Arc::clone(counters),
+                health: Arc::clone(health),
+            })
+        });
+        let events = EventActor::new(
+            engine.docker.clone(),
+            engine.name.clone(),
+            supervisor.clone(),
+            sink,
+            Arc::clone(counters),
+            Arc::clone(health),
+            config.docker.reconcile_interval,
+        )
+        .start();
+        Collection {
+            supervisor,
+            events,
+            pacer,
+        }
+    }
+
+    /// Stops following events, then every container, by `deadline`; when
+    /// it answers no more points are sent.
+    pub async fn stop(&self, deadline: Instant) {
+        let _ = timeout_at(deadline.into(), self.events.send(StopEvents)).await;
+        // Samples the engine already sent wait in the sockets until the
+        // next beat: read them before the streams close.
+        self.pacer.drain_now();
+        let _ = timeout_at(deadline.into(), self.supervisor.send(StopAll)).await;
+    }
 }
 
 async fn drain(writer: &Addr<BatchWriterActor>, counters: &Counters, deadline: Instant) -> Exit {

@@ -15,6 +15,11 @@ pub enum Exit {
     /// The command line or the configuration is wrong: restarting will not
     /// help until it is fixed.
     Configuration,
+    /// `record` or `report`: a resource budget was not met (the report is
+    /// written all the same).
+    BudgetFailed,
+    /// `record`: the load-test command's own non-zero exit code, passed on.
+    Command(u8),
 }
 
 impl Exit {
@@ -23,6 +28,8 @@ impl Exit {
             Exit::Clean => 0,
             Exit::Failed => 1,
             Exit::Configuration => 2,
+            Exit::BudgetFailed => 3,
+            Exit::Command(code) => code,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod loadtest;
 pub mod logging;
 pub mod schema;
 pub mod sources;

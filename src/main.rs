@@ -6,13 +6,15 @@ use std::process::ExitCode;
 
 use docker_stats_service::exit::Exit;
 use docker_stats_service::telemetry::server;
-use docker_stats_service::{app, cli, config, logging};
+use docker_stats_service::{app, cli, config, loadtest, logging};
 
 fn main() -> ExitCode {
     let (command, overrides) = match cli::parse(std::env::args().skip(1)) {
         Ok(cli::Command::Run(overrides)) => (Run::Service, overrides),
         Ok(cli::Command::HealthCheck(overrides)) => (Run::HealthCheck, overrides),
         Ok(cli::Command::CheckConfig(overrides)) => (Run::CheckConfig, overrides),
+        Ok(cli::Command::Record(overrides, args)) => (Run::Record(args), overrides),
+        Ok(cli::Command::Report(overrides, args)) => (Run::Report(args), overrides),
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
             return Exit::Clean.into();
@@ -65,6 +67,30 @@ fn main() -> ExitCode {
             let system = actix_rt::System::new();
             system.block_on(app::run(config)).into()
         }
+        Run::Record(args) => {
+            logging::init(quieter_by_default(&config));
+            let system = actix_rt::System::new();
+            system
+                .block_on(loadtest::record::record(config, args))
+                .into()
+        }
+        Run::Report(args) => {
+            logging::init(quieter_by_default(&config));
+            let system = actix_rt::System::new();
+            system
+                .block_on(loadtest::report::report(config, args))
+                .into()
+        }
+    }
+}
+
+/// `record` and `report` speak for themselves on the terminal: the
+/// service's info lines are shown only when a log level is asked for.
+fn quieter_by_default(config: &config::Config) -> config::LogLevel {
+    if config.origin("log_level") == "default" {
+        config::LogLevel::Warn
+    } else {
+        config.log_level
     }
 }
 
@@ -72,4 +98,6 @@ enum Run {
     Service,
     HealthCheck,
     CheckConfig,
+    Record(loadtest::record::RecordArgs),
+    Report(loadtest::report::ReportArgs),
 }

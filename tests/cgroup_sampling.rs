@@ -230,14 +230,19 @@ async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
         let times: Vec<i64> = points.range(from..to).map(|(t, _)| *t).collect();
         times.windows(2).map(|w| w[1] - w[0]).collect()
     };
+    // A tick the CPU reaches too late is skipped, not made up. Natively 95%
+    // are read; under emulation 21 sampling tasks share two TCG vCPUs with
+    // the engine, and on a host where the whole lane ran 2.5 times slower
+    // 75 of 80 were (94%): 88% leaves room below that.
+    let least_readings = if support::emulated_cpu() { 70 } else { 76 };
     let mut gaps = Vec::new();
     for name in &names {
         let id = docker(&["inspect", "--format", "{{.Id}}", name]);
         let points = cgroup_points(influx, db, id.trim()).await;
         let stored = points.range(from..to).count();
         assert!(
-            stored >= 76,
-            "{name}: {stored} readings stored of the 80 requested in 8 s"
+            stored >= least_readings,
+            "{name}: {stored} readings stored of the 80 requested in 8 s (at least {least_readings})"
         );
         gaps.extend(spacing(&points));
     }
@@ -319,6 +324,12 @@ async fn essential_fields_alone_are_stored_and_follow_a_limit_changed_by_docker_
         .unwrap()
         .as_nanos() as i64;
     docker(&["update", "--memory", "96m", "--memory-swap", "192m", &id]);
+    // The new limit is in the cgroup once the CLI returns; under emulation
+    // the CLI alone takes seconds (3 s seen), so "after" counts from here.
+    let applied_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     tokio::time::sleep(Duration::from_secs(4)).await;
     service.terminate().await;
 
@@ -349,6 +360,6 @@ async fn essential_fields_alone_are_stored_and_follow_a_limit_changed_by_docker_
         );
     };
     expect_mem_total(0, updated_at, 64.0, 20, "before the update");
-    let settled = updated_at + 2_000_000_000;
+    let settled = applied_at + 2_000_000_000;
     expect_mem_total(settled, i64::MAX, 96.0, 10, "from 2 s after the update");
 }

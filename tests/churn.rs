@@ -67,9 +67,13 @@ async fn two_hundred_containers_come_and_go_without_leaking_anything() {
     )
     .await;
     containers.remove_many(&names);
+    // The engine's own pace, not the service's: starting and removing 200
+    // containers took 40 to 65 s on these 2-core machines (65 s seen in a
+    // clean-clone CI run on a slow host). The bound only guards against a
+    // churn so slow the service was never loaded.
     let churn = started.elapsed();
     assert!(
-        churn <= Duration::from_secs(60),
+        churn <= Duration::from_secs(150),
         "the churn itself took {churn:?}"
     );
 

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// Lowest first. `cli` and `logging` sit with `app`, at the top.
+/// Lowest first. `cli`, `logging` and `loadtest` (which runs the app's
+/// collection for a recorded run) sit with `app`, at the top.
 const LAYERS: &[&[&str]] = &[
     &["clock", "backoff", "exit"],
     &["telemetry"],
@@ -14,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["sources"],
     &["writer"],
     &["supervision"],
-    &["app", "cli", "logging"],
+    &["app", "cli", "logging", "loadtest"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -69,6 +69,7 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
         host: engine.name.clone(),
         fields: Default::default(),
         label_tags: Vec::new(),
+        selection: Vec::new(),
         stream: StreamSettings::new(
             engine.platform,
             StreamTarget {

@@ -6,5 +6,6 @@ pub mod event_point;
 pub mod fields;
 pub mod formulas;
 pub mod line_protocol;
+pub mod parse;
 pub mod point;
 pub mod tags;

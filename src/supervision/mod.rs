@@ -4,5 +4,6 @@
 
 pub mod event_actor;
 pub mod registry;
+pub mod selection;
 pub mod stats_actor;
 pub mod supervisor;

@@ -26,6 +26,7 @@ use crate::schema::tags::{stats_series, LabelTag};
 use crate::sources::cgroup::source::{CannotSample, CgroupSettings, CgroupSource};
 use crate::sources::stream::source::{StreamSettings, StreamSource};
 use crate::sources::Reading;
+use crate::supervision::selection::ContainerFilter;
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::writer::WritePoint;
@@ -39,6 +40,8 @@ pub struct StatsSettings {
     pub stream: StreamSettings,
     /// Set when containers are sampled from their cgroups.
     pub cgroup: Option<CgroupSettings>,
+    /// Which containers to follow (`record --containers`); empty: all.
+    pub selection: Vec<ContainerFilter>,
 }
 
 /// Why a StatsActor stopped.
@@ -48,6 +51,8 @@ pub enum ExitReason {
     Requested,
     /// The container exists but does not run.
     NotRunning,
+    /// The container is not one the selection names: it is left alone.
+    NotSelected,
     /// The container no longer exists.
     Gone,
     /// The stream ended although nobody asked.
@@ -165,6 +170,16 @@ impl StatsActor {
         }
     }
 
+    fn selects(&self, info: &ContainerInfo) -> bool {
+        let filters = &self.links.settings.selection;
+        filters.is_empty()
+            || filters.iter().any(|filter| {
+                filter.matches(&info.id, &info.name, |key| {
+                    info.labels.get(key).map(String::as_str)
+                })
+            })
+    }
+
     fn follow(&mut self, info: ContainerInfo, ctx: &mut Context<Self>) {
         let settings = Arc::clone(&self.links.settings);
         self.last_sample_ms = Some(self.links.health.stream_started(
@@ -257,6 +272,9 @@ impl Actor for StatsActor {
                 .into_actor(self)
                 .map(|result, actor, ctx| match result {
                     Ok(inspect) => match ContainerInfo::from_inspect(&inspect) {
+                        Some(info) if !actor.selects(&info) => {
+                            actor.stop_with(ExitReason::NotSelected, ctx)
+                        }
                         Some(info) if info.running => actor.follow(info, ctx),
                         Some(_) => actor.stop_with(ExitReason::NotRunning, ctx),
                         None => actor.stop_with(

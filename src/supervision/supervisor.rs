@@ -52,6 +52,9 @@ const LIVENESS_CHECK_EVERY: Duration = Duration::from_secs(5);
 enum ChildState {
     Running(Addr<StatsActor>),
     RestartPending(SpawnHandle),
+    /// Outside the selection: kept in the registry so that reconciling does
+    /// not start an actor for it again, until it stops or changes.
+    NotSelected,
 }
 
 struct Child {
@@ -83,10 +86,12 @@ impl Supervisor {
 
     /// Shows the registry's size on `/health` and `/metrics`.
     fn publish(&self) {
-        Counters::set(
-            &self.links.counters.containers_watched,
-            self.children.len() as u64,
-        );
+        let followed = self
+            .children
+            .values()
+            .filter(|child| !matches!(child.state, ChildState::NotSelected))
+            .count();
+        Counters::set(&self.links.counters.containers_watched, followed as u64);
     }
 
     fn spawn_child(&mut self, id: &str) -> (u64, Addr<StatsActor>) {
@@ -122,6 +127,7 @@ impl Supervisor {
                 ChildState::RestartPending(handle) => {
                     ctx.cancel_future(handle);
                 }
+                ChildState::NotSelected => {}
             }
         }
         self.publish();
@@ -199,6 +205,12 @@ impl Supervisor {
         }
         if reason.wants_restart() {
             self.restart_later(&id, &reason, ctx);
+        } else if reason == ExitReason::NotSelected {
+            if let Some(child) = self.children.get_mut(&id) {
+                child.state = ChildState::NotSelected;
+            }
+            self.links.health.container_unfollowed(&id);
+            self.publish();
         } else {
             log::debug!("stopped following container {} ({reason:?})", short(&id));
             self.children.remove(&id);
@@ -294,6 +306,7 @@ impl Handler<StopAll> for Supervisor {
                 ChildState::RestartPending(handle) => {
                     ctx.cancel_future(handle);
                 }
+                ChildState::NotSelected => {}
             }
         }
         Box::pin(async move {
@@ -317,7 +330,7 @@ impl Handler<ChildOf> for Supervisor {
     fn handle(&mut self, ChildOf(id): ChildOf, _: &mut Self::Context) -> Self::Result {
         match &self.children.get(&id)?.state {
             ChildState::Running(addr) => Some(addr.clone()),
-            ChildState::RestartPending(_) => None,
+            ChildState::RestartPending(_) | ChildState::NotSelected => None,
         }
     }
 }

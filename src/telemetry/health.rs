@@ -302,6 +302,14 @@ impl Health {
         ages
     }
 
+    /// Followed containers that have not had their first sample yet.
+    pub fn awaiting_first_sample(&self) -> usize {
+        self.followed()
+            .values()
+            .filter(|f| f.last_sample_ms.load(Ordering::Relaxed) == 0)
+            .count()
+    }
+
     /// Followed containers an actor is reading right now.
     pub fn active_streams(&self) -> usize {
         self.followed()

@@ -3,6 +3,7 @@
 //! test process exits).
 #![allow(dead_code)] // Each test binary uses a different part of this.
 
+pub mod browser;
 pub mod containers;
 pub mod docker_proxy;
 pub mod fake_influx;

@@ -1,0 +1,224 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script,
+//! no fonts, no request of any kind: its Content-Security-Policy forbids
+//! them) with the budgets, the summary table, and per container its charts
+//! and events.
+
+use std::fmt::Write as _;
+
+use crate::loadtest::format::charts::{charts_for, draw};
+use crate::loadtest::format::units::{bytes, millis, or_dash, percent, rfc3339};
+use crate::loadtest::recording::{ContainerSeries, Recording};
+use crate::loadtest::summary::{ContainerSummary, Distribution, RunSummary};
+
+const STYLE: &str = "
+body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1200px}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#c62828;font-weight:bold}
+.charts{display:grid;grid-template-columns:repeat(2,560px);gap:8px}figure{margin:0}
+.events{font-size:.85em;color:#555}";
+
+pub fn render(summary: &RunSummary, recording: &Recording) -> String {
+    let mut page = String::with_capacity(1 << 20);
+    let title = match &summary.run {
+        Some(run) => format!("Load test {}", run.id),
+        None => "Load test window".to_string(),
+    };
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        escape(&title),
+        escape(&title)
+    );
+    page.push_str(&overview(summary));
+    page.push_str(&budgets(summary));
+    page.push_str(&table(summary));
+    let span_s = (summary.window.to_ns - summary.window.from_ns) as f64 / 1e9;
+    for container in &summary.containers {
+        let who = &container.container;
+        let Some(series) = recording
+            .containers
+            .get(&(who.host.clone(), who.id.clone()))
+        else {
+            continue;
+        };
+        page.push_str(&section(container, series, summary, span_s));
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+fn overview(summary: &RunSummary) -> String {
+    let window = &summary.window;
+    let mut text = String::from("<p>");
+    if let Some(run) = &summary.run {
+        let _ = write!(
+            text,
+            "Command <code>{}</code> on <b>{}</b>{}.<br>",
+            escape(if run.command.is_empty() {
+                "(none)"
+            } else {
+                &run.command
+            }),
+            escape(&run.host),
+            run.exit_code
+                .map_or(String::new(), |c| format!(", exit code {c}"))
+        );
+    }
+    let _ = writeln!(
+        text,
+        "From {} to {} ({:.1} s); requested interval {}; {} container(s).</p>",
+        rfc3339(window.from_ns),
+        rfc3339(window.to_ns),
+        (window.to_ns - window.from_ns) as f64 / 1e9,
+        millis(window.requested_interval_ns as f64 / 1e6),
+        summary.containers.len()
+    );
+    text
+}
+
+fn budgets(summary: &RunSummary) -> String {
+    if summary.budgets.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(
+        "<h2>Budgets</h2>\n<table><tr><th>budget</th><th>result</th><th>detail</th></tr>\n",
+    );
+    for budget in &summary.budgets {
+        let values: Vec<String> = budget
+            .containers
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    escape(&c.container),
+                    c.value.map_or("-".into(), |v| format!("{v:.3}"))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            text,
+            "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td>{}{}</td></tr>",
+            escape(&budget.budget),
+            if budget.passed { "pass" } else { "fail" },
+            if budget.passed { "PASS" } else { "FAIL" },
+            budget
+                .reason
+                .as_deref()
+                .map_or(String::new(), |r| format!("{}; ", escape(r))),
+            values.join(", ")
+        );
+    }
+    text.push_str("</table>\n");
+    text
+}
+
+fn stats(d: Option<Distribution>) -> [String; 3] {
+    match d {
+        Some(d) => [percent(d.p50), percent(d.p95), percent(d.max)],
+        None => ["-".into(), "-".into(), "-".into()],
+    }
+}
+
+fn table(summary: &RunSummary) -> String {
+    let mut text = String::from(
+        "<h2>Summary</h2>\n<table><tr><th>container</th><th>samples</th><th>every</th><th>gaps</th>\
+         <th>CPU % p50</th><th>p95</th><th>max</th><th>of limit p50</th><th>p95</th><th>max</th>\
+         <th>throttled</th><th>throttled time</th><th>memory max</th><th>of limit</th>\
+         <th>OOM kills</th><th>restarts</th><th>net rx</th><th>net tx</th><th>peak rx/s</th><th>peak tx/s</th>\
+         <th>block read</th><th>block write</th><th>pids max</th></tr>\n",
+    );
+    for c in &summary.containers {
+        let [cpu50, cpu95, cpumax] = stats(c.cpu_percent);
+        let [lim50, lim95, limmax] = stats(c.cpu_limit_percent);
+        let cells = [
+            escape(&c.container.name),
+            c.samples.to_string(),
+            or_dash(c.interval_ms.map(millis)),
+            c.gaps.to_string(),
+            cpu50,
+            cpu95,
+            cpumax,
+            lim50,
+            lim95,
+            limmax,
+            or_dash(c.throttled_share.map(|s| format!("{:.1}%", s * 100.0))),
+            or_dash(c.throttled_time_s.map(|s| format!("{s:.2} s"))),
+            or_dash(c.mem_used.map(|d| bytes(d.max))),
+            or_dash(c.mem_percent.map(|d| format!("{}%", percent(d.max)))),
+            c.oom_kills.to_string(),
+            c.restarts.to_string(),
+            or_dash(c.net_in_bytes.map(bytes)),
+            or_dash(c.net_out_bytes.map(bytes)),
+            or_dash(c.net_in_peak_rate.map(bytes)),
+            or_dash(c.net_out_peak_rate.map(bytes)),
+            or_dash(c.blkio_read_bytes.map(bytes)),
+            or_dash(c.blkio_write_bytes.map(bytes)),
+            or_dash(c.pids_max.map(|p| format!("{p:.0}"))),
+        ];
+        let _ = writeln!(
+            text,
+            "<tr data-container=\"{}\"><td>{}</td></tr>",
+            escape(&c.container.name),
+            cells.join("</td><td>")
+        );
+    }
+    text.push_str("</table>\n");
+    text
+}
+
+fn section(
+    container: &ContainerSummary,
+    series: &ContainerSeries,
+    summary: &RunSummary,
+    span_s: f64,
+) -> String {
+    let who = &container.container;
+    let mut text = format!(
+        "<h2>{}</h2>\n<p class=\"events\">{} · {} · sampled by {} from {} to {}</p>\n",
+        escape(&who.name),
+        escape(&who.image),
+        &who.id[..who.id.len().min(12)],
+        escape(&who.source),
+        rfc3339(container.first_sample_ns),
+        rfc3339(container.last_sample_ns),
+    );
+    let start = summary.window.from_ns;
+    let events: Vec<_> = summary
+        .events
+        .iter()
+        .filter(|e| e.container_id == who.id)
+        .map(|e| ((e.t_ns - start) as f64 / 1e9, e))
+        .collect();
+    text.push_str("<div class=\"charts\">\n");
+    for chart in charts_for(series, start) {
+        let svg = draw(&chart, span_s, &events)
+            .unwrap_or_else(|e| format!("<p>chart not drawn: {}</p>", escape(&e)));
+        let _ = writeln!(
+            text,
+            "<figure data-container=\"{}\" data-metric=\"{}\">{svg}</figure>",
+            escape(&who.name),
+            chart.metric
+        );
+    }
+    text.push_str("</div>\n");
+    if !events.is_empty() {
+        text.push_str("<p class=\"events\">Events: ");
+        let list: Vec<String> = events
+            .iter()
+            .map(|(t, e)| format!("{:.1} s {}", t, escape(&e.action)))
+            .collect();
+        text.push_str(&list.join(", "));
+        text.push_str("</p>\n");
+    }
+    text
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

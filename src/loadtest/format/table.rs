@@ -1,0 +1,232 @@
+//! The summary as a terminal table: one row per container, at most 100
+//! columns wide, then one line per budget.
+
+use std::fmt::Write as _;
+
+use crate::loadtest::budget::{BudgetCheck, BudgetResult};
+use crate::loadtest::format::units::{bytes, bytes_short, millis, or_dash, percent, rfc3339};
+use crate::loadtest::summary::{ContainerSummary, RunSummary};
+
+/// Column titles and widths; every cell is cut to its width.
+const COLUMNS: [(&str, usize); 11] = [
+    ("CONTAINER", 16),
+    ("SAMPLE", 6),
+    ("EVERY", 5),
+    ("GAPS", 4),
+    ("CPU% p50/p95/max", 16),
+    ("%LIM95", 6),
+    ("THROTTLED", 9),
+    ("MEM MAX %LIM", 12),
+    ("OOM", 3),
+    ("RST", 3),
+    ("NET RX/TX", 9),
+];
+
+pub fn render(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    for line in heading(summary).lines() {
+        out.push_str(&fit(line));
+        out.push('\n');
+    }
+    let titles: Vec<String> = COLUMNS.iter().map(|(t, _)| t.to_string()).collect();
+    out.push_str(&row(&titles));
+    for container in &summary.containers {
+        out.push_str(&row(&cells(container)));
+    }
+    if summary.containers.is_empty() {
+        out.push_str("(no container was sampled in this window)\n");
+    }
+    for budget in &summary.budgets {
+        out.push_str(&fit(&budget_line(budget)));
+        out.push('\n');
+    }
+    out
+}
+
+/// `PASS spec: worst name value` or `FAIL spec: reason; name value, ...`
+/// (the containers outside it first).
+fn budget_line(budget: &BudgetResult) -> String {
+    let mut checks: Vec<&BudgetCheck> = budget.containers.iter().collect();
+    // Failures first, then by value, largest first.
+    checks.sort_by(|a, b| {
+        (a.passed != Some(false))
+            .cmp(&(b.passed != Some(false)))
+            .then(
+                b.value
+                    .unwrap_or(f64::MIN)
+                    .total_cmp(&a.value.unwrap_or(f64::MIN)),
+            )
+    });
+    let shown: Vec<String> = checks
+        .iter()
+        .filter(|c| c.value.is_some() && (budget.passed || c.passed == Some(false)))
+        .take(if budget.passed { 1 } else { 2 })
+        .map(|c| {
+            format!(
+                "{} {}",
+                short_name(&c.container, 24),
+                number(c.value.unwrap_or_default())
+            )
+        })
+        .collect();
+    let verdict = if budget.passed { "PASS" } else { "FAIL" };
+    match (&budget.reason, shown.is_empty()) {
+        (Some(reason), true) => format!("{verdict} {}: {reason}", budget.budget),
+        (Some(reason), false) => format!(
+            "{verdict} {}: {reason}; {}",
+            budget.budget,
+            shown.join(", ")
+        ),
+        (None, _) => format!("{verdict} {}: highest {}", budget.budget, shown.join(", ")),
+    }
+}
+
+/// A number as short as it can be read: integers without decimals.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value.abs() >= 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// A name cut to `width` in the middle: container names often share their
+/// beginning (a project prefix) and differ at the end.
+fn short_name(name: &str, width: usize) -> String {
+    let count = name.chars().count();
+    if count <= width {
+        return name.to_string();
+    }
+    let head = width / 3;
+    let tail = width - head - 1;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
+}
+
+/// A line cut to the 100 columns the table promises.
+fn fit(line: &str) -> String {
+    if line.chars().count() <= WIDTH {
+        line.to_string()
+    } else {
+        let mut kept: String = line.chars().take(WIDTH - 1).collect();
+        kept.push('…');
+        kept
+    }
+}
+
+const WIDTH: usize = 100;
+
+fn heading(summary: &RunSummary) -> String {
+    let window = &summary.window;
+    let seconds = (window.to_ns - window.from_ns) as f64 / 1e9;
+    let mut text = match &summary.run {
+        Some(run) => format!(
+            "run {} on {}: {}{}",
+            run.id,
+            run.host,
+            if run.command.is_empty() {
+                "(no command)"
+            } else {
+                &run.command
+            },
+            run.exit_code
+                .map_or(String::new(), |c| format!(", exit code {c}"))
+        ),
+        None => "window".to_string(),
+    };
+    let _ = write!(
+        text,
+        "\n{} for {seconds:.1} s, {} container(s), sampled every {} (requested)",
+        rfc3339(window.from_ns),
+        summary.containers.len(),
+        millis(window.requested_interval_ns as f64 / 1e6)
+    );
+    text
+}
+
+fn cells(c: &ContainerSummary) -> Vec<String> {
+    let cpu = c
+        .cpu_percent
+        .map(|d| format!("{}/{}/{}", percent(d.p50), percent(d.p95), percent(d.max)));
+    let throttled = c.throttled_share.map(|share| {
+        let time = c.throttled_time_s.map_or(String::new(), |s| {
+            if s < 10.0 {
+                format!(" {s:.1}s")
+            } else {
+                format!(" {s:.0}s")
+            }
+        });
+        format!("{:.0}%{time}", share * 100.0)
+    });
+    let memory = c.mem_used.map(|d| {
+        let of_limit = c
+            .mem_percent
+            .map_or(String::new(), |p| format!(" {:.0}%", p.max));
+        format!("{}{of_limit}", bytes(d.max))
+    });
+    let net = match (c.net_in_bytes, c.net_out_bytes) {
+        (Some(rx), Some(tx)) => Some(format!("{}/{}", bytes_short(rx), bytes_short(tx))),
+        _ => None,
+    };
+    vec![
+        short_name(&c.container.name, COLUMNS[0].1),
+        c.samples.to_string(),
+        or_dash(c.interval_ms.map(millis)),
+        c.gaps.to_string(),
+        or_dash(cpu),
+        or_dash(c.cpu_limit_percent.map(|d| percent(d.p95))),
+        or_dash(throttled),
+        or_dash(memory),
+        c.oom_kills.to_string(),
+        c.restarts.to_string(),
+        or_dash(net),
+    ]
+}
+
+fn row(cells: &[String]) -> String {
+    let mut line = String::new();
+    for (i, (cell, (_, width))) in cells.iter().zip(COLUMNS).enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        let cut: String = if cell.chars().count() > width {
+            let mut kept: String = cell.chars().take(width - 1).collect();
+            kept.push('…');
+            kept
+        } else {
+            cell.clone()
+        };
+        // Numbers right-aligned, the name left-aligned.
+        if i == 0 {
+            let _ = write!(line, "{cut:<width$}");
+        } else {
+            let _ = write!(line, "{cut:>width$}");
+        }
+    }
+    line.truncate(line.trim_end().len());
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_widest_row_fits_in_100_columns() {
+        let widest: Vec<String> = COLUMNS.iter().map(|(_, w)| "x".repeat(*w + 5)).collect();
+        assert!(row(&widest).trim_end().chars().count() <= WIDTH);
+    }
+
+    #[test]
+    fn long_names_keep_their_distinct_end() {
+        assert_eq!(
+            short_name("dss-test-loadtest-17647-burner", 16),
+            "dss-t…647-burner"
+        );
+        assert_eq!(short_name("web", 16), "web");
+    }
+}

@@ -1,0 +1,259 @@
+//! What a summary is computed from: each container's samples (only the
+//! fields the summary reads, compactly), the lifecycle events, and the run
+//! records, whether they come from a `points.lp` file or from InfluxDB.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::schema::event_point::EVENTS_MEASUREMENT;
+use crate::schema::parse::{ParsedPoint, ParsedValue};
+use crate::schema::tags::STATS_MEASUREMENT;
+
+/// The measurement a recorded run is written to, for `report --run` and
+/// the dashboard's region annotation.
+pub const RUNS_MEASUREMENT: &str = "docker_runs";
+
+/// The fields of a stats point the summary reads, in `Sample::values` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    CpuPercent,
+    CpuLimitPercent,
+    CpuLimitCores,
+    MemUsed,
+    MemLimit,
+    MemPercent,
+    NetIn,
+    NetOut,
+    BlkioRead,
+    BlkioWrite,
+    Pids,
+    Periods,
+    ThrottledPeriods,
+    ThrottledTime,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 14] = [
+        Metric::CpuPercent,
+        Metric::CpuLimitPercent,
+        Metric::CpuLimitCores,
+        Metric::MemUsed,
+        Metric::MemLimit,
+        Metric::MemPercent,
+        Metric::NetIn,
+        Metric::NetOut,
+        Metric::BlkioRead,
+        Metric::BlkioWrite,
+        Metric::Pids,
+        Metric::Periods,
+        Metric::ThrottledPeriods,
+        Metric::ThrottledTime,
+    ];
+
+    /// The stats field it is read from.
+    pub fn field(self) -> &'static str {
+        match self {
+            Metric::CpuPercent => "cpu_percent",
+            Metric::CpuLimitPercent => "cpu_limit_percent",
+            Metric::CpuLimitCores => "cpu_limit_cores",
+            Metric::MemUsed => "mem_used",
+            Metric::MemLimit => "mem_total",
+            Metric::MemPercent => "mem_percent",
+            Metric::NetIn => "net_in_bytes",
+            Metric::NetOut => "net_out_bytes",
+            Metric::BlkioRead => "blkio_read_bytes",
+            Metric::BlkioWrite => "blkio_write_bytes",
+            Metric::Pids => "pids_current",
+            Metric::Periods => "cpu_throttling_periods",
+            Metric::ThrottledPeriods => "cpu_throttled_periods",
+            Metric::ThrottledTime => "cpu_throttled_time",
+        }
+    }
+
+    fn from_field(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.field() == name)
+    }
+}
+
+/// One reading of one container: NaN where the point had no such field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub t_ns: i64,
+    values: [f64; Metric::ALL.len()],
+}
+
+impl Sample {
+    pub fn new(t_ns: i64) -> Self {
+        Sample {
+            t_ns,
+            values: [f64::NAN; Metric::ALL.len()],
+        }
+    }
+
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        let value = self.values[metric as usize];
+        (!value.is_nan()).then_some(value)
+    }
+
+    pub fn set(&mut self, metric: Metric, value: f64) {
+        self.values[metric as usize] = value;
+    }
+
+    /// Sets the metric a stats field feeds, if the summary reads it.
+    pub fn set_field(&mut self, field: &str, value: f64) {
+        if let Some(metric) = Metric::from_field(field) {
+            self.set(metric, value);
+        }
+    }
+}
+
+/// A container as its stats points name it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub host: String,
+    /// `cgroup` or `stream` (the last one seen: a container can fall back).
+    pub source: String,
+    /// Every tag of its points (Compose project and service, label tags),
+    /// so filters on them work.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A container and its samples, in time order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSeries {
+    pub container: Container,
+    pub samples: Vec<Sample>,
+}
+
+/// A lifecycle event of a container (`start`, `die`, `oom`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventMark {
+    pub t_ns: i64,
+    pub container_id: String,
+    pub container_name: String,
+    pub action: String,
+    pub message: String,
+}
+
+/// A recorded run, as `record` writes it to `docker_runs`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub host: String,
+    pub command: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub exit_code: Option<i64>,
+    pub interval_ns: Option<i64>,
+}
+
+/// Everything read for one window.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    /// By host and container id: two hosts can share an id.
+    pub containers: BTreeMap<(String, String), ContainerSeries>,
+    pub events: Vec<EventMark>,
+    pub runs: Vec<RunRecord>,
+}
+
+impl Recording {
+    /// Adds one point of any of the three measurements; others are ignored.
+    pub fn add(&mut self, point: &ParsedPoint) {
+        match point.measurement.as_str() {
+            STATS_MEASUREMENT => self.add_sample(point),
+            EVENTS_MEASUREMENT => self.events.push(EventMark {
+                t_ns: point.timestamp_ns,
+                container_id: point.tag("container_id").unwrap_or_default().into(),
+                container_name: point.tag("container_name").unwrap_or_default().into(),
+                action: point.tag("action").unwrap_or_default().into(),
+                message: text(point.field("message")),
+            }),
+            RUNS_MEASUREMENT => self.runs.push(RunRecord {
+                id: point.tag("run_id").unwrap_or_default().into(),
+                host: point.tag("host").unwrap_or_default().into(),
+                command: text(point.field("command")),
+                start_ns: point.timestamp_ns,
+                end_ns: int(point.field("end_ns")).unwrap_or(point.timestamp_ns),
+                exit_code: int(point.field("exit_code")),
+                interval_ns: int(point.field("interval_ns")),
+            }),
+            _ => {}
+        }
+    }
+
+    fn add_sample(&mut self, point: &ParsedPoint) {
+        let id = point.tag("container_id").unwrap_or_default();
+        let host = point.tag("host").unwrap_or_default();
+        let series = self
+            .containers
+            .entry((host.to_string(), id.to_string()))
+            .or_insert_with(|| ContainerSeries {
+                container: Container {
+                    id: id.into(),
+                    host: host.into(),
+                    ..Container::default()
+                },
+                samples: Vec::new(),
+            });
+        let container = &mut series.container;
+        for (key, value) in &point.tags {
+            match key.as_str() {
+                "container_name" => container.name.clone_from(value),
+                "image" => container.image.clone_from(value),
+                "source" => container.source.clone_from(value),
+                _ => {}
+            }
+            if container.tags.get(key) != Some(value) {
+                container.tags.insert(key.clone(), value.clone());
+            }
+        }
+        let mut sample = Sample::new(point.timestamp_ns);
+        for (field, value) in &point.fields {
+            if let Some(number) = value.number() {
+                sample.set_field(field, number);
+            }
+        }
+        series.samples.push(sample);
+    }
+
+    /// Puts samples and events in time order (InfluxDB answers in order; a
+    /// file written by several actors interleaves them).
+    pub fn sort(&mut self) {
+        for series in self.containers.values_mut() {
+            series.samples.sort_by_key(|s| s.t_ns);
+            series.samples.dedup_by_key(|s| s.t_ns);
+        }
+        self.events.sort_by_key(|e| e.t_ns);
+    }
+
+    /// Keeps only what lies in `[from, to]` (nanoseconds).
+    pub fn restrict(&mut self, from_ns: i64, to_ns: i64) {
+        for series in self.containers.values_mut() {
+            series
+                .samples
+                .retain(|s| s.t_ns >= from_ns && s.t_ns <= to_ns);
+        }
+        self.containers
+            .retain(|_, series| !series.samples.is_empty());
+        self.events.retain(|e| e.t_ns >= from_ns && e.t_ns <= to_ns);
+    }
+}
+
+fn text(value: Option<&ParsedValue>) -> String {
+    match value {
+        Some(ParsedValue::Text(text)) => text.clone(),
+        _ => String::new(),
+    }
+}
+
+fn int(value: Option<&ParsedValue>) -> Option<i64> {
+    match value {
+        Some(ParsedValue::Int(v)) => Some(*v),
+        Some(ParsedValue::Float(v)) => Some(*v as i64),
+        _ => None,
+    }
+}
