@@ -11,7 +11,7 @@ use serde_json::Value;
 use support::containers::{docker, TestContainers};
 use support::influx::{shared, InfluxServer};
 use support::samples::{
-    cli_cpu_percent, cli_mem_used, preread_ns, read_ns, record_samples, stored_points,
+    cli_cpu_percent, cli_mem_used, preread_ns, read_ns, record_sample_count, stored_points,
 };
 use support::service::Service;
 
@@ -81,11 +81,13 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
     let mut service = Service::start(influx, db, CGROUP_100MS);
     service.wait_for_following(Duration::from_secs(20)).await;
 
-    // The engine's own samples of both containers over the same seconds.
-    let window = Duration::from_secs(8);
+    // The engine's own samples of both containers over the same seconds:
+    // ten, the first without a previous one. Counted, not timed: an engine
+    // under emulation in the platform lane sent only 6 in 8 s.
+    let limit = Duration::from_secs(40);
     let (busy_samples, idle_samples) = tokio::join!(
-        record_samples(busy.clone(), window),
-        record_samples(idle.clone(), window)
+        record_sample_count(busy.clone(), 10, limit),
+        record_sample_count(idle.clone(), 10, limit)
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     service.terminate().await;
@@ -241,23 +243,37 @@ async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
         let points = cgroup_points(influx, db, id.trim()).await;
         let stored = points.range(from..to).count();
         assert!(
-            stored >= least_readings,
-            "{name}: {stored} readings stored of the 80 requested in 8 s (at least {least_readings})"
+            (least_readings..=81).contains(&stored),
+            "{name}: {stored} readings stored of the 80 requested in 8 s (at least {least_readings}, and none made up)"
         );
         gaps.extend(spacing(&points));
     }
-    gaps.sort_by_key(|gap| (gap - 100_000_000).abs());
     // The timer fires on time; what moves a reading is the CPU getting to
-    // it. Under emulation 21 sampling tasks share two TCG vCPUs with the
-    // engine (15 ms seen): there the count above is the proof, and the
-    // spacing only has to stay well inside the interval.
-    let allowed_ms = if support::emulated_cpu() { 30 } else { 10 };
-    let p95 = (gaps[gaps.len() * 95 / 100] - 100_000_000).abs();
-    assert!(
-        p95 <= allowed_ms * 1_000_000,
-        "95% of readings are within {:.1} ms of 100 ms apart, not {allowed_ms} ms",
-        p95 as f64 / 1e6
-    );
+    // it. Natively 95% of readings are within 10 ms of 100 ms apart. Under
+    // emulation 21 sampling tasks share two TCG vCPUs with the engine and
+    // influxd, and how late the CPU gets to a tick has no bound: the p95
+    // was 15 ms on one host and 49.5 and 72.8 ms on a slower one. There the
+    // count above proves no tick is lost, and the median gap proves the
+    // clock: a late reading makes one gap longer and the next shorter, so
+    // the middle gap stays at the interval.
+    let off_by = |gap: &i64| (gap - 100_000_000).abs();
+    if support::emulated_cpu() {
+        gaps.sort();
+        let median = gaps[gaps.len() / 2];
+        assert!(
+            off_by(&median) <= 5_000_000,
+            "the median gap between readings is {:.1} ms, not 100 ms",
+            median as f64 / 1e6
+        );
+    } else {
+        gaps.sort_by_key(off_by);
+        let p95 = off_by(&gaps[gaps.len() * 95 / 100]);
+        assert!(
+            p95 <= 10_000_000,
+            "95% of readings are within {:.1} ms of 100 ms apart, not 10 ms",
+            p95 as f64 / 1e6
+        );
+    }
 
     // Its ticks coincide with the others' every 100 ms and it may be read
     // after them then, so its gaps alternate around 50 ms; their count is

@@ -265,12 +265,22 @@ async fn follows_containers_that_start_later_and_forgets_removed_ones() {
         &late,
     ]))
     .unwrap();
-    wait_for_points(influx, db, &late, Duration::from_secs(10)).await;
+    // The README promises 3 s. Under emulation (the platform lane's TCG VM)
+    // that is a promise about QEMU's speed: there the engine takes 9 s to
+    // run one container and 1.2 s to answer an inspect, and 3.7 s was seen,
+    // so the VM proves the new container is followed (within the wait),
+    // and the host proves how soon.
+    let promised = if support::emulated_cpu() {
+        Duration::from_secs(15)
+    } else {
+        Duration::from_secs(3)
+    };
+    wait_for_points(influx, db, &late, Duration::from_secs(15)).await;
     let delay = started_at.elapsed().unwrap();
     eprintln!("first point of a later container: {delay:?} after it started");
     assert!(
-        delay <= Duration::from_secs(3),
-        "a new container's first point was stored {delay:?} after it started"
+        delay <= promised,
+        "a new container's first point was stored {delay:?} after it started (at most {promised:?})"
     );
 
     let more: Vec<String> = (0..3)

@@ -15,6 +15,20 @@ use super::influx::InfluxServer;
 /// Subscribes to a container's stats the way `docker stats` does and keeps
 /// every sample for `window`.
 pub async fn record_samples(id: String, window: Duration) -> Vec<ContainerStatsResponse> {
+    record(id, usize::MAX, window).await
+}
+
+/// Like `record_samples`, but stops at `count` samples, or at `limit` if the
+/// engine is slower than one a second (a TCG-emulated engine is).
+pub async fn record_sample_count(
+    id: String,
+    count: usize,
+    limit: Duration,
+) -> Vec<ContainerStatsResponse> {
+    record(id, count, limit).await
+}
+
+async fn record(id: String, count: usize, limit: Duration) -> Vec<ContainerStatsResponse> {
     let docker = Docker::connect_with_local_defaults()
         .unwrap()
         .negotiate_version()
@@ -22,10 +36,13 @@ pub async fn record_samples(id: String, window: Duration) -> Vec<ContainerStatsR
         .unwrap();
     let options = StatsOptionsBuilder::new().stream(true).build();
     let mut stream = docker.stats(&id, Some(options));
-    let deadline = tokio::time::Instant::now() + window;
+    let deadline = tokio::time::Instant::now() + limit;
     let mut samples = Vec::new();
-    while let Ok(Some(item)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        samples.push(item.expect("a stats sample"));
+    while samples.len() < count {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(item)) => samples.push(item.expect("a stats sample")),
+            _ => break,
+        }
     }
     samples
 }
