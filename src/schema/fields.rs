@@ -56,7 +56,70 @@ pub const FIXED: &[&str] = &[
     "blkio_read_ops",
     "blkio_write_ops",
     "pids_limit",
+    // Between readings (cgroup source): peaks, memory events and stall time.
+    "mem_peak",
+    "mem_peak_interval",
+    "mem_events_high",
+    "mem_events_max",
+    "mem_events_oom",
+    "mem_events_oom_kill",
+    "cpu_pressure_some_us",
+    "cpu_pressure_full_us",
+    "cpu_pressure_some_percent",
+    "cpu_pressure_full_percent",
+    "memory_pressure_some_us",
+    "memory_pressure_full_us",
+    "memory_pressure_some_percent",
+    "memory_pressure_full_percent",
+    "io_pressure_some_us",
+    "io_pressure_full_us",
+    "io_pressure_some_percent",
+    "io_pressure_full_percent",
 ];
+
+/// The fields of one resource's pressure stall information: the kernel's
+/// cumulative stall totals (`some`: at least one task stalled; `full`: all
+/// non-idle tasks stalled at once), in microseconds, and the share of the
+/// time between two readings they grew by, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PressureFields {
+    pub some_us: &'static str,
+    pub full_us: &'static str,
+    pub some_percent: &'static str,
+    pub full_percent: &'static str,
+}
+
+impl PressureFields {
+    pub const fn all(&self) -> [&'static str; 4] {
+        [
+            self.some_us,
+            self.full_us,
+            self.some_percent,
+            self.full_percent,
+        ]
+    }
+}
+
+pub const CPU_PRESSURE: PressureFields = PressureFields {
+    some_us: "cpu_pressure_some_us",
+    full_us: "cpu_pressure_full_us",
+    some_percent: "cpu_pressure_some_percent",
+    full_percent: "cpu_pressure_full_percent",
+};
+pub const MEMORY_PRESSURE: PressureFields = PressureFields {
+    some_us: "memory_pressure_some_us",
+    full_us: "memory_pressure_full_us",
+    some_percent: "memory_pressure_some_percent",
+    full_percent: "memory_pressure_full_percent",
+};
+pub const IO_PRESSURE: PressureFields = PressureFields {
+    some_us: "io_pressure_some_us",
+    full_us: "io_pressure_full_us",
+    some_percent: "io_pressure_some_percent",
+    full_percent: "io_pressure_full_percent",
+};
+/// CPU, memory and I/O, in the order of `CgroupReading::pressure`.
+pub const PRESSURE: [PressureFields; 3] = [CPU_PRESSURE, MEMORY_PRESSURE, IO_PRESSURE];
 
 /// Per-interface counters summed over interfaces (bytes have their own
 /// fields above), in the order `sources::stream::fields` computes them.
@@ -122,7 +185,17 @@ pub const NET_FIELDS: [&str; 8] = {
 /// Fields that are absent from some samples by design (the first sample of a
 /// stream has no CPU delta; a container without a CPU limit has no limit
 /// share), so their absence is not worth a warning.
-pub const CONDITIONAL: &[&str] = &["cpu_percent", "cpu_limit_cores", "cpu_limit_percent"];
+pub const CONDITIONAL: &[&str] = &[
+    "cpu_percent",
+    "cpu_limit_cores",
+    "cpu_limit_percent",
+    "cpu_pressure_some_percent",
+    "cpu_pressure_full_percent",
+    "memory_pressure_some_percent",
+    "memory_pressure_full_percent",
+    "io_pressure_some_percent",
+    "io_pressure_full_percent",
+];
 
 /// The suffixes of the per-interface fields (`net_<iface>_<suffix>`): the
 /// bytes, then the counters of [`NET_TOTALS`] in the same order.
@@ -279,5 +352,14 @@ mod tests {
     fn expected_skips_fields_absent_by_design() {
         let sel = FieldSelection::parse("cpu_percent,mem_used").unwrap();
         assert_eq!(sel.expected().collect::<Vec<_>>(), vec!["mem_used"]);
+    }
+
+    #[test]
+    fn pressure_fields_are_fixed_names_and_their_shares_are_conditional() {
+        for resource in PRESSURE {
+            assert!(resource.all().iter().all(|n| FIXED.contains(n)));
+            assert!(CONDITIONAL.contains(&resource.some_percent));
+            assert!(CONDITIONAL.contains(&resource.full_percent));
+        }
     }
 }

@@ -14,4 +14,7 @@ use crate::schema::point::Field;
 pub struct Reading {
     pub fields: Vec<Field>,
     pub timestamp: i64,
+    /// Processes the OOM killer killed since the previous reading: the
+    /// cgroup source counts them; the engine's stream does not say.
+    pub oom_kills: u64,
 }

@@ -19,6 +19,7 @@ use bollard::Docker;
 use crate::clock::now_ms;
 use crate::engine::container::{short, ContainerInfo};
 use crate::engine::stats_stream::{self, StatsItem, StreamError};
+use crate::schema::event_point::oom_kill_point;
 use crate::schema::fields::FieldSelection;
 use crate::schema::line_protocol::SeriesKey;
 use crate::schema::point::encode_point;
@@ -126,6 +127,8 @@ pub struct StatsActor {
     generation: u64,
     links: StatsLinks,
     series: Option<SeriesKey>,
+    /// The container's name, for the events its readings show.
+    name: String,
     /// Where `/metrics` reads the time of this container's last sample.
     last_sample_ms: Option<Arc<AtomicI64>>,
     /// Set once the container is inspected and followed.
@@ -149,6 +152,7 @@ impl StatsActor {
             generation,
             links,
             series: None,
+            name: String::new(),
             last_sample_ms: None,
             source: None,
             draining: false,
@@ -182,6 +186,7 @@ impl StatsActor {
 
     fn follow(&mut self, info: ContainerInfo, ctx: &mut Context<Self>) {
         let settings = Arc::clone(&self.links.settings);
+        self.name = info.name.clone();
         self.last_sample_ms = Some(self.links.health.stream_started(
             &self.id,
             self.generation,
@@ -256,6 +261,27 @@ impl StatsActor {
             self.links
                 .writer
                 .do_send(WritePoint::stamped(line, reading.timestamp));
+        }
+        if reading.oom_kills > 0 {
+            self.report_oom_kills(reading.oom_kills, reading.timestamp);
+        }
+    }
+
+    /// Processes the OOM killer killed since the last reading: counted,
+    /// said, and written as a `docker_events` point, since the container
+    /// may well go on running without the engine saying anything.
+    fn report_oom_kills(&self, killed: u64, timestamp: i64) {
+        Counters::add(&self.links.counters.oom_kills, killed);
+        log::warn!(
+            "container {} ({}): the OOM killer killed {killed} of its processes",
+            self.name,
+            short(&self.id)
+        );
+        let host = &self.links.settings.host;
+        if let Some(line) = oom_kill_point(&self.id, &self.name, host, killed, timestamp) {
+            self.links
+                .writer
+                .do_send(WritePoint::stamped(line, timestamp));
         }
     }
 }

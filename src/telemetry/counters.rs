@@ -21,6 +21,9 @@ pub struct Counters {
     /// Containers sampled from the stream because their cgroup files could
     /// not be read although `stats.sampling` is `cgroup`.
     pub cgroup_fallbacks: AtomicU64,
+    /// Processes the OOM killer killed in followed containers, seen as a
+    /// growing `oom_kill` count in their cgroups.
+    pub oom_kills: AtomicU64,
     /// Empty samples (zero `read` time) the engine sends for stopped containers.
     pub samples_empty: AtomicU64,
     /// Stats frames that were not valid JSON samples, skipped.
@@ -109,7 +112,7 @@ impl Counters {
     #[rustfmt::skip]
     /// Every counter as `/metrics` shows it. `write_errors` is not here:
     /// `/metrics` shows it by class, from the health state.
-    pub fn exposition(&self) -> [Exposed<'_>; 16] {
+    pub fn exposition(&self) -> [Exposed<'_>; 17] {
         use Kind::{Counter, Gauge};
         let reason = |r| Some(("reason", r));
         [
@@ -119,6 +122,8 @@ impl Counters {
                 "cgroup sampling ticks skipped because the previous one ran late.", &self.cgroup_ticks_skipped),
             exposed("dss_cgroup_fallbacks_total", None, Counter,
                 "Containers sampled from the stream because their cgroup files could not be read.", &self.cgroup_fallbacks),
+            exposed("dss_oom_kills_total", None, Counter,
+                "Processes the OOM killer killed in followed containers (cgroup oom_kill counts).", &self.oom_kills),
             exposed("dss_samples_empty_total", None, Counter,
                 "Empty samples of stopped containers, not written.", &self.samples_empty),
             exposed("dss_frames_skipped_total", reason("malformed"), Counter,

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::files::CgroupReading;
-use crate::schema::fields::NET_TOTALS;
+use crate::schema::fields::{NET_TOTALS, PRESSURE};
 use crate::schema::formulas::{cpu_limit_percent, cpu_share_percent, mem_percent};
 use crate::schema::point::{Field, FieldValue};
 
@@ -95,7 +95,45 @@ pub fn compute_fields(
     put("blkio_read_ops", int(reading.blkio_ops.map(|o| o.read)));
     put("blkio_write_ops", int(reading.blkio_ops.map(|o| o.write)));
     put("pids_limit", int(reading.pids_limit.filter(|l| *l > 0)));
+
+    put("mem_peak", int(reading.mem_peak));
+    put("mem_peak_interval", int(reading.mem_peak_interval));
+    let events = reading.mem_events;
+    put("mem_events_high", int(events.high));
+    put("mem_events_max", int(events.max));
+    put("mem_events_oom", int(events.oom));
+    put("mem_events_oom_kill", int(events.oom_kill));
+    for (index, names) in PRESSURE.iter().enumerate() {
+        let Some(now) = reading.pressure[index] else {
+            continue;
+        };
+        let before =
+            previous.and_then(|(before, elapsed)| Some((before.pressure[index]?, elapsed)));
+        put(names.some_us, int(Some(now.some_us)));
+        put(names.full_us, int(now.full_us));
+        let share = |now: Option<u64>, before: Option<u64>, elapsed: Duration| {
+            stall_percent(now?.checked_sub(before?)?, elapsed)
+        };
+        if let Some((before, elapsed)) = before {
+            put(
+                names.some_percent,
+                float(share(Some(now.some_us), Some(before.some_us), elapsed)),
+            );
+            put(
+                names.full_percent,
+                float(share(now.full_us, before.full_us, elapsed)),
+            );
+        }
+    }
     out
+}
+
+/// The share of `elapsed` that `stalled_us` of stall time is, in percent:
+/// the exact figure over the real time between two readings, where the
+/// kernel's own `avg10` is a decaying average over ten seconds.
+fn stall_percent(stalled_us: u64, elapsed: Duration) -> Option<f64> {
+    let elapsed_us = elapsed.as_nanos() as f64 / 1_000.0;
+    (elapsed_us > 0.0).then(|| stalled_us as f64 / elapsed_us * 100.0)
 }
 
 #[cfg(test)]
@@ -139,6 +177,93 @@ mod tests {
             panic!("cpu_limit_percent is a float")
         };
         assert!((share - 100.0).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn stall_shares_are_the_totals_growth_over_the_real_time_between_readings() {
+        use crate::sources::cgroup::files::Pressure;
+        let with_pressure = |cpu_some, cpu_full, io_some| CgroupReading {
+            pressure: [
+                Some(Pressure {
+                    some_us: cpu_some,
+                    full_us: Some(cpu_full),
+                }),
+                None,
+                Some(Pressure {
+                    some_us: io_some,
+                    full_us: None,
+                }),
+            ],
+            ..reading(0, 0, None)
+        };
+        let before = with_pressure(1_000_000, 500_000, 7);
+        let after = with_pressure(1_030_000, 510_000, 7);
+        // 30 ms of 120 ms stalled: 25%, whatever the interval asked for.
+        let fields = compute_fields(
+            &after,
+            Some((&before, Duration::from_millis(120))),
+            TWO_CORES,
+        );
+        assert_eq!(
+            get(&fields, "cpu_pressure_some_us"),
+            Some(FieldValue::Int(1_030_000))
+        );
+        assert_eq!(
+            get(&fields, "cpu_pressure_some_percent"),
+            Some(FieldValue::Float(25.0))
+        );
+        let Some(FieldValue::Float(full)) = get(&fields, "cpu_pressure_full_percent") else {
+            panic!("cpu_pressure_full_percent is a float")
+        };
+        assert!((full - 100.0 / 12.0).abs() < 1e-9, "{full}");
+        assert_eq!(
+            get(&fields, "io_pressure_some_percent"),
+            Some(FieldValue::Float(0.0))
+        );
+        // A kernel without `full` for I/O, and no memory pressure at all:
+        // absent, never zero.
+        for absent in [
+            "io_pressure_full_us",
+            "io_pressure_full_percent",
+            "memory_pressure_some_us",
+            "memory_pressure_some_percent",
+        ] {
+            assert_eq!(get(&fields, absent), None, "{absent}");
+        }
+        // The first reading has the totals but no share yet.
+        let first = compute_fields(&after, None, TWO_CORES);
+        assert!(get(&first, "cpu_pressure_some_us").is_some());
+        assert_eq!(get(&first, "cpu_pressure_some_percent"), None);
+    }
+
+    #[test]
+    fn peaks_and_memory_events_are_integer_counters() {
+        use crate::sources::cgroup::files::MemoryEvents;
+        let fields = compute_fields(
+            &CgroupReading {
+                mem_peak: Some(9 << 20),
+                mem_peak_interval: Some(3 << 20),
+                mem_events: MemoryEvents {
+                    max: Some(12),
+                    oom_kill: Some(1),
+                    ..Default::default()
+                },
+                ..reading(0, 0, None)
+            },
+            None,
+            TWO_CORES,
+        );
+        assert_eq!(get(&fields, "mem_peak"), Some(FieldValue::Int(9 << 20)));
+        assert_eq!(
+            get(&fields, "mem_peak_interval"),
+            Some(FieldValue::Int(3 << 20))
+        );
+        assert_eq!(get(&fields, "mem_events_max"), Some(FieldValue::Int(12)));
+        assert_eq!(
+            get(&fields, "mem_events_oom_kill"),
+            Some(FieldValue::Int(1))
+        );
+        assert_eq!(get(&fields, "mem_events_high"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! as settings, read once a second rather than at every tick.
 
 use super::cpu::NS_PER_TICK;
-use crate::schema::fields::{NetTotals, NET_FIELDS};
+use crate::schema::fields::{NetTotals, CPU_PRESSURE, IO_PRESSURE, MEMORY_PRESSURE, NET_FIELDS};
 use crate::schema::formulas::usage_without_inactive_cache;
 
 /// One reading of a container's counters, in the units `docker stats` uses
@@ -37,6 +37,16 @@ pub struct CgroupReading {
     pub pids_current: Option<u64>,
     pub pids_limit: Option<u64>,
     pub net: Option<NetTotals>,
+    /// The highest memory usage since the container started.
+    pub mem_peak: Option<u64>,
+    /// The highest memory usage since the previous reading: only where the
+    /// kernel lets a reader reset `memory.peak` for itself (Linux 6.12+).
+    pub mem_peak_interval: Option<u64>,
+    pub mem_events: MemoryEvents,
+    /// Stall totals of CPU, memory and I/O, in the order of
+    /// `schema::fields::PRESSURE`; `None` where the kernel has no pressure
+    /// stall information for the cgroup.
+    pub pressure: [Option<Pressure>; 3],
 }
 
 impl CgroupReading {
@@ -44,6 +54,30 @@ impl CgroupReading {
     pub fn mem_used(&self) -> Option<u64> {
         Some(used(self.mem_usage?, self.inactive_file?))
     }
+}
+
+/// How often the memory controller acted, counted since the container
+/// started (v2 `memory.events`; v1 has `failcnt` and `oom_kill` only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEvents {
+    /// Usage went over `memory.high` and the cgroup was throttled.
+    pub high: Option<u64>,
+    /// Usage reached the limit (v1: `memory.failcnt`).
+    pub max: Option<u64>,
+    /// The limit was reached and reclaim failed: the OOM killer was invoked.
+    pub oom: Option<u64>,
+    /// Processes the OOM killer killed.
+    pub oom_kill: Option<u64>,
+}
+
+/// One resource's cumulative stall time, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pressure {
+    /// Time at least one task was stalled.
+    pub some_us: u64,
+    /// Time every non-idle task was stalled at once (not in CPU pressure
+    /// before Linux 5.13).
+    pub full_us: Option<u64>,
 }
 
 /// Block I/O summed over devices.
@@ -86,9 +120,15 @@ pub enum Cadence {
     /// A limit: it changes only with `docker update`, so once a second
     /// (the stream source sees such a change no sooner).
     Setting,
+    /// A peak reset for this reader after each reading, so that each
+    /// reading holds the peak since the one before: opened for writing, and
+    /// absent where the kernel does not allow it (before Linux 6.12, on a
+    /// read-only mount, or without the right to write the file).
+    EveryTickResetting,
 }
 
 /// One file the cgroup source can read.
+#[derive(Clone, Copy)]
 pub struct CounterFile {
     pub place: Place,
     pub name: &'static str,
@@ -135,6 +175,17 @@ const BLKIO: &[&str] = &[
     "blkio_read_ops",
     "blkio_write_ops",
 ];
+const MEM_PEAK: &[&str] = &["mem_peak"];
+const MEM_PEAK_INTERVAL: &[&str] = &["mem_peak_interval"];
+const MEM_EVENTS: &[&str] = &[
+    "mem_events_high",
+    "mem_events_max",
+    "mem_events_oom",
+    "mem_events_oom_kill",
+];
+const CPU_PSI: [&str; 4] = CPU_PRESSURE.all();
+const MEMORY_PSI: [&str; 4] = MEMORY_PRESSURE.all();
+const IO_PSI: [&str; 4] = IO_PRESSURE.all();
 const V2_CPU: &[&str] = &[
     "cpu_percent",
     "cpu_limit_percent",
@@ -159,8 +210,52 @@ const NET_DEV: CounterFile = CounterFile {
     },
 };
 
-use Cadence::{EveryTick, Setting};
+use Cadence::{EveryTick, EveryTickResetting, Setting};
 use Place::{Controller, Unified};
+
+/// The pressure stall files of CPU, memory and I/O, which exist only in the
+/// unified (v2) hierarchy: in the container's directory on a v2 host, and
+/// in the `unified` mount of a v1 host that has one (systemd's hybrid
+/// layout), where the engine also places each container.
+const fn pressure_files(place: Place) -> [CounterFile; 3] {
+    [
+        CounterFile {
+            place,
+            name: "cpu.pressure",
+            required: false,
+            cadence: EveryTick,
+            feeds: &CPU_PSI,
+            parse: |t, r| {
+                r.pressure[0] = Some(pressure(t)?);
+                Some(())
+            },
+        },
+        CounterFile {
+            place,
+            name: "memory.pressure",
+            required: false,
+            cadence: EveryTick,
+            feeds: &MEMORY_PSI,
+            parse: |t, r| {
+                r.pressure[1] = Some(pressure(t)?);
+                Some(())
+            },
+        },
+        CounterFile {
+            place,
+            name: "io.pressure",
+            required: false,
+            cadence: EveryTick,
+            feeds: &IO_PSI,
+            parse: |t, r| {
+                r.pressure[2] = Some(pressure(t)?);
+                Some(())
+            },
+        },
+    ]
+}
+const V1_PRESSURE: [CounterFile; 3] = pressure_files(Controller("unified"));
+const V2_PRESSURE: [CounterFile; 3] = pressure_files(Unified);
 
 /// A cgroup v1 container's files (the `cpuacct`, `cpu`, `memory`, `blkio`
 /// and `pids` controllers).
@@ -234,6 +329,41 @@ pub const V1_FILES: &[CounterFile] = &[
         },
     },
     CounterFile {
+        place: Controller("memory"),
+        name: "memory.max_usage_in_bytes",
+        required: false,
+        cadence: EveryTick,
+        feeds: MEM_PEAK,
+        parse: |t, r| {
+            r.mem_peak = single_value(t)?;
+            Some(())
+        },
+    },
+    // The times usage hit the limit: v2's `max` event.
+    CounterFile {
+        place: Controller("memory"),
+        name: "memory.failcnt",
+        required: false,
+        cadence: EveryTick,
+        feeds: &["mem_events_max"],
+        parse: |t, r| {
+            r.mem_events.max = single_value(t)?;
+            Some(())
+        },
+    },
+    // `oom_kill` since Linux 4.13.
+    CounterFile {
+        place: Controller("memory"),
+        name: "memory.oom_control",
+        required: false,
+        cadence: EveryTick,
+        feeds: &["mem_events_oom_kill"],
+        parse: |t, r| {
+            r.mem_events.oom_kill = Some(keyed(t, "oom_kill")?);
+            Some(())
+        },
+    },
+    CounterFile {
         place: Controller("blkio"),
         name: "blkio.throttle.io_service_bytes",
         required: false,
@@ -272,6 +402,9 @@ pub const V1_FILES: &[CounterFile] = &[
         parse: pids_limit,
     },
     NET_DEV,
+    V1_PRESSURE[0],
+    V1_PRESSURE[1],
+    V1_PRESSURE[2],
 ];
 
 /// A cgroup v2 container's files.
@@ -324,6 +457,47 @@ pub const V2_FILES: &[CounterFile] = &[
             Some(())
         },
     },
+    // Since Linux 5.19.
+    CounterFile {
+        place: Unified,
+        name: "memory.peak",
+        required: false,
+        cadence: EveryTick,
+        feeds: MEM_PEAK,
+        parse: |t, r| {
+            r.mem_peak = single_value(t)?;
+            Some(())
+        },
+    },
+    CounterFile {
+        place: Unified,
+        name: "memory.peak",
+        required: false,
+        cadence: EveryTickResetting,
+        feeds: MEM_PEAK_INTERVAL,
+        parse: |t, r| {
+            r.mem_peak_interval = single_value(t)?;
+            Some(())
+        },
+    },
+    // Counted here and in every cgroup below (`memory.events.local` counts
+    // only this one): a container's processes may sit in child cgroups.
+    CounterFile {
+        place: Unified,
+        name: "memory.events",
+        required: false,
+        cadence: EveryTick,
+        feeds: MEM_EVENTS,
+        parse: |t, r| {
+            r.mem_events = MemoryEvents {
+                high: keyed(t, "high"),
+                max: keyed(t, "max"),
+                oom: keyed(t, "oom"),
+                oom_kill: keyed(t, "oom_kill"),
+            };
+            Some(())
+        },
+    },
     CounterFile {
         place: Unified,
         name: "io.stat",
@@ -354,6 +528,9 @@ pub const V2_FILES: &[CounterFile] = &[
         parse: pids_limit,
     },
     NET_DEV,
+    V2_PRESSURE[0],
+    V2_PRESSURE[1],
+    V2_PRESSURE[2],
 ];
 
 /// Memory usage (`memory.usage_in_bytes`, `memory.current`): the same file
@@ -416,6 +593,21 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
         from = end;
     }
     None
+}
+
+/// A `*.pressure` file: `some avg10=.. avg60=.. avg300=.. total=N` and,
+/// where the kernel has it, the same for `full`. The averages are the
+/// kernel's own decaying ones; the totals give the exact share of any
+/// interval, so they are what is kept.
+fn pressure(text: &str) -> Option<Pressure> {
+    let total = |kind: &str| {
+        let line = text.lines().find(|line| line.starts_with(kind))?;
+        line.rsplit_once(" total=")?.1.trim().parse().ok()
+    };
+    Some(Pressure {
+        some_us: total("some ")?,
+        full_us: total("full "),
+    })
 }
 
 /// v1 `blkio.throttle.*`: `major:minor Read|Write|... value` lines, summed
@@ -541,6 +733,64 @@ mod tests {
     }
 
     #[test]
+    fn reads_peaks_events_and_the_hybrid_mounts_pressure_recorded_on_a_v1_host() {
+        // Recorded here from the same kind of container with two busy
+        // threads: its pressure files are in the hybrid `unified` mount.
+        let reading = recorded("v1", V1_FILES).unwrap();
+        let cpu = Pressure {
+            some_us: 3_018_834,
+            full_us: Some(3_016_957),
+        };
+        assert_eq!(reading.pressure[0], Some(cpu));
+        assert_eq!(reading.pressure[1].map(|p| p.some_us), Some(0));
+        let io = Pressure {
+            some_us: 435,
+            full_us: Some(301),
+        };
+        assert_eq!(reading.pressure[2], Some(io));
+        assert_eq!(reading.mem_peak, Some(4_087_808));
+        let events = MemoryEvents {
+            max: Some(0),
+            oom_kill: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(reading.mem_events, events);
+        assert_eq!(
+            reading.mem_peak_interval, None,
+            "v1 has no per-reader reset"
+        );
+    }
+
+    #[test]
+    fn pressure_totals_come_from_the_some_and_full_lines() {
+        let text = "some avg10=1.50 avg60=0.30 avg300=0.06 total=123456\n";
+        let only_some = Pressure {
+            some_us: 123_456,
+            full_us: None,
+        };
+        assert_eq!(pressure(text), Some(only_some));
+        let both = format!("{text}full avg10=0.00 avg60=0.00 avg300=0.00 total=99\n");
+        assert_eq!(pressure(&both).unwrap().full_us, Some(99));
+        assert_eq!(pressure(""), None);
+        assert_eq!(pressure("some avg10=0.00 total=x\n"), None);
+    }
+
+    #[test]
+    fn memory_events_are_read_by_whole_key() {
+        let text = "low 0\nhigh 4\nmax 17\noom 2\noom_kill 3\noom_group_kill 0\n";
+        let mut reading = CgroupReading::default();
+        let events = V2_FILES.iter().find(|f| f.name == "memory.events");
+        events.unwrap().apply(Some(text), &mut reading).unwrap();
+        let expected = MemoryEvents {
+            high: Some(4),
+            max: Some(17),
+            oom: Some(2),
+            oom_kill: Some(3),
+        };
+        assert_eq!(reading.mem_events, expected);
+    }
+
+    #[test]
     fn reads_a_v2_container() {
         let reading = recorded("v2", V2_FILES).unwrap();
         assert_eq!(reading.cpu_total_ns, Some(1_532_871_000));
@@ -625,7 +875,9 @@ mod tests {
         for file in V1_FILES.iter().chain(V2_FILES) {
             let is_limit = file.name.ends_with(".max") || file.name.ends_with("limit_in_bytes");
             let expected = if is_limit { Setting } else { EveryTick };
-            assert_eq!(file.cadence, expected, "{}", file.name);
+            if file.cadence != EveryTickResetting {
+                assert_eq!(file.cadence, expected, "{}", file.name);
+            }
         }
     }
 

@@ -25,6 +25,10 @@ use crate::engine::container::short;
 /// The v1 controllers whose files the sampler reads.
 pub const V1_CONTROLLERS: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];
 
+/// Where a v1 host in systemd's hybrid layout mounts the unified hierarchy:
+/// optional, unlike the controllers.
+pub const HYBRID_UNIFIED: &str = "unified";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupVersion {
     V1,
@@ -61,7 +65,8 @@ pub enum Runtime {
 pub enum ContainerCgroup {
     /// cgroup v2: every controller's files in one directory.
     Unified(PathBuf),
-    /// cgroup v1: one directory per controller, in [`V1_CONTROLLERS`] order.
+    /// cgroup v1: one directory per controller, in [`V1_CONTROLLERS`] order,
+    /// then the hybrid layout's [`HYBRID_UNIFIED`] one where it exists.
     PerController(Vec<(&'static str, PathBuf)>),
 }
 
@@ -140,7 +145,7 @@ impl CgroupLayout {
                 }
             }
             CgroupVersion::V1 => {
-                let dirs: Vec<(&'static str, PathBuf)> = V1_CONTROLLERS
+                let mut dirs: Vec<(&'static str, PathBuf)> = V1_CONTROLLERS
                     .iter()
                     .map(|c| (*c, self.root.join(c).join(&relative)))
                     .collect();
@@ -149,6 +154,13 @@ impl CgroupLayout {
                     .filter(|(_, d)| !d.is_dir())
                     .map(|(_, d)| d.clone())
                     .collect();
+                // systemd's hybrid layout mounts the unified hierarchy
+                // beside the controllers, and the engine places the
+                // container there too: its pressure files are there.
+                let unified = self.root.join(HYBRID_UNIFIED).join(&relative);
+                if unified.is_dir() {
+                    dirs.push((HYBRID_UNIFIED, unified));
+                }
                 if missing.is_empty() {
                     Ok(ContainerCgroup::PerController(dirs))
                 } else {
@@ -273,6 +285,22 @@ mod tests {
         assert_eq!(
             layout.locate(ID, ""),
             Ok(per_controller(&tree.0, &format!("docker/{ID}")))
+        );
+    }
+
+    #[test]
+    fn adds_the_hybrid_layouts_unified_directory_where_it_exists() {
+        let relative = format!("docker/{ID}");
+        let tree = Tree::v1("v1-hybrid", &relative);
+        tree.dir(&format!("unified/{relative}"));
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
+        let ContainerCgroup::PerController(mut dirs) = per_controller(&tree.0, &relative) else {
+            unreachable!()
+        };
+        dirs.push(("unified", tree.0.join("unified").join(&relative)));
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(ContainerCgroup::PerController(dirs))
         );
     }
 

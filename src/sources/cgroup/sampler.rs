@@ -8,9 +8,10 @@
 //! second per container.
 
 use std::cell::RefCell;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::files::{Cadence, CgroupReading, CounterFile, Place, ReadError, V1_FILES, V2_FILES};
@@ -93,7 +94,7 @@ impl CgroupSampler {
                     .map(|(_, dir)| dir.join(kind.name)),
                 _ => None,
             };
-            let file = match path.map(|path| (File::open(&path), path)) {
+            let file = match path.map(|path| (open_as(kind, &path), path)) {
                 Some((Ok(file), _)) => Some(file),
                 Some((Err(error), path)) if kind.place == Place::Process => {
                     return Err(OpenError::NetDev(path, error));
@@ -137,6 +138,13 @@ impl CgroupSampler {
                     open.last_text = text.map(str::to_owned);
                 }
                 open.kind.apply(text, &mut reading)?;
+                if open.kind.cadence == Cadence::EveryTickResetting {
+                    if let Some(file) = &open.file {
+                        // A failed reset leaves the next reading covering
+                        // more than one interval, still a true peak.
+                        let _ = reset_peak(file);
+                    }
+                }
             }
             Ok(reading)
         })
@@ -148,6 +156,38 @@ thread_local! {
     /// another on the actor thread, and one buffer stays in the cache where
     /// one per container would not.
     static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 4096]);
+}
+
+/// Opens a file the way its cadence needs: read-only, or, for a peak reset
+/// after each reading, for reading and writing, with a first reset done so
+/// that the first reading already covers only the time since.
+fn open_as(kind: &CounterFile, path: &Path) -> std::io::Result<File> {
+    if kind.cadence != Cadence::EveryTickResetting {
+        return File::open(path);
+    }
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .and_then(|file| reset_peak(&file).map(|()| file));
+    if let Err(error) = &opened {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Ordering::Relaxed) {
+            log::info!(
+                "the fields {} are not written: cannot reset {} for this reader ({error}); that needs Linux 6.12 or later and a cgroup mount the service may write",
+                kind.feeds.join(", "),
+                path.display()
+            );
+        }
+    }
+    opened
+}
+
+/// Resets a `memory.peak` opened for writing to the current usage, for
+/// reads through this open file only (Linux 6.12+): other readers, the
+/// engine among them, still see the peak since the cgroup was made.
+fn reset_peak(file: &File) -> std::io::Result<()> {
+    file.write_at(b"reset\n", 0).map(|_| ())
 }
 
 /// The largest text a counter file may have. The largest real ones (a

@@ -185,8 +185,23 @@ impl CgroupSource {
             .as_ref()
             .map(|(before, at)| (before, read_at - *at));
         let fields = compute_fields(&reading, previous, self.context);
+        let oom_kills = previous.map_or(0, |(before, _)| oom_kills_between(before, &reading));
         self.previous = Some((reading, read_at));
-        Ok(Reading { fields, timestamp })
+        Ok(Reading {
+            fields,
+            timestamp,
+            oom_kills,
+        })
+    }
+}
+
+/// Processes the OOM killer killed between two readings. Kills before the
+/// first reading (before the service followed the container) are in the
+/// counter but are no event of this run.
+fn oom_kills_between(before: &CgroupReading, after: &CgroupReading) -> u64 {
+    match (before.mem_events.oom_kill, after.mem_events.oom_kill) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => 0,
     }
 }
 

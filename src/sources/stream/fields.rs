@@ -301,6 +301,10 @@ fn push_memory_detail(out: &mut Vec<Field>, memory: &MemoryStats) {
     put("mem_usage", memory.usage);
     put("mem_max_usage", memory.max_usage);
     put("mem_failcnt", memory.failcnt);
+    // The same two counters (cgroup v1 only) under the names the cgroup
+    // source gives them on either version, so one query serves both.
+    put("mem_peak", memory.max_usage);
+    put("mem_events_max", memory.failcnt);
     put("mem_cache", stat(s.total_cache, s.cache, s.file));
     put("mem_rss", stat(s.total_rss, s.rss, s.anon));
     put(

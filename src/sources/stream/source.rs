@@ -90,7 +90,11 @@ impl StreamSource {
         };
         let fields = compute_fields(&sample, settings.platform, self.cpu_limit_cores);
         self.warn_about_missing_fields(&fields, settings, selection);
-        Some(Reading { fields, timestamp })
+        Some(Reading {
+            fields,
+            timestamp,
+            oom_kills: 0,
+        })
     }
 
     fn log_bad_frame(&mut self, what: &str) {
