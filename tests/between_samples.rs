@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::containers::{docker, TestContainers};
 use support::influx::{shared, InfluxServer};
-use support::samples::stored_points;
+use support::samples::{stored_points, wait_for_event};
 use support::service::Service;
 
 const CGROUP_100MS: &[(&str, &str)] = &[("STATS_SAMPLING", "cgroup"), ("STATS_INTERVAL", "100ms")];
@@ -169,16 +169,7 @@ async fn stalls_peaks_and_oom_kills_between_readings_are_stored() {
     let io_dir = DiskDir::new("io");
     let device = device_of(&io_dir.0);
 
-    // Three busy threads held to half a core wait for it most of the time.
-    let starved = containers.run(
-        "starved",
-        &["--cpus", "0.5"],
-        &[
-            "sh",
-            "-c",
-            "for i in 1 2 3; do (while :; do :; done) & done; wait",
-        ],
-    );
+    let starved = containers.cpu_starved("starved");
     let idle = containers.idle("idle");
     // Page cache written under a tight limit must be reclaimed first.
     let cache_volume = format!("{}:/data", cache_dir.0);
@@ -205,15 +196,7 @@ async fn stalls_peaks_and_oom_kills_between_readings_are_stored() {
     );
     // A worker killed by the OOM killer under a shell that lives on; it
     // starts when the test says, once the service follows the container.
-    let oom = containers.run(
-        "oom",
-        &["-m", "32m"],
-        &[
-            "sh",
-            "-c",
-            "while [ ! -e /go ]; do sleep 0.1; done; tail /dev/zero; sleep 3600",
-        ],
-    );
+    let oom = containers.oom_worker("oom");
     // 40 MiB for as long as dd takes to fill it, once a second: far
     // shorter than the 100 ms between readings.
     let spiky = containers.run(
@@ -242,23 +225,8 @@ async fn stalls_peaks_and_oom_kills_between_readings_are_stored() {
     let stat = std::fs::read_to_string(&cpu_stat).unwrap();
     let after_read = now_ns();
 
-    docker(&["exec", &oom, "sh", "-c", "touch /go"]);
-    let kill = support::eventually(
-        Duration::from_secs(30),
-        "a docker_events oom_kill point",
-        || async {
-            let rows = influx
-                .rows(
-                    db,
-                    &format!(
-                        "SELECT * FROM docker_events WHERE action = 'oom_kill' AND container_id = '{oom}'"
-                    ),
-                )
-                .await;
-            (!rows.is_empty()).then_some(rows)
-        },
-    )
-    .await;
+    containers.kill_worker(&oom);
+    let kill = wait_for_event(influx, db, &oom, "oom_kill", Duration::from_secs(30)).await;
     let oom_kills_seen = service.metric("dss_oom_kills_total").await;
     // Stats go on after the kill.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -380,10 +348,9 @@ async fn stalls_peaks_and_oom_kills_between_readings_are_stored() {
 
     // The OOM kill: counted exactly once, stored as one event, and the
     // container lives on with its stats.
-    assert_eq!(kill.len(), 1, "one oom_kill event: {kill:?}");
-    assert_eq!(kill[0]["oom_kills"].as_u64(), Some(1), "{kill:?}");
+    assert_eq!(kill["oom_kills"].as_u64(), Some(1), "{kill:?}");
     assert_eq!(oom_kills_seen, Some(1.0), "dss_oom_kills_total");
-    let kill_time = kill[0]["time"].as_i64().unwrap();
+    let kill_time = kill["time"].as_i64().unwrap();
     let oom_points = cgroup_points(influx, db, &oom).await;
     let kills: Vec<u64> = oom_points
         .values()

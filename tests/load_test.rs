@@ -212,6 +212,18 @@ async fn a_recorded_run_answers_for_every_container_and_reads_back_the_same() {
     );
     assert!(number(b, "throttled_share") > 0.5, "{b:#}");
     assert!(number(b, "throttled_time_s") > 1.0, "{b:#}");
+    // Runnable all the time, throttled half of it: it waits for a CPU
+    // about half the time, where the kernel has per-container pressure
+    // (cgroup v2, or v1's hybrid unified mount as on this machine).
+    let has_pressure = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .any(|root| Path::new(root).join("cgroup.controllers").exists());
+    if has_pressure {
+        let stalled = number(b, "cpu_pressure_percent.mean");
+        assert!(stalled > 20.0, "burner stalled {stalled}% of the time");
+        let idle_stall = number(container(&summary, &idle), "cpu_pressure_percent.p95");
+        assert!(idle_stall < 2.0, "idle container stalled {idle_stall}%");
+    }
     // Every 100 ms for the whole run, as achieved.
     let samples = number(b, "samples");
     assert!(
@@ -233,6 +245,7 @@ async fn a_recorded_run_answers_for_every_container_and_reads_back_the_same() {
         "memory max {max} vs docker stats {memory_by_docker}"
     );
     assert!(max >= 60.0 * MIB, "{max}");
+    assert!(number(m, "mem_peak_since_start_bytes") >= max, "{m:#}");
     assert_eq!(number(m, "mem_limit_bytes"), 96.0 * MIB);
     let percent = number(m, "mem_percent.max");
     assert!(

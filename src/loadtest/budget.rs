@@ -19,6 +19,9 @@ pub const DISTRIBUTIONS: &[&str] = &[
     "cpu_limit_percent",
     "mem_used",
     "mem_percent",
+    "cpu_pressure_percent",
+    "memory_pressure_percent",
+    "io_pressure_percent",
 ];
 pub const STATISTICS: &[&str] = &["mean", "p50", "p95", "p99", "max"];
 /// Metrics with one value per container.
@@ -28,6 +31,8 @@ pub const SCALARS: &[&str] = &[
     "throttled_share",
     "throttled_time_s",
     "mem_limit_bytes",
+    "mem_peak_bytes",
+    "mem_peak_since_start_bytes",
     "oom_kills",
     "restarts",
     "net_in_bytes",

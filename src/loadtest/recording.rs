@@ -31,10 +31,16 @@ pub enum Metric {
     Periods,
     ThrottledPeriods,
     ThrottledTime,
+    CpuPressure,
+    MemoryPressure,
+    IoPressure,
+    MemPeak,
+    MemPeakInterval,
+    OomKillCount,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 20] = [
         Metric::CpuPercent,
         Metric::CpuLimitPercent,
         Metric::CpuLimitCores,
@@ -49,6 +55,12 @@ impl Metric {
         Metric::Periods,
         Metric::ThrottledPeriods,
         Metric::ThrottledTime,
+        Metric::CpuPressure,
+        Metric::MemoryPressure,
+        Metric::IoPressure,
+        Metric::MemPeak,
+        Metric::MemPeakInterval,
+        Metric::OomKillCount,
     ];
 
     /// The stats field it is read from.
@@ -68,6 +80,12 @@ impl Metric {
             Metric::Periods => "cpu_throttling_periods",
             Metric::ThrottledPeriods => "cpu_throttled_periods",
             Metric::ThrottledTime => "cpu_throttled_time",
+            Metric::CpuPressure => "cpu_pressure_some_percent",
+            Metric::MemoryPressure => "memory_pressure_some_percent",
+            Metric::IoPressure => "io_pressure_some_percent",
+            Metric::MemPeak => "mem_peak",
+            Metric::MemPeakInterval => "mem_peak_interval",
+            Metric::OomKillCount => "mem_events_oom_kill",
         }
     }
 

@@ -93,6 +93,19 @@ pub struct ContainerSummary {
     pub mem_limit_bytes: Option<f64>,
     pub mem_percent: Option<Distribution>,
     pub mem_max_at_ns: Option<i64>,
+    /// The highest usage within the run, spikes between readings included
+    /// (from `mem_peak_interval`, where the kernel has it).
+    pub mem_peak_bytes: Option<f64>,
+    /// The highest usage since the container started (`mem_peak`).
+    pub mem_peak_since_start_bytes: Option<f64>,
+    /// Shares of time at least one task waited for CPU, memory or I/O.
+    pub cpu_pressure_percent: Option<Distribution>,
+    pub memory_pressure_percent: Option<Distribution>,
+    pub io_pressure_percent: Option<Distribution>,
+    /// Processes the OOM killer killed: the cgroup's own count or the
+    /// engine's `oom` events, whichever saw more (the count misses a kill
+    /// that ended the container after its last reading; the engine sends
+    /// no event for a worker killed under a shell that lives on).
     pub oom_kills: u64,
     pub restarts: u64,
     pub net_in_bytes: Option<f64>,
@@ -154,7 +167,13 @@ impl ContainerSummary {
             mem_limit_bytes: values(Metric::MemLimit).into_iter().reduce(f64::max),
             mem_percent: Distribution::of(values(Metric::MemPercent)),
             mem_max_at_ns: mem_max_at,
-            oom_kills: own.iter().filter(|e| e.action == "oom").count() as u64,
+            mem_peak_bytes: values(Metric::MemPeakInterval).into_iter().reduce(f64::max),
+            mem_peak_since_start_bytes: values(Metric::MemPeak).into_iter().reduce(f64::max),
+            cpu_pressure_percent: Distribution::of(values(Metric::CpuPressure)),
+            memory_pressure_percent: Distribution::of(values(Metric::MemoryPressure)),
+            io_pressure_percent: Distribution::of(values(Metric::IoPressure)),
+            oom_kills: (counter_total(samples, Metric::OomKillCount).unwrap_or(0.0) as u64)
+                .max(own.iter().filter(|e| e.action == "oom").count() as u64),
             restarts: restarts(&own),
             net_in_bytes: counter_total(samples, Metric::NetIn),
             net_out_bytes: counter_total(samples, Metric::NetOut),
@@ -378,6 +397,60 @@ mod tests {
             (2 * MS, &[(Metric::NetOut, 50.0)]),
         ]);
         assert_eq!(counter_total(&s.samples, Metric::NetOut), Some(250.0));
+    }
+
+    #[test]
+    fn pressure_peaks_and_oom_kills_the_cgroup_counted() {
+        let s = series(&[
+            (
+                0,
+                &[
+                    (Metric::CpuPressure, 10.0),
+                    (Metric::MemPeakInterval, 4.0),
+                    (Metric::MemPeak, 50.0),
+                    (Metric::OomKillCount, 3.0),
+                ],
+            ),
+            (
+                100 * MS,
+                &[
+                    (Metric::CpuPressure, 30.0),
+                    (Metric::MemPeakInterval, 40.0),
+                    (Metric::MemPeak, 50.0),
+                    (Metric::OomKillCount, 3.0),
+                ],
+            ),
+            (
+                200 * MS,
+                &[
+                    (Metric::CpuPressure, 20.0),
+                    (Metric::MemPeakInterval, 5.0),
+                    (Metric::MemPeak, 50.0),
+                    (Metric::OomKillCount, 5.0),
+                ],
+            ),
+        ]);
+        let window = Window {
+            from_ns: 0,
+            to_ns: 300 * MS,
+            requested_interval_ns: 100 * MS,
+        };
+        // One `oom` event from the engine; the cgroup counted two kills in
+        // the run (three were before it).
+        let oom = EventMark {
+            t_ns: 150 * MS,
+            container_id: "c1".into(),
+            container_name: "web".into(),
+            action: "oom".into(),
+            message: String::new(),
+        };
+        let c = ContainerSummary::compute(&s, &[oom], &window);
+        let cpu = c.cpu_pressure_percent.unwrap();
+        assert_eq!((cpu.mean, cpu.max), (20.0, 30.0));
+        assert_eq!(c.memory_pressure_percent, None);
+        assert_eq!(c.mem_peak_bytes, Some(40.0));
+        assert_eq!(c.mem_peak_since_start_bytes, Some(50.0));
+        assert_eq!(c.oom_kills, 2);
     }
 
     #[test]

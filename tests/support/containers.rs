@@ -96,6 +96,39 @@ impl TestContainers {
         self.run(suffix, &[], &["sleep", "3600"])
     }
 
+    /// Three busy threads held to half a core: they wait for a CPU most of
+    /// the time, and the container is throttled.
+    pub fn cpu_starved(&self, suffix: &str) -> String {
+        self.run(
+            suffix,
+            &["--cpus", "0.5"],
+            &[
+                "sh",
+                "-c",
+                "for i in 1 2 3; do (while :; do :; done) & done; wait",
+            ],
+        )
+    }
+
+    /// A container under a 32 MiB limit whose worker the OOM killer kills
+    /// on [`kill_worker`](Self::kill_worker), while its shell lives on.
+    pub fn oom_worker(&self, suffix: &str) -> String {
+        self.run(
+            suffix,
+            &["-m", "32m"],
+            &[
+                "sh",
+                "-c",
+                "while [ ! -e /go ]; do sleep 0.1; done; tail /dev/zero; sleep 3600",
+            ],
+        )
+    }
+
+    /// Starts the worker of an [`oom_worker`](Self::oom_worker) container.
+    pub fn kill_worker(&self, id: &str) {
+        docker(&["exec", id, "sh", "-c", "touch /go"]);
+    }
+
     pub fn network(&self, suffix: &str) -> String {
         let name = self.name(suffix);
         docker(&["network", "create", "--label", "dss.test=1", &name]);

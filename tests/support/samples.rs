@@ -130,6 +130,30 @@ pub async fn wait_for_points(influx: &InfluxServer, db: &str, id: &str, timeout:
     .await;
 }
 
+/// Waits for the one `docker_events` point of `action` for the container,
+/// and returns it (with its `time` in nanoseconds); more than one fails.
+pub async fn wait_for_event(
+    influx: &InfluxServer,
+    db: &str,
+    id: &str,
+    action: &str,
+    timeout: Duration,
+) -> HashMap<String, Value> {
+    let query =
+        format!("SELECT * FROM docker_events WHERE action = '{action}' AND container_id = '{id}'");
+    let mut rows = eventually(
+        timeout,
+        &format!("a docker_events {action} point"),
+        || async {
+            let rows = influx.rows(db, &query).await;
+            (!rows.is_empty()).then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(rows.len(), 1, "one {action} point: {rows:?}");
+    rows.remove(0)
+}
+
 /// Every point stored in `db` (stats and events): with the service's
 /// written count, this shows that nothing was written twice, since InfluxDB
 /// keeps one point per series and timestamp.

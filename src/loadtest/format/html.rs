@@ -122,13 +122,27 @@ fn stats(d: Option<Distribution>) -> [String; 3] {
     }
 }
 
+/// A share of time stalled, as `mean / p95 / max %`.
+fn stall(distribution: Option<Distribution>) -> String {
+    or_dash(distribution.map(|d| {
+        format!(
+            "{} / {} / {}%",
+            percent(d.mean),
+            percent(d.p95),
+            percent(d.max)
+        )
+    }))
+}
+
 fn table(summary: &RunSummary) -> String {
     let mut text = String::from(
         "<h2>Summary</h2>\n<table><tr><th>container</th><th>samples</th><th>every</th><th>gaps</th>\
          <th>CPU % p50</th><th>p95</th><th>max</th><th>of limit p50</th><th>p95</th><th>max</th>\
          <th>throttled</th><th>throttled time</th><th>memory max</th><th>of limit</th>\
          <th>OOM kills</th><th>restarts</th><th>net rx</th><th>net tx</th><th>peak rx/s</th><th>peak tx/s</th>\
-         <th>block read</th><th>block write</th><th>pids max</th></tr>\n",
+         <th>block read</th><th>block write</th><th>pids max</th>\
+         <th>stalled on CPU mean/p95/max</th><th>on memory</th><th>on I/O</th>\
+         <th>peak memory in run</th><th>since start</th></tr>\n",
     );
     for c in &summary.containers {
         let [cpu50, cpu95, cpumax] = stats(c.cpu_percent);
@@ -157,6 +171,11 @@ fn table(summary: &RunSummary) -> String {
             or_dash(c.blkio_read_bytes.map(bytes)),
             or_dash(c.blkio_write_bytes.map(bytes)),
             or_dash(c.pids_max.map(|p| format!("{p:.0}"))),
+            stall(c.cpu_pressure_percent),
+            stall(c.memory_pressure_percent),
+            stall(c.io_pressure_percent),
+            or_dash(c.mem_peak_bytes.map(bytes)),
+            or_dash(c.mem_peak_since_start_bytes.map(bytes)),
         ];
         let _ = writeln!(
             text,

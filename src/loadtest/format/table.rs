@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::loadtest::budget::{BudgetCheck, BudgetResult};
 use crate::loadtest::format::units::{bytes, bytes_short, millis, or_dash, percent, rfc3339};
-use crate::loadtest::summary::{ContainerSummary, RunSummary};
+use crate::loadtest::summary::{ContainerSummary, Distribution, RunSummary};
 
 /// Column titles and widths; every cell is cut to its width.
 const COLUMNS: [(&str, usize); 11] = [
@@ -22,19 +22,41 @@ const COLUMNS: [(&str, usize); 11] = [
     ("NET RX/TX", 9),
 ];
 
+/// What happened between readings, where the cgroup source saw it: a
+/// second table, so the first keeps to 100 columns.
+const BETWEEN_COLUMNS: [(&str, usize); 6] = [
+    ("CONTAINER", 16),
+    ("CPU STALL m/p95/max", 19),
+    ("MEM STALL m/p95/max", 19),
+    ("IO STALL m/p95/max", 18),
+    ("PEAK RUN", 8),
+    ("PEAK EVER", 9),
+];
+
 pub fn render(summary: &RunSummary) -> String {
     let mut out = String::new();
     for line in heading(summary).lines() {
         out.push_str(&fit(line));
         out.push('\n');
     }
-    let titles: Vec<String> = COLUMNS.iter().map(|(t, _)| t.to_string()).collect();
-    out.push_str(&row(&titles));
+    out.push_str(&titles(&COLUMNS));
     for container in &summary.containers {
-        out.push_str(&row(&cells(container)));
+        out.push_str(&row(&cells(container), &COLUMNS));
     }
     if summary.containers.is_empty() {
         out.push_str("(no container was sampled in this window)\n");
+    }
+    let between: Vec<&ContainerSummary> = summary
+        .containers
+        .iter()
+        .filter(|c| has_between_readings(c))
+        .collect();
+    if !between.is_empty() {
+        out.push('\n');
+        out.push_str(&titles(&BETWEEN_COLUMNS));
+        for container in between {
+            out.push_str(&row(&between_cells(container), &BETWEEN_COLUMNS));
+        }
     }
     for budget in &summary.budgets {
         out.push_str(&fit(&budget_line(budget)));
@@ -186,9 +208,36 @@ fn cells(c: &ContainerSummary) -> Vec<String> {
     ]
 }
 
-fn row(cells: &[String]) -> String {
+fn has_between_readings(c: &ContainerSummary) -> bool {
+    c.cpu_pressure_percent.is_some()
+        || c.memory_pressure_percent.is_some()
+        || c.io_pressure_percent.is_some()
+        || c.mem_peak_bytes.is_some()
+        || c.mem_peak_since_start_bytes.is_some()
+}
+
+fn between_cells(c: &ContainerSummary) -> Vec<String> {
+    let stall = |d: Option<Distribution>| {
+        or_dash(d.map(|d| format!("{}/{}/{}", percent(d.mean), percent(d.p95), percent(d.max))))
+    };
+    vec![
+        short_name(&c.container.name, BETWEEN_COLUMNS[0].1),
+        stall(c.cpu_pressure_percent),
+        stall(c.memory_pressure_percent),
+        stall(c.io_pressure_percent),
+        or_dash(c.mem_peak_bytes.map(bytes_short)),
+        or_dash(c.mem_peak_since_start_bytes.map(bytes_short)),
+    ]
+}
+
+fn titles(columns: &[(&str, usize)]) -> String {
+    let titles: Vec<String> = columns.iter().map(|(t, _)| t.to_string()).collect();
+    row(&titles, columns)
+}
+
+fn row(cells: &[String], columns: &[(&str, usize)]) -> String {
     let mut line = String::new();
-    for (i, (cell, (_, width))) in cells.iter().zip(COLUMNS).enumerate() {
+    for (i, (cell, &(_, width))) in cells.iter().zip(columns).enumerate() {
         if i > 0 {
             line.push(' ');
         }
@@ -217,8 +266,10 @@ mod tests {
 
     #[test]
     fn the_widest_row_fits_in_100_columns() {
-        let widest: Vec<String> = COLUMNS.iter().map(|(_, w)| "x".repeat(*w + 5)).collect();
-        assert!(row(&widest).trim_end().chars().count() <= WIDTH);
+        for columns in [&COLUMNS[..], &BETWEEN_COLUMNS[..]] {
+            let widest: Vec<String> = columns.iter().map(|(_, w)| "x".repeat(*w + 5)).collect();
+            assert!(row(&widest, columns).trim_end().chars().count() <= WIDTH);
+        }
     }
 
     #[test]
