@@ -169,45 +169,57 @@ async fn stalls_peaks_and_oom_kills_between_readings_are_stored() {
     let io_dir = DiskDir::new("io");
     let device = device_of(&io_dir.0);
 
-    let starved = containers.cpu_starved("starved");
-    let idle = containers.idle("idle");
-    // Page cache written under a tight limit must be reclaimed first.
     let cache_volume = format!("{}:/data", cache_dir.0);
-    let cache = containers.run(
-        "cache",
-        &["-m", "32m", "-v", &cache_volume],
-        &[
-            "sh",
-            "-c",
-            "while :; do dd if=/dev/zero of=/data/cache bs=1M count=128 2>/dev/null; done",
-        ],
-    );
-    // Direct writes held to 1 MB/s wait for the disk.
     let io_volume = format!("{}:/data", io_dir.0);
     let write_limit = format!("{device}:1mb");
-    let io = containers.run(
-        "io",
-        &["--device-write-bps", &write_limit, "-v", &io_volume],
-        &[
-            "sh",
-            "-c",
-            "while :; do dd if=/dev/zero of=/data/io bs=64k count=16 oflag=direct 2>/dev/null; done",
-        ],
-    );
-    // A worker killed by the OOM killer under a shell that lives on; it
-    // starts when the test says, once the service follows the container.
-    let oom = containers.oom_worker("oom");
-    // 40 MiB for as long as dd takes to fill it, once a second: far
-    // shorter than the 100 ms between readings.
-    let spiky = containers.run(
-        "spiky",
-        &["-m", "256m"],
-        &[
-            "sh",
-            "-c",
-            "while :; do sleep 1; dd if=/dev/zero of=/dev/null bs=40M count=1 2>/dev/null; done",
-        ],
-    );
+    // Started side by side: an emulated engine takes seconds per container.
+    let [starved, idle, cache, io, oom, spiky] = std::thread::scope(|scope| {
+        let started = [
+            scope.spawn(|| containers.cpu_starved("starved")),
+            scope.spawn(|| containers.idle("idle")),
+            // Page cache written under a tight limit must be reclaimed first.
+            scope.spawn(|| {
+                containers.run(
+                    "cache",
+                    &["-m", "32m", "-v", &cache_volume],
+                    &[
+                        "sh",
+                        "-c",
+                        "while :; do dd if=/dev/zero of=/data/cache bs=1M count=128 2>/dev/null; done",
+                    ],
+                )
+            }),
+            // Direct writes held to 1 MB/s wait for the disk.
+            scope.spawn(|| {
+                containers.run(
+                    "io",
+                    &["--device-write-bps", &write_limit, "-v", &io_volume],
+                    &[
+                        "sh",
+                        "-c",
+                        "while :; do dd if=/dev/zero of=/data/io bs=64k count=16 oflag=direct 2>/dev/null; done",
+                    ],
+                )
+            }),
+            // A worker killed by the OOM killer under a shell that lives
+            // on; it starts when the test says, once the service follows.
+            scope.spawn(|| containers.oom_worker("oom")),
+            // 40 MiB for as long as dd takes to fill it, once a second:
+            // far shorter than the 100 ms between readings.
+            scope.spawn(|| {
+                containers.run(
+                    "spiky",
+                    &["-m", "256m"],
+                    &[
+                        "sh",
+                        "-c",
+                        "while :; do sleep 1; dd if=/dev/zero of=/dev/null bs=40M count=1 2>/dev/null; done",
+                    ],
+                )
+            }),
+        ];
+        started.map(|container| container.join().expect("a started container"))
+    });
 
     let mut service = Service::start(influx, db, CGROUP_100MS);
     service

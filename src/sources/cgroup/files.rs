@@ -791,22 +791,45 @@ mod tests {
     }
 
     #[test]
-    fn reads_a_v2_container() {
+    fn reads_a_v2_container_recorded_on_linux_6_12() {
         let reading = recorded("v2", V2_FILES).unwrap();
-        assert_eq!(reading.cpu_total_ns, Some(1_532_871_000));
-        assert_eq!(reading.cpu_user_ns, Some(1_201_440_000));
-        assert_eq!(reading.throttled_ns, Some(614_290_000));
-        assert_eq!(reading.mem_usage, Some(2_367_488));
-        assert_eq!(reading.mem_used(), Some(2_367_488 - 397_312));
+        let text = |file| fixture("v2", file);
+        let raw = |file| text(file).trim().parse::<u64>().unwrap();
+        let stat = text("cpu.stat");
+        let usec = |key| keyed(&stat, key).unwrap() * 1_000;
+        assert_eq!(reading.cpu_total_ns, Some(usec("usage_usec")));
+        assert_eq!(reading.cpu_user_ns, Some(usec("user_usec")));
+        assert_eq!(reading.throttled_ns, Some(usec("throttled_usec")));
+        assert_eq!(reading.throttled_periods, keyed(&stat, "nr_throttled"));
+        assert_eq!(reading.mem_usage, Some(raw("memory.current")));
+        let inactive = keyed(&text("memory.stat"), "inactive_file").unwrap();
+        assert_eq!(reading.mem_used(), Some(raw("memory.current") - inactive));
         assert_eq!(reading.mem_limit, Some(64 << 20));
         let bytes = reading.blkio_bytes.unwrap();
-        assert_eq!(
-            (bytes.read, bytes.write),
-            (1_052_672 + 4_096, 4_096 + 8_192)
-        );
+        assert_eq!((bytes.read, bytes.write), (0, 8 << 20));
         let ops = reading.blkio_ops.unwrap();
-        assert_eq!((ops.read, ops.write), (38, 3));
-        assert_eq!((reading.pids_current, reading.pids_limit), (Some(3), None));
+        assert_eq!((ops.read, ops.write), (0, 15));
+        assert_eq!(
+            (reading.pids_current, reading.pids_limit),
+            (Some(3), Some(3443))
+        );
+        // What happens between readings.
+        let cpu = Pressure {
+            some_us: 6_131_554,
+            full_us: Some(6_103_089),
+        };
+        assert_eq!(reading.pressure[0], Some(cpu));
+        assert_eq!(reading.pressure[2].map(|p| p.some_us), Some(8471));
+        assert_eq!(reading.mem_peak, Some(raw("memory.peak")));
+        // The table reads `memory.peak` twice; a recorded file has no reset.
+        assert_eq!(reading.mem_peak_interval, Some(raw("memory.peak")));
+        let events = MemoryEvents {
+            high: Some(0),
+            max: Some(0),
+            oom: Some(0),
+            oom_kill: Some(0),
+        };
+        assert_eq!(reading.mem_events, events);
     }
 
     #[test]
