@@ -12,6 +12,7 @@
 //! as settings, read once a second rather than at every tick.
 
 use super::cpu::NS_PER_TICK;
+use super::paths::HYBRID_UNIFIED;
 use crate::schema::fields::{NetTotals, CPU_PRESSURE, IO_PRESSURE, MEMORY_PRESSURE, NET_FIELDS};
 use crate::schema::formulas::usage_without_inactive_cache;
 
@@ -219,42 +220,35 @@ use Place::{Controller, Unified};
 /// layout), where the engine also places each container.
 const fn pressure_files(place: Place) -> [CounterFile; 3] {
     [
-        CounterFile {
-            place,
-            name: "cpu.pressure",
-            required: false,
-            cadence: EveryTick,
-            feeds: &CPU_PSI,
-            parse: |t, r| {
-                r.pressure[0] = Some(pressure(t)?);
-                Some(())
-            },
-        },
-        CounterFile {
-            place,
-            name: "memory.pressure",
-            required: false,
-            cadence: EveryTick,
-            feeds: &MEMORY_PSI,
-            parse: |t, r| {
-                r.pressure[1] = Some(pressure(t)?);
-                Some(())
-            },
-        },
-        CounterFile {
-            place,
-            name: "io.pressure",
-            required: false,
-            cadence: EveryTick,
-            feeds: &IO_PSI,
-            parse: |t, r| {
-                r.pressure[2] = Some(pressure(t)?);
-                Some(())
-            },
-        },
+        pressure_file(place, "cpu.pressure", &CPU_PSI, pressure_of::<0>),
+        pressure_file(place, "memory.pressure", &MEMORY_PSI, pressure_of::<1>),
+        pressure_file(place, "io.pressure", &IO_PSI, pressure_of::<2>),
     ]
 }
-const V1_PRESSURE: [CounterFile; 3] = pressure_files(Controller("unified"));
+
+const fn pressure_file(
+    place: Place,
+    name: &'static str,
+    feeds: &'static [&'static str],
+    parse: fn(&str, &mut CgroupReading) -> Option<()>,
+) -> CounterFile {
+    CounterFile {
+        place,
+        name,
+        required: false,
+        cadence: EveryTick,
+        feeds,
+        parse,
+    }
+}
+
+/// Parses a pressure file into `CgroupReading::pressure[RESOURCE]`.
+fn pressure_of<const RESOURCE: usize>(text: &str, r: &mut CgroupReading) -> Option<()> {
+    r.pressure[RESOURCE] = Some(pressure(text)?);
+    Some(())
+}
+
+const V1_PRESSURE: [CounterFile; 3] = pressure_files(Controller(HYBRID_UNIFIED));
 const V2_PRESSURE: [CounterFile; 3] = pressure_files(Unified);
 
 /// A cgroup v1 container's files (the `cpuacct`, `cpu`, `memory`, `blkio`
