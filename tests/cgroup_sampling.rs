@@ -277,12 +277,23 @@ async fn twenty_containers_at_100ms_get_nearly_every_sample_100ms_apart() {
 
     // Its ticks coincide with the others' every 100 ms and it may be read
     // after them then, so its gaps alternate around 50 ms; their count is
-    // what shows the interval.
+    // what shows the interval. Its tick between two of theirs comes only
+    // if the readings of all 21 at the shared tick end within 50 ms: they
+    // take about 1.5 ms natively, but more than 50 ms on two TCG vCPUs
+    // (82 readings were seen there once a reading held the pressure, peak
+    // and memory events files too), and a late tick is skipped, never made
+    // up. So the VM proves it is read no less often than the others and
+    // never more than asked; the host proves the 50 ms.
     let fast_points = cgroup_points(influx, db, &fast).await;
     let fast_stored = fast_points.range(from..to).count();
+    let expected = if support::emulated_cpu() {
+        least_readings..=162
+    } else {
+        152..=162
+    };
     assert!(
-        (152..=162).contains(&fast_stored),
-        "the docker-stats.interval=50ms container has {fast_stored} readings in 8 s, not about 160"
+        expected.contains(&fast_stored),
+        "the docker-stats.interval=50ms container has {fast_stored} readings in 8 s, not {expected:?}"
     );
 }
 
