@@ -18,6 +18,7 @@
 
 pub mod buffer;
 pub mod client;
+pub mod disk_log;
 pub mod error;
 pub mod influx_v1;
 pub mod influx_v2;

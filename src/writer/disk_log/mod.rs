@@ -1,0 +1,774 @@
+//! The disk buffer: a write-ahead log of every collected point, from which
+//! the writer sends its batches, so that neither a crash nor a long outage
+//! of InfluxDB loses what was collected, and memory stays flat however long
+//! the outage.
+//!
+//! Design:
+//!
+//! * The log is a run of segment files (`seg-<id>.log`, ids rising) in one
+//!   directory. A point is one checksummed record (`record`); the last
+//!   segment takes appends, and a new one is started when it reaches the
+//!   segment size or at each start (old segments are never appended to).
+//! * Appends gather in memory and are written to the file at each commit
+//!   (`commit`, every `buffer.fsync_interval`) and before a batch is read;
+//!   the file is then synced by a background thread. A process crash loses
+//!   at most what gathered since the last commit; the page cache keeps what
+//!   was written. A machine crash may also lose what was not synced yet.
+//! * One batch is in flight at a time, read from the log at the
+//!   acknowledgement cursor. When InfluxDB acknowledges it, the cursor and
+//!   the books move on in the ledger (`ledger`); a segment wholly behind the
+//!   cursor is deleted, after the ledger is synced. A crash before the
+//!   ledger is written sends that batch again: delivery is at least once,
+//!   and InfluxDB stores a point sent twice once (same series and time).
+//! * The log's bytes are bounded by `buffer.max_disk_bytes`: past it, and
+//!   when the disk is full, the oldest segment is dropped (its undelivered
+//!   points counted as dropped). The segment holding the batch in flight is
+//!   never dropped; when nothing else can go, the newest points do.
+//! * At start every segment past the cursor is read and checked: intact
+//!   records are delivered first, in order; each damaged stretch (a torn
+//!   write, flipped bytes) is skipped, reported with its file and offset,
+//!   and counted as one dropped point, once.
+//! * The books (`collected = written + dropped + rejected + buffered`) carry
+//!   over: the ledger keeps written, dropped and rejected of every earlier
+//!   run, and buffered is what the log still holds.
+
+pub mod ledger;
+pub mod record;
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use super::buffer::{Books, Pushed};
+use ledger::{Ledger, LedgerFile};
+use record::{Item, SegmentReader, HEADER_BYTES};
+
+const SEGMENT_PREFIX: &str = "seg-";
+const SEGMENT_SUFFIX: &str = ".log";
+/// Appends gathered in memory beyond this are written at once, whatever
+/// the commit interval.
+const PENDING_LIMIT: usize = 1 << 20;
+/// The smallest budget: room for the sixteen smallest segments.
+pub const MIN_MAX_BYTES: u64 = 16 * MIN_SEGMENT_BYTES;
+const MIN_SEGMENT_BYTES: u64 = 16 * 1024;
+const MAX_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A segment's size: small enough that dropping one when the budget is
+/// full gives up at most a sixteenth of it.
+fn segment_bytes_for(max_bytes: u64) -> u64 {
+    (max_bytes / 16).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
+}
+
+fn segment_name(id: u64) -> String {
+    format!("{SEGMENT_PREFIX}{id:020}{SEGMENT_SUFFIX}")
+}
+
+fn segment_id(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?;
+    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+}
+
+/// The segment ids in `dir`, oldest first.
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Some(id) = entry?.file_name().to_str().and_then(segment_id) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+#[derive(Debug)]
+struct Segment {
+    id: u64,
+    /// Bytes in the file.
+    bytes: u64,
+    /// Intact records past the acknowledgement cursor.
+    unacked: u64,
+}
+
+/// The batch being sent.
+struct InFlight {
+    body: String,
+    points: u64,
+    /// Where the cursor goes once it is acknowledged.
+    end_segment: u64,
+    end_offset: u64,
+    /// Points of the batch in each segment it spans.
+    per_segment: Vec<(u64, u64)>,
+}
+
+/// A damaged stretch found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+/// What opening the log found.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// Undelivered points from earlier runs, to be sent first.
+    pub replayed: u64,
+    pub segments: usize,
+    pub damage: Vec<Damage>,
+    /// Segments were found without a ledger: their books start at zero.
+    pub ledger_missing: bool,
+    /// The books carried over, before anything new was collected.
+    pub books: Books,
+}
+
+/// When the waiting points among the newest `window` were taken, as a
+/// sliding-window minimum, so the writer's batch wait needs no list of
+/// every point; past the window a batch is due anyway.
+struct RecentTimes {
+    window: u64,
+    next_index: u64,
+    entries: VecDeque<(u64, Instant)>,
+}
+
+impl RecentTimes {
+    fn push(&mut self, taken: Instant) {
+        let index = self.next_index;
+        self.next_index += 1;
+        while self.entries.back().is_some_and(|(_, t)| *t >= taken) {
+            self.entries.pop_back();
+        }
+        self.entries.push_back((index, taken));
+        while self
+            .entries
+            .front()
+            .is_some_and(|(i, _)| i + self.window <= index)
+        {
+            self.entries.pop_front();
+        }
+    }
+
+    fn forget_before(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|(i, _)| *i < index) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The newest points, from `index` on, were given up.
+    fn forget_from(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|(i, _)| *i >= index) {
+            self.entries.pop_back();
+        }
+        self.next_index = index;
+    }
+
+    fn earliest_from(&self, index: u64) -> Option<Instant> {
+        self.entries
+            .iter()
+            .find(|(i, _)| *i >= index)
+            .map(|(_, t)| *t)
+    }
+}
+
+/// Syncs files on a thread of its own, so that a slow disk never stalls
+/// the actors' thread.
+struct Syncer {
+    sender: mpsc::Sender<File>,
+}
+
+impl Syncer {
+    fn start() -> Syncer {
+        let (sender, receiver) = mpsc::channel::<File>();
+        std::thread::Builder::new()
+            .name("disk-buffer-sync".into())
+            .spawn(move || {
+                let mut failing = false;
+                for file in receiver {
+                    match file.sync_data() {
+                        Ok(()) if failing => {
+                            failing = false;
+                            log::info!("disk buffer: syncing to disk works again");
+                        }
+                        Ok(()) => {}
+                        Err(error) if !failing => {
+                            failing = true;
+                            log::error!("disk buffer: cannot sync to disk: {error}");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+            .expect("starting the disk buffer's sync thread");
+        Syncer { sender }
+    }
+
+    fn sync(&self, file: &File) {
+        if let Ok(file) = file.try_clone() {
+            let _ = self.sender.send(file);
+        }
+    }
+}
+
+pub struct DiskLog {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    segments: VecDeque<Segment>,
+    /// Bytes of every segment file.
+    disk_bytes: u64,
+    /// The last segment, open for appending.
+    active: File,
+    /// Records appended since the last write to the file.
+    pending: Vec<u8>,
+    pending_records: u64,
+    ledger_file: LedgerFile,
+    ledger: Ledger,
+    collected: u64,
+    /// Records past the cursor, in files or pending.
+    buffered: u64,
+    /// Records that left the front since opening (delivered, rejected or
+    /// dropped): the index of the first one not acknowledged.
+    left: u64,
+    /// Undelivered records found at start; they wait since `opened`.
+    replayed: u64,
+    opened: Instant,
+    in_flight: Option<InFlight>,
+    /// The reader of the last batch, kept for the next one when it starts
+    /// where that one ended.
+    reader: Option<(u64, SegmentReader)>,
+    recent: RecentTimes,
+    /// Points dropped on the way (a full disk at a write) not yet reported.
+    unreported_drops: u64,
+    /// Set while writes to the log fail, so a failure is logged once.
+    failing: bool,
+    syncer: Syncer,
+}
+
+impl DiskLog {
+    /// Opens the log in `dir` (creating it), reading what earlier runs left.
+    /// `recent_window` is the batch size: how many of the newest points'
+    /// times are kept for the batch wait.
+    pub fn open(dir: &Path, max_bytes: u64, recent_window: usize) -> io::Result<(DiskLog, Opened)> {
+        std::fs::create_dir_all(dir)?;
+        let (ledger_file, stored) = LedgerFile::open(dir)?;
+        let mut ledger = stored.unwrap_or_default();
+        let mut ids = segment_ids(dir)?;
+        let ledger_missing = stored.is_none() && !ids.is_empty();
+        if ledger_missing {
+            ledger.ack_segment = ids[0];
+            ledger.ack_offset = 0;
+        }
+        // Segments behind the cursor were delivered or dropped; a crash
+        // between the ledger's write and their removal leaves them.
+        for id in ids.iter().filter(|id| **id < ledger.ack_segment) {
+            std::fs::remove_file(dir.join(segment_name(*id)))?;
+        }
+        ids.retain(|id| *id >= ledger.ack_segment);
+        if ids.first().is_some_and(|first| *first > ledger.ack_segment) {
+            ledger.ack_segment = ids[0];
+            ledger.ack_offset = 0;
+        }
+
+        let mut segments = VecDeque::new();
+        let mut damage = Vec::new();
+        for &id in &ids {
+            let path = dir.join(segment_name(id));
+            let file = File::open(&path)?;
+            let bytes = file.metadata()?.len();
+            let start = if id == ledger.ack_segment {
+                ledger.ack_offset.min(bytes)
+            } else {
+                0
+            };
+            let mut reader = SegmentReader::new(file, start, bytes);
+            let mut unacked = 0;
+            while let Some(item) = reader.next_item()? {
+                match item {
+                    Item::Record { .. } => unacked += 1,
+                    Item::Damaged { offset, bytes } if id > ledger.checked_segment => {
+                        damage.push(Damage {
+                            file: path.clone(),
+                            offset,
+                            bytes,
+                        })
+                    }
+                    Item::Damaged { .. } => {}
+                }
+            }
+            segments.push_back(Segment { id, bytes, unacked });
+        }
+        ledger.dropped += damage.len() as u64;
+        if let Some(last) = ids.last() {
+            ledger.checked_segment = *last;
+        }
+
+        let active_id = ids
+            .last()
+            .map_or(ledger.ack_segment.max(1), |last| last + 1);
+        if segments.is_empty() {
+            ledger.ack_segment = active_id;
+            ledger.ack_offset = 0;
+        }
+        let active = create_segment(dir, active_id)?;
+        segments.push_back(Segment {
+            id: active_id,
+            bytes: 0,
+            unacked: 0,
+        });
+        sync_dir(dir)?;
+
+        let buffered: u64 = segments.iter().map(|s| s.unacked).sum();
+        let books = Books {
+            collected: ledger.written + ledger.dropped + ledger.rejected + buffered,
+            written: ledger.written,
+            dropped: ledger.dropped,
+            rejected: ledger.rejected,
+            spooled: 0,
+        };
+        let mut log = DiskLog {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes: segment_bytes_for(max_bytes),
+            disk_bytes: segments.iter().map(|s| s.bytes).sum(),
+            segments,
+            active,
+            pending: Vec::new(),
+            pending_records: 0,
+            ledger_file,
+            ledger,
+            collected: books.collected,
+            buffered,
+            left: 0,
+            replayed: buffered,
+            opened: Instant::now(),
+            in_flight: None,
+            reader: None,
+            recent: RecentTimes {
+                window: recent_window.max(1) as u64,
+                next_index: buffered,
+                entries: VecDeque::new(),
+            },
+            unreported_drops: 0,
+            failing: false,
+            syncer: Syncer::start(),
+        };
+        log.release_delivered()?;
+        log.save_ledger(true)?;
+        let opened = Opened {
+            replayed: buffered,
+            segments: ids.len(),
+            damage,
+            ledger_missing,
+            books,
+        };
+        Ok((log, opened))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn books(&self) -> Books {
+        Books {
+            collected: self.collected,
+            written: self.ledger.written,
+            dropped: self.ledger.dropped,
+            rejected: self.ledger.rejected,
+            spooled: 0,
+        }
+    }
+
+    pub fn buffered(&self) -> u64 {
+        self.buffered
+    }
+
+    /// Bytes the log takes on disk, what is still gathering included.
+    pub fn bytes(&self) -> u64 {
+        self.disk_bytes + self.pending.len() as u64
+    }
+
+    pub fn waiting(&self) -> usize {
+        (self.buffered - self.in_flight_len() as u64) as usize
+    }
+
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, |f| f.points as usize)
+    }
+
+    pub fn in_flight_lines(&self) -> impl Iterator<Item = &str> {
+        self.in_flight.iter().flat_map(|f| f.body.lines())
+    }
+
+    /// Whether points found at start still wait to be sent: they go first.
+    pub fn replay_pending(&self) -> bool {
+        self.left + (self.in_flight_len() as u64) < self.replayed
+    }
+
+    /// When the earliest waiting point was taken (a point found at start
+    /// counts as taken when the log was opened).
+    pub fn oldest_waiting(&self) -> Option<Instant> {
+        if self.waiting() == 0 {
+            return None;
+        }
+        let front = self.left + self.in_flight_len() as u64;
+        if front < self.replayed {
+            return Some(self.opened);
+        }
+        Some(self.recent.earliest_from(front).unwrap_or(self.opened))
+    }
+
+    /// Points dropped since this was last asked (a full disk at a write).
+    pub fn take_unreported_drops(&mut self) -> u64 {
+        std::mem::take(&mut self.unreported_drops)
+    }
+
+    /// Appends a point. When the budget is full the oldest segment goes;
+    /// when none can, the point itself does.
+    pub fn push(&mut self, line: String, taken: Instant) -> Pushed {
+        self.collected += 1;
+        self.buffered += 1;
+        let size = (HEADER_BYTES + line.len()) as u64;
+        let mut pushed = Pushed::default();
+        while self.bytes() + size > self.max_bytes {
+            match self.drop_front() {
+                Some(lost) => pushed.dropped += lost,
+                None => break,
+            }
+        }
+        if self.bytes() + size > self.max_bytes {
+            self.ledger.dropped += 1;
+            self.buffered -= 1;
+            pushed.dropped += 1;
+            pushed.itself = true;
+        } else {
+            record::encode(line.as_bytes(), &mut self.pending);
+            self.pending_records += 1;
+            self.recent.push(taken);
+            let active_bytes = self.segments.back().map_or(0, |s| s.bytes);
+            if active_bytes + self.pending.len() as u64 >= self.segment_bytes {
+                self.flush();
+                self.rotate();
+            } else if self.pending.len() >= PENDING_LIMIT {
+                self.flush();
+            }
+        }
+        pushed.dropped += self.take_unreported_drops();
+        pushed
+    }
+
+    /// Writes what gathered to the file and has it synced in the
+    /// background. Answers the points a full disk made it drop.
+    pub fn commit(&mut self) -> u64 {
+        self.flush();
+        self.syncer.sync(&self.active);
+        self.take_unreported_drops()
+    }
+
+    /// Writes and syncs everything, and the ledger: for shutdown.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.flush();
+        self.active.sync_data()?;
+        self.save_ledger(true)
+    }
+
+    /// Reads up to `max` of the oldest waiting points as a request body.
+    /// Only one batch is in flight at a time.
+    pub fn start_batch(&mut self, max: usize) -> Option<String> {
+        if self.in_flight.is_some() || self.waiting() == 0 {
+            return None;
+        }
+        self.flush();
+        match self.read_batch(max.max(1) as u64) {
+            Ok(batch) if batch.points > 0 => {
+                let body = batch.body.clone();
+                self.in_flight = Some(batch);
+                Some(body)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                log::error!("disk buffer: cannot read {}: {error}", self.dir.display());
+                self.reader = None;
+                None
+            }
+        }
+    }
+
+    fn read_batch(&mut self, max: u64) -> io::Result<InFlight> {
+        let mut batch = InFlight {
+            body: String::new(),
+            points: 0,
+            end_segment: self.ledger.ack_segment,
+            end_offset: self.ledger.ack_offset,
+            per_segment: Vec::new(),
+        };
+        for index in 0..self.segments.len() {
+            let (id, bytes) = (self.segments[index].id, self.segments[index].bytes);
+            let start = if index == 0 {
+                self.ledger.ack_offset
+            } else {
+                0
+            };
+            let mut reader = match self.reader.take() {
+                Some((reader_id, reader)) if reader_id == id && reader.offset() == start => reader,
+                _ => SegmentReader::new(File::open(self.dir.join(segment_name(id)))?, start, bytes),
+            };
+            reader.limit = bytes;
+            let mut points = 0;
+            while batch.points < max {
+                match reader.next_item()? {
+                    Some(Item::Record { payload, .. }) => {
+                        batch.body.push_str(&String::from_utf8_lossy(payload));
+                        batch.body.push('\n');
+                        batch.points += 1;
+                        points += 1;
+                    }
+                    Some(Item::Damaged { .. }) => {}
+                    None => break,
+                }
+            }
+            batch.end_segment = id;
+            batch.end_offset = reader.offset();
+            if points > 0 {
+                batch.per_segment.push((id, points));
+            }
+            let more_here = reader.offset() < bytes;
+            self.reader = Some((id, reader));
+            if batch.points >= max || more_here {
+                break;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The server stored the batch, except `rejected` invalid points.
+    pub fn finish_batch(&mut self, rejected: usize) {
+        let Some(batch) = self.in_flight.take() else {
+            return;
+        };
+        let rejected = (rejected as u64).min(batch.points);
+        self.ledger.written += batch.points - rejected;
+        self.ledger.rejected += rejected;
+        self.buffered -= batch.points;
+        self.left += batch.points;
+        for (id, points) in batch.per_segment {
+            if let Some(segment) = self.segments.iter_mut().find(|s| s.id == id) {
+                segment.unacked -= points;
+            }
+        }
+        self.ledger.ack_segment = batch.end_segment;
+        self.ledger.ack_offset = batch.end_offset;
+        self.recent.forget_before(self.left);
+        let released = self.release_delivered();
+        if let Err(error) = released.and_then(|()| self.save_ledger(false)) {
+            log::error!(
+                "disk buffer: cannot update the ledger in {}: {error}",
+                self.dir.display()
+            );
+        }
+    }
+
+    /// The batch could not be written: it is read again for the next try.
+    pub fn retry_batch(&mut self) {
+        self.in_flight = None;
+    }
+
+    fn save_ledger(&mut self, sync: bool) -> io::Result<()> {
+        self.ledger_file.write(&mut self.ledger)?;
+        if sync {
+            self.ledger_file.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the segments at the front none of whose points wait any
+    /// more, moving the cursor past them; the ledger is synced first, so a
+    /// crash never leaves a cursor pointing into a deleted file.
+    fn release_delivered(&mut self) -> io::Result<()> {
+        let mut released = Vec::new();
+        while self.segments.len() > 1 && self.segments[0].unacked == 0 {
+            let segment = self.segments.pop_front().expect("more than one segment");
+            self.disk_bytes -= segment.bytes;
+            released.push(segment.id);
+        }
+        if released.is_empty() {
+            return Ok(());
+        }
+        if self.ledger.ack_segment < self.segments[0].id {
+            self.ledger.ack_segment = self.segments[0].id;
+            self.ledger.ack_offset = 0;
+        }
+        self.save_ledger(true)?;
+        for id in released {
+            self.forget_reader(id);
+            std::fs::remove_file(self.dir.join(segment_name(id)))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest segment to make room, answering how many waiting
+    /// points went with it; `None` when it cannot go (it holds the batch in
+    /// flight, or it is the one taking appends).
+    fn drop_front(&mut self) -> Option<u64> {
+        if self.in_flight.is_some() || self.segments.len() < 2 {
+            return None;
+        }
+        let segment = self.segments.pop_front()?;
+        self.disk_bytes -= segment.bytes;
+        self.ledger.dropped += segment.unacked;
+        self.buffered -= segment.unacked;
+        self.left += segment.unacked;
+        self.recent.forget_before(self.left);
+        self.ledger.ack_segment = self.segments[0].id;
+        self.ledger.ack_offset = 0;
+        self.forget_reader(segment.id);
+        let path = self.dir.join(segment_name(segment.id));
+        if let Err(error) = self.save_ledger(true) {
+            log::error!(
+                "disk buffer: cannot update the ledger in {}: {error}",
+                self.dir.display()
+            );
+        }
+        if let Err(error) = std::fs::remove_file(&path) {
+            log::error!("disk buffer: cannot remove {}: {error}", path.display());
+        }
+        Some(segment.unacked)
+    }
+
+    fn forget_reader(&mut self, id: u64) {
+        if self
+            .reader
+            .as_ref()
+            .is_some_and(|(reader_id, _)| *reader_id == id)
+        {
+            self.reader = None;
+        }
+    }
+
+    /// Writes the gathered appends to the active segment. A full disk
+    /// drops the oldest segments to make room; when none can go, the
+    /// gathered points are dropped (counted) and the file is left as it was.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        loop {
+            let before = self.segments.back().map_or(0, |s| s.bytes);
+            match self.active.write_all(&self.pending) {
+                Ok(()) => {
+                    let written = self.pending.len() as u64;
+                    let segment = self.segments.back_mut().expect("an active segment");
+                    segment.bytes += written;
+                    segment.unacked += self.pending_records;
+                    self.disk_bytes += written;
+                    self.pending.clear();
+                    self.pending_records = 0;
+                    if self.failing {
+                        self.failing = false;
+                        log::info!(
+                            "disk buffer: writes to {} succeed again",
+                            self.dir.display()
+                        );
+                    }
+                    return;
+                }
+                Err(error) => {
+                    // Part of it may be in the file: cut it off, so the file
+                    // ends on a whole record.
+                    let _ = self.active.set_len(before);
+                    if !self.failing {
+                        self.failing = true;
+                        log::error!(
+                            "disk buffer: cannot write to {}: {error}; the oldest points are dropped to make room, or the newest when none can go",
+                            self.dir.display()
+                        );
+                    }
+                    if is_disk_full(&error) {
+                        if let Some(lost) = self.drop_front() {
+                            self.unreported_drops += lost;
+                            continue;
+                        }
+                    }
+                    let lost = self.pending_records;
+                    self.ledger.dropped += lost;
+                    self.buffered -= lost;
+                    self.recent.forget_from(self.recent.next_index - lost);
+                    self.unreported_drops += lost;
+                    self.pending.clear();
+                    self.pending_records = 0;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts the next segment; the finished one is synced in the
+    /// background. If the file cannot be created (a full disk), appends
+    /// stay in the current one and it is tried again at the next write.
+    fn rotate(&mut self) {
+        let id = self.segments.back().map_or(1, |s| s.id + 1);
+        match create_segment(&self.dir, id) {
+            Ok(file) => {
+                self.syncer.sync(&self.active);
+                self.active = file;
+                self.segments.push_back(Segment {
+                    id,
+                    bytes: 0,
+                    unacked: 0,
+                });
+                if let Ok(dir) = File::open(&self.dir) {
+                    self.syncer.sync(&dir);
+                }
+            }
+            Err(error) if !self.failing => {
+                self.failing = true;
+                log::error!(
+                    "disk buffer: cannot create a segment in {}: {error}",
+                    self.dir.display()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn is_disk_full(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    )
+}
+
+fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join(segment_name(id)))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Checks at start that the service can keep its log in `dir`, so that a
+/// directory it cannot write is a configuration error, not data lost later.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)?;
+    let written = file.write_all(b"probe").and_then(|()| file.sync_data());
+    std::fs::remove_file(&probe)?;
+    written
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,326 @@
+//! The disk log's rules, each pinned with a few points: order, books that
+//! balance across restarts and crashes, the byte budget, and damage.
+
+use super::*;
+
+fn dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "dss-disk-log-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const PLENTY: u64 = 1 << 30;
+
+fn open(dir: &Path, max_bytes: u64) -> (DiskLog, Opened) {
+    DiskLog::open(dir, max_bytes, 100).unwrap()
+}
+
+fn push_all(log: &mut DiskLog, lines: &[&str]) {
+    for line in lines {
+        log.push(line.to_string(), Instant::now());
+    }
+}
+
+fn balanced(log: &DiskLog) -> bool {
+    let b = log.books();
+    b.collected == b.written + b.dropped + b.rejected + log.buffered()
+}
+
+/// Sends and acknowledges everything waiting, batch by batch.
+fn deliver_all(log: &mut DiskLog, batch: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(body) = log.start_batch(batch) {
+        out.extend(body.lines().map(String::from));
+        log.finish_batch(0);
+    }
+    out
+}
+
+#[test]
+fn points_are_sent_in_order_and_acknowledged_ones_are_not_sent_again() {
+    let dir = dir();
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.replayed, 0);
+    push_all(&mut log, &["a", "b", "c"]);
+    assert_eq!(log.start_batch(2).as_deref(), Some("a\nb\n"));
+    log.finish_batch(0);
+    log.close().unwrap();
+    drop(log);
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.replayed, 1);
+    assert_eq!(deliver_all(&mut log, 10), ["c"]);
+    assert_eq!(
+        log.books(),
+        Books {
+            collected: 3,
+            written: 3,
+            dropped: 0,
+            rejected: 0,
+            spooled: 0
+        }
+    );
+}
+
+#[test]
+fn a_crash_loses_only_what_was_not_committed_and_resends_the_batch_in_flight() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    push_all(&mut log, &["a", "b", "c"]);
+    log.commit();
+    assert_eq!(log.start_batch(1).as_deref(), Some("a\n"));
+    push_all(&mut log, &["lost"]);
+    drop(log); // a crash: no close, the batch in flight never acknowledged
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.replayed, 3);
+    assert_eq!(
+        opened.books.collected, 3,
+        "the uncommitted point was never counted after the crash"
+    );
+    assert_eq!(deliver_all(&mut log, 2), ["a", "b", "c"]);
+    assert!(balanced(&log));
+}
+
+#[test]
+fn the_books_carry_over_restarts_with_rejections() {
+    let dir = dir();
+    for round in 0..3u64 {
+        let (mut log, opened) = open(&dir, PLENTY);
+        assert_eq!(opened.books.collected, round * 4);
+        push_all(&mut log, &["a", "b", "c", "d"]);
+        log.start_batch(4);
+        log.finish_batch(1);
+        assert!(balanced(&log));
+        log.close().unwrap();
+    }
+    let (log, _) = open(&dir, PLENTY);
+    assert_eq!(
+        log.books(),
+        Books {
+            collected: 12,
+            written: 9,
+            dropped: 0,
+            rejected: 3,
+            spooled: 0
+        }
+    );
+}
+
+#[test]
+fn delivered_segments_are_deleted_and_the_disk_use_follows() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, MIN_MAX_BYTES);
+    let line = "x".repeat(1000);
+    for _ in 0..100 {
+        log.push(line.clone(), Instant::now());
+    }
+    assert!(
+        segment_ids(&dir).unwrap().len() > 3,
+        "{:?}",
+        segment_ids(&dir)
+    );
+    assert_eq!(deliver_all(&mut log, 7).len(), 100);
+    assert_eq!(
+        segment_ids(&dir).unwrap().len(),
+        1,
+        "only the active segment is left"
+    );
+    assert!(log.bytes() < MIN_SEGMENT_BYTES);
+}
+
+#[test]
+fn a_full_budget_drops_the_oldest_segment_and_counts_its_points() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, MIN_MAX_BYTES);
+    let line = "x".repeat(1000);
+    let mut dropped = 0;
+    for i in 0..400 {
+        dropped += log.push(format!("{i:04}{line}"), Instant::now()).dropped;
+        assert!(log.bytes() <= MIN_MAX_BYTES);
+    }
+    assert!(dropped > 0);
+    assert_eq!(log.books().dropped, dropped);
+    assert!(balanced(&log));
+    let delivered = deliver_all(&mut log, 50);
+    assert_eq!(delivered.len() as u64, 400 - dropped);
+    let first: usize = delivered[0][..4].parse().unwrap();
+    assert_eq!(
+        first as u64, dropped,
+        "the oldest went, the rest is whole and in order"
+    );
+    assert!(delivered.windows(2).all(|w| w[0][..4] < w[1][..4]));
+}
+
+#[test]
+fn the_segment_of_the_batch_in_flight_is_never_dropped_the_new_point_goes() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, MIN_MAX_BYTES);
+    let line = "x".repeat(1000);
+    for _ in 0..240 {
+        log.push(line.clone(), Instant::now());
+    }
+    log.start_batch(1).unwrap();
+    let mut itself = 0;
+    for _ in 0..100 {
+        let pushed = log.push(line.clone(), Instant::now());
+        itself += u64::from(pushed.itself);
+    }
+    assert!(itself > 0);
+    assert!(balanced(&log));
+    log.finish_batch(0);
+    assert!(
+        log.push(line.clone(), Instant::now()).dropped > 0,
+        "now the oldest segment may go"
+    );
+    assert!(!log.push(line, Instant::now()).itself);
+}
+
+/// Appends `lines` as the records of a segment file written by hand.
+fn write_segment(dir: &Path, id: u64, lines: &[&str]) -> PathBuf {
+    let mut bytes = Vec::new();
+    for line in lines {
+        record::encode(line.as_bytes(), &mut bytes);
+    }
+    let path = dir.join(segment_name(id));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn damaged_records_are_skipped_reported_and_counted_once_and_the_rest_delivered() {
+    let dir = dir();
+    let flipped = write_segment(&dir, 1, &["one", "two", "three"]);
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    bytes[15 + HEADER_BYTES + 1] ^= 0xff;
+    std::fs::write(&flipped, bytes).unwrap();
+    let torn = write_segment(&dir, 2, &["four", "five"]);
+    let len = std::fs::metadata(&torn).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&torn)
+        .unwrap()
+        .set_len(len - 2)
+        .unwrap();
+
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert!(opened.ledger_missing);
+    assert_eq!(
+        opened.damage,
+        [
+            Damage {
+                file: flipped,
+                offset: 15,
+                bytes: 15
+            },
+            Damage {
+                file: torn,
+                offset: 16,
+                bytes: 14
+            },
+        ]
+    );
+    assert_eq!(opened.replayed, 3);
+    assert_eq!(log.books().dropped, 2);
+    assert!(balanced(&log));
+    assert_eq!(log.start_batch(10).as_deref(), Some("one\nthree\nfour\n"));
+    drop(log);
+    let (log, opened) = open(&dir, PLENTY);
+    assert!(
+        opened.damage.is_empty(),
+        "damage is reported and counted once"
+    );
+    assert_eq!(log.books().dropped, 2);
+    assert_eq!(opened.replayed, 3);
+}
+
+#[test]
+fn the_batch_wait_counts_from_the_earliest_waiting_point() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    let base = Instant::now();
+    let at = |ms| base + std::time::Duration::from_millis(ms);
+    log.push("a".into(), at(30));
+    log.push("b".into(), at(10));
+    log.push("c".into(), at(20));
+    assert_eq!(log.oldest_waiting(), Some(at(10)));
+    log.start_batch(2).unwrap();
+    assert_eq!(log.oldest_waiting(), Some(at(20)));
+    log.retry_batch();
+    assert_eq!(log.oldest_waiting(), Some(at(10)));
+    log.start_batch(3).unwrap();
+    assert_eq!(log.oldest_waiting(), None);
+}
+
+/// Random pushes, batches, acknowledgements, failures, commits and
+/// crashes against a model: what is delivered is what was committed, in
+/// order, each point at least once, and the books always balance.
+#[test]
+fn random_work_and_crashes_deliver_every_committed_point_in_order() {
+    let dir = dir();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (mut log, _) = open(&dir, PLENTY);
+    let mut next = 0u64;
+    // Points durable in the log and not acknowledged, oldest first.
+    let mut expected: VecDeque<u64> = VecDeque::new();
+    let mut uncommitted: Vec<u64> = Vec::new();
+    let mut in_flight: Vec<u64> = Vec::new();
+    for step in 0..3000 {
+        match rng.u8(0..20) {
+            0..=9 => {
+                log.push(
+                    format!("p{next:06}{}", "y".repeat(rng.usize(0..3000))),
+                    Instant::now(),
+                );
+                uncommitted.push(next);
+                next += 1;
+            }
+            10 => {
+                log.commit();
+                expected.extend(uncommitted.drain(..));
+            }
+            11..=13 if in_flight.is_empty() => {
+                if let Some(body) = log.start_batch(rng.usize(1..40)) {
+                    // Reading a batch writes what gathered first.
+                    expected.extend(uncommitted.drain(..));
+                    in_flight = body.lines().map(|l| l[1..7].parse().unwrap()).collect();
+                    let head: Vec<u64> = expected.iter().take(in_flight.len()).copied().collect();
+                    assert_eq!(in_flight, head, "step {step}: the oldest points, in order");
+                }
+            }
+            14..=16 if !in_flight.is_empty() => {
+                log.finish_batch(0);
+                expected.drain(..in_flight.len());
+                in_flight.clear();
+            }
+            17 if !in_flight.is_empty() => {
+                log.retry_batch();
+                in_flight.clear();
+            }
+            18 => {
+                drop(log);
+                uncommitted.clear();
+                in_flight.clear();
+                let (reopened, opened) = open(&dir, PLENTY);
+                log = reopened;
+                assert_eq!(opened.replayed, expected.len() as u64, "step {step}");
+            }
+            _ => {}
+        }
+        assert!(balanced(&log), "step {step}");
+        assert_eq!(
+            log.buffered(),
+            (expected.len() + uncommitted.len()) as u64,
+            "step {step}"
+        );
+    }
+    log.commit();
+    expected.extend(uncommitted.drain(..));
+    let delivered: Vec<u64> = deliver_all(&mut log, 64)
+        .iter()
+        .map(|l| l[1..7].parse().unwrap())
+        .collect();
+    assert_eq!(delivered, Vec::from(expected));
+}
