@@ -2,6 +2,7 @@
 //! shuts down in order: stop following events, stop every stats stream,
 //! drain the writer, all within `SHUTDOWN_TIMEOUT_MS`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,8 @@ use crate::supervision::supervisor::{StopAll, Supervisor};
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::telemetry::server;
-use crate::writer::{spool, BatchWriterActor, Drain, SpoolRemaining, WritePoint};
+use crate::writer::disk_log::{self, DiskLog};
+use crate::writer::{spool, BatchWriterActor, Drain, KeepRemaining, WritePoint};
 
 pub async fn run(config: Config) -> Exit {
     let counters = Arc::new(Counters::default());
@@ -51,27 +53,42 @@ pub async fn run(config: Config) -> Exit {
     }
     if let Some(dir) = &config.spool_dir {
         if let Err(error) = spool::check_writable(dir) {
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
             log::error!(
                 "configuration error: {}",
-                ConfigError::Invalid {
-                    key: "spool_dir",
-                    origin: config.origin("spool_dir"),
-                    message: format!(
-                        "cannot create files in {} as uid {uid} gid {gid} (the user the service runs as): {error}; make the directory writable by that user",
-                        dir.display()
-                    ),
-                }
+                unwritable(&config, "spool_dir", dir, error)
+            );
+            return Exit::Configuration;
+        }
+    }
+    if let Some(disk) = &config.disk_buffer {
+        if let Err(error) = disk_log::check_writable(&disk.dir) {
+            log::error!(
+                "configuration error: {}",
+                unwritable(&config, "buffer.dir", &disk.dir, error)
             );
             return Exit::Configuration;
         }
     }
     let writer = match BatchWriterActor::new(&config, Arc::clone(&counters), Arc::clone(&health)) {
-        Ok(writer) => writer.start(),
+        Ok(writer) => writer,
         Err(error) => {
             log::error!("{error}");
             return Exit::Configuration;
         }
+    };
+    let writer = match &config.disk_buffer {
+        None => writer.start(),
+        Some(disk) => match DiskLog::open(&disk.dir, disk.max_bytes, config.batch.size) {
+            Ok((log, opened)) => writer.with_disk_log(log, &opened).start(),
+            Err(error) => {
+                log::error!(
+                    "cannot open the disk buffer in {} (buffer.dir, {}): {error}",
+                    disk.dir.display(),
+                    config.origin("buffer.dir")
+                );
+                return Exit::Failed;
+            }
+        },
     };
     log::info!(
         "docker-stats-service {} writing to {} database {:?} (batches of {} points or every {})",
@@ -212,11 +229,33 @@ impl Collection {
     }
 }
 
+/// The error for a directory setting the service cannot write to.
+fn unwritable(
+    config: &Config,
+    key: &'static str,
+    dir: &Path,
+    error: std::io::Error,
+) -> ConfigError {
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    ConfigError::Invalid {
+        key,
+        origin: config.origin(key),
+        message: format!(
+            "cannot create files in {} as uid {uid} gid {gid} (the user the service runs as): {error}; make the directory writable by that user",
+            dir.display()
+        ),
+    }
+}
+
 async fn drain(writer: &Addr<BatchWriterActor>, counters: &Counters, deadline: Instant) -> Exit {
     let drained = timeout_at(deadline.into(), writer.send(Drain)).await;
     let written = counters.books().written;
     let code = match drained {
         Ok(Ok(())) => {
+            // Nothing is left, but the disk buffer's ledger gets its last sync.
+            if let Ok(Err(reason)) = writer.send(KeepRemaining).await {
+                log::error!("{reason}");
+            }
             log::info!("shut down cleanly; {written} point(s) written in total");
             Exit::Clean
         }
@@ -230,9 +269,9 @@ async fn drain(writer: &Addr<BatchWriterActor>, counters: &Counters, deadline: I
             Exit::Failed
         }
         Err(_) => {
-            match writer.send(SpoolRemaining).await {
-                Ok(Ok(spooled)) => log::error!(
-                    "shutdown timeout reached: {spooled} point(s) not delivered to InfluxDB were saved to the spool for the next start"
+            match writer.send(KeepRemaining).await {
+                Ok(Ok((kept, place))) => log::error!(
+                    "shutdown timeout reached: {kept} point(s) not delivered to InfluxDB were {place} for the next start"
                 ),
                 Ok(Err(reason)) => log::error!(
                     "shutdown timeout reached: {} point(s) were not delivered to InfluxDB ({reason})",
@@ -281,7 +320,7 @@ mod tests {
                 .unwrap()
                 .start();
             // Without a spool_dir this stops the writer and answers an error.
-            let _ = writer.send(SpoolRemaining).await;
+            let _ = writer.send(KeepRemaining).await;
             drain(&writer, &counters, Instant::now() + Duration::from_secs(1)).await
         });
         assert_eq!(code, Exit::Failed);

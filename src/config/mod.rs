@@ -50,6 +50,8 @@ pub struct Config {
     pub max_buffer_bytes: usize,
     /// Where points undelivered at shutdown are saved for the next start.
     pub spool_dir: Option<PathBuf>,
+    /// The durable disk buffer, when `buffer.dir` is set.
+    pub disk_buffer: Option<DiskBufferConfig>,
     pub docker: DockerConfig,
     pub influxdb: InfluxConfig,
     pub batch: BatchConfig,
@@ -118,6 +120,17 @@ impl InfluxConfig {
     }
 }
 
+/// The write-ahead log every collected point goes through before it is
+/// sent (`writer::disk_log`).
+#[derive(Debug, Clone)]
+pub struct DiskBufferConfig {
+    pub dir: PathBuf,
+    /// The most bytes the log takes on disk; past it the oldest are dropped.
+    pub max_bytes: u64,
+    /// How often appends are written and synced: what a crash may lose.
+    pub fsync_interval: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
     pub size: usize,
@@ -157,6 +170,8 @@ struct Layer {
     influxdb: InfluxLayer,
     #[serde(default)]
     batch: BatchLayer,
+    #[serde(default)]
+    buffer: BufferLayer,
     #[serde(default)]
     stats: StatsLayer,
     #[serde(default)]
@@ -224,6 +239,17 @@ struct InfluxLayer {
     retry_delay: Option<Duration>,
     #[serde(default, deserialize_with = "values::duration")]
     retry_max_delay: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BufferLayer {
+    #[serde(default, deserialize_with = "values::text")]
+    dir: Option<String>,
+    #[serde(default, deserialize_with = "values::bytes")]
+    max_disk_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "values::duration")]
+    fsync_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -573,6 +599,15 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             .spool_dir
             .filter(|d| !d.trim().is_empty())
             .map(PathBuf::from),
+        disk_buffer: layer
+            .buffer
+            .dir
+            .filter(|d| !d.trim().is_empty())
+            .map(|dir| DiskBufferConfig {
+                dir: PathBuf::from(dir),
+                max_bytes: declared(layer.buffer.max_disk_bytes) as u64,
+                fsync_interval: declared(layer.buffer.fsync_interval),
+            }),
         docker: DockerConfig {
             socket_path: declared(layer.docker.socket_path),
             in_container,
@@ -711,6 +746,25 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
                 config.max_buffer_bytes
             ),
         ));
+    }
+    if let Some(disk) = &config.disk_buffer {
+        if config.spool_dir.is_some() {
+            return Err(invalid(
+                "spool_dir",
+                "is for the memory buffer; with buffer.dir set the disk buffer keeps undelivered points across restarts itself: unset one of them".into(),
+            ));
+        }
+        let min = crate::writer::disk_log::MIN_MAX_BYTES;
+        if disk.max_bytes < min {
+            return Err(invalid(
+                "buffer.max_disk_bytes",
+                format!(
+                    "{} bytes is too small for the disk buffer; use at least {}KiB",
+                    disk.max_bytes,
+                    min / 1024
+                ),
+            ));
+        }
     }
     let read_interval = config.docker.stats_read_interval;
     if read_interval.is_zero() || read_interval >= config.docker.stats_parse_timeout {

@@ -42,6 +42,9 @@ pub struct Counters {
     pub points_spooled: AtomicU64,
     /// Points waiting or in flight (a gauge).
     pub points_buffered: AtomicU64,
+    /// Damaged stretches of the disk buffer's log skipped at start, each
+    /// also counted as one dropped point.
+    pub disk_buffer_damaged: AtomicU64,
     /// Bytes of encoded points waiting or in flight (a gauge).
     pub buffered_bytes: AtomicU64,
     /// Containers in the Supervisor's registry (a gauge).
@@ -112,7 +115,7 @@ impl Counters {
     #[rustfmt::skip]
     /// Every counter as `/metrics` shows it. `write_errors` is not here:
     /// `/metrics` shows it by class, from the health state.
-    pub fn exposition(&self) -> [Exposed<'_>; 17] {
+    pub fn exposition(&self) -> [Exposed<'_>; 18] {
         use Kind::{Counter, Gauge};
         let reason = |r| Some(("reason", r));
         [
@@ -141,7 +144,9 @@ impl Counters {
             exposed("dss_points_buffered", None, Gauge,
                 "Points waiting or in flight.", &self.points_buffered),
             exposed("dss_buffered_bytes", None, Gauge,
-                "Bytes of encoded points waiting or in flight.", &self.buffered_bytes),
+                "Bytes of encoded points waiting or in flight (on disk with the disk buffer).", &self.buffered_bytes),
+            exposed("dss_disk_buffer_damaged_total", None, Counter,
+                "Damaged stretches of the disk buffer skipped at start, each also counted as one dropped point.", &self.disk_buffer_damaged),
             exposed("dss_containers_watched", None, Gauge,
                 "Containers in the Supervisor's registry.", &self.containers_watched),
             exposed("dss_stream_restarts_total", None, Counter,

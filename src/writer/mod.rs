@@ -24,6 +24,7 @@ pub mod influx_v1;
 pub mod influx_v2;
 pub mod retry;
 pub mod spool;
+pub mod store;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -40,8 +41,10 @@ use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use buffer::Buffer;
 use client::InfluxClient;
+use disk_log::{DiskLog, Opened};
 use error::WriteError;
 use retry::RetryPolicy;
+use store::Store;
 
 /// One encoded point (a line of line protocol) and when its measurement
 /// was taken: a point's batch wait counts from then, so time a sample spent
@@ -80,11 +83,12 @@ impl WritePoint {
 #[rtype(result = "()")]
 pub struct Drain;
 
-/// Shutdown ran out of time: save what is still buffered to the spool.
-/// Answers the number of points saved, or why they could not be.
+/// Shutdown is over: keep what is still buffered for the next start (in
+/// the spool, or in the disk buffer, which only needs a final sync) and
+/// stop. Answers the number of points kept, or why they could not be.
 #[derive(Message)]
-#[rtype(result = "Result<u64, String>")]
-pub struct SpoolRemaining;
+#[rtype(result = "Result<(u64, &'static str), String>")]
+pub struct KeepRemaining;
 
 struct Overflow {
     started: Instant,
@@ -98,7 +102,9 @@ const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 pub struct BatchWriterActor {
     client: Rc<InfluxClient>,
-    buffer: Buffer,
+    store: Store,
+    /// How often the disk buffer's appends are written and synced.
+    fsync_interval: Duration,
     /// `batch_size`, or lower once the server refused a batch as too large
     /// (HTTP 413): it stays lowered, so the refusal is not repeated.
     batch_limit: usize,
@@ -134,7 +140,11 @@ impl BatchWriterActor {
     ) -> Result<Self, WriteError> {
         Ok(BatchWriterActor {
             client: Rc::new(InfluxClient::new(&config.influxdb)?),
-            buffer: Buffer::new(config.max_buffer_bytes),
+            store: Store::Memory(Buffer::new(config.max_buffer_bytes)),
+            fsync_interval: config
+                .disk_buffer
+                .as_ref()
+                .map_or(Duration::from_secs(1), |d| d.fsync_interval),
             batch_limit: config.batch.size,
             batch_wait: config.batch.wait,
             retry: RetryPolicy {
@@ -159,21 +169,44 @@ impl BatchWriterActor {
         })
     }
 
+    /// Keeps points in the disk buffer's log instead of memory; `opened`
+    /// says what the log held from earlier runs, reported at start.
+    pub fn with_disk_log(mut self, log: DiskLog, opened: &Opened) -> Self {
+        report_opened(&log, opened);
+        Counters::add(
+            &self.counters.disk_buffer_damaged,
+            opened.damage.len() as u64,
+        );
+        self.store = Store::Disk(log);
+        self
+    }
+
+    /// Writes and syncs the disk buffer's appends (every `fsync_interval`).
+    fn commit(&mut self) {
+        if let Store::Disk(log) = &mut self.store {
+            let dropped = log.commit();
+            if dropped > 0 {
+                self.report_overflow(dropped);
+            }
+            self.publish();
+        }
+    }
+
     /// Copies the books to the shared counters.
     fn publish(&self) {
-        let books = self.buffer.books();
+        let books = self.store.books();
         let c = &self.counters;
         Counters::set(&c.points_collected, books.collected);
         Counters::set(&c.points_written, books.written);
         Counters::set(&c.points_dropped, books.dropped);
         Counters::set(&c.points_rejected, books.rejected);
         Counters::set(&c.points_spooled, books.spooled);
-        Counters::set(&c.points_buffered, self.buffer.buffered());
-        Counters::set(&c.buffered_bytes, self.buffer.bytes() as u64);
+        Counters::set(&c.points_buffered, self.store.buffered());
+        Counters::set(&c.buffered_bytes, self.store.bytes());
     }
 
     fn push(&mut self, line: String, taken: Instant) {
-        let pushed = self.buffer.push(line, taken);
+        let pushed = self.store.push(line, taken);
         if pushed.dropped > 0 {
             // Dropped points left the front of the buffer, where spooled
             // points are; the new point, when it went itself, never was.
@@ -190,7 +223,7 @@ impl BatchWriterActor {
                 "buffer no longer overflowing after {}; {} more point(s) were dropped since the last report, {} in total",
                 format_delay(overflow.started.elapsed()),
                 overflow.unreported,
-                self.buffer.books().dropped
+                self.store.books().dropped
             );
         }
     }
@@ -199,9 +232,13 @@ impl BatchWriterActor {
         let now = Instant::now();
         match &mut self.overflow {
             None => {
+                let setting = match self.store {
+                    Store::Memory(_) => "max_buffer_bytes",
+                    Store::Disk(_) => "buffer.max_disk_bytes, or the disk is full",
+                };
                 log::warn!(
-                    "buffer full ({} bytes of points, max_buffer_bytes): dropping the oldest points while InfluxDB does not take them",
-                    self.buffer.bytes()
+                    "buffer full ({} bytes of points, {setting}): dropping the oldest points while InfluxDB does not take them",
+                    self.store.bytes()
                 );
                 self.overflow = Some(Overflow {
                     started: now,
@@ -215,7 +252,7 @@ impl BatchWriterActor {
                     log::warn!(
                         "buffer still full: {} more point(s) dropped ({} in total)",
                         overflow.unreported,
-                        self.buffer.books().dropped
+                        self.store.books().dropped
                     );
                     overflow.reported = now;
                     overflow.unreported = 0;
@@ -234,7 +271,7 @@ impl BatchWriterActor {
         if self.request_in_flight {
             return;
         }
-        if self.buffer.waiting() == 0 {
+        if self.store.waiting() == 0 {
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }
@@ -243,12 +280,13 @@ impl BatchWriterActor {
             }
         }
         let now = Instant::now();
-        let due = match (self.retry_at, self.buffer.oldest_waiting()) {
+        let due = match (self.retry_at, self.store.oldest_waiting()) {
             (Some(retry_at), _) => retry_at,
             // Spooled points go first, before new ones compete for the budget.
             _ if self.draining
                 || self.spool_backlog.pending() > 0
-                || self.buffer.waiting() >= self.batch_limit
+                || self.store.replay_pending()
+                || self.store.waiting() >= self.batch_limit
                 || !self.database_ready =>
             {
                 now
@@ -306,7 +344,7 @@ impl BatchWriterActor {
             }));
             return;
         }
-        let Some(body) = self.buffer.start_batch(self.batch_limit) else {
+        let Some(body) = self.store.start_batch(self.batch_limit) else {
             return;
         };
         self.request_in_flight = true;
@@ -315,7 +353,7 @@ impl BatchWriterActor {
         ctx.spawn(request.into_actor(self).map(move |result, writer, ctx| {
             writer.request_in_flight = false;
             if result.is_ok() {
-                let points = writer.buffer.in_flight_len();
+                let points = writer.store.in_flight_len();
                 writer.health.write_succeeded(points, sent.elapsed());
                 writer.observe_ages();
             }
@@ -325,10 +363,10 @@ impl BatchWriterActor {
     }
 
     fn finish_batch(&mut self, result: Result<(), WriteError>) {
-        let size = self.buffer.in_flight_len();
+        let size = self.store.in_flight_len();
         match result {
             Ok(()) => {
-                self.buffer.finish_batch(0);
+                self.store.finish_batch(0);
                 self.on_success();
             }
             Err(WriteError::Rejected {
@@ -338,21 +376,21 @@ impl BatchWriterActor {
                 // refused the batch whole) and refused the rest: sending
                 // them again would only repeat the refusal.
                 let dropped = dropped.unwrap_or(size).min(size);
-                self.buffer.finish_batch(dropped);
+                self.store.finish_batch(dropped);
                 if self.rejection_reasons.is_new(&reason) {
                     log::error!("InfluxDB rejected {dropped} point(s) as invalid; they are not sent again: {reason}");
                 }
                 self.on_success();
             }
             Err(WriteError::TooLarge { .. }) if size == 1 => {
-                self.buffer.finish_batch(1);
+                self.store.finish_batch(1);
                 log::error!(
                     "InfluxDB refused a single point as too large (HTTP 413); it is not sent again"
                 );
                 self.on_success();
             }
             Err(WriteError::TooLarge { .. }) => {
-                self.buffer.retry_batch();
+                self.store.retry_batch();
                 self.batch_limit = (size / 2).max(1);
                 Counters::add(&self.counters.write_errors, 1);
                 log::warn!(
@@ -362,7 +400,7 @@ impl BatchWriterActor {
                 return;
             }
             Err(error) => {
-                self.buffer.retry_batch();
+                self.store.retry_batch();
                 self.on_failure(error);
                 return;
             }
@@ -374,7 +412,7 @@ impl BatchWriterActor {
     /// (the sample's read time) to the acknowledgement.
     fn observe_ages(&self) {
         let now_ns = now_ns();
-        for line in self.buffer.in_flight_lines() {
+        for line in self.store.in_flight_lines() {
             if let Some(ts) = line.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok()) {
                 let age = (now_ns - ts).max(0) as f64 / 1e9;
                 self.health.sample_to_stored.observe(age);
@@ -409,7 +447,7 @@ impl BatchWriterActor {
             log::info!(
                 "InfluxDB writes succeed again after {} of failures; {} point(s) waiting",
                 format_delay(since.elapsed()),
-                self.buffer.waiting()
+                self.store.waiting()
             );
         }
     }
@@ -448,8 +486,12 @@ impl BatchWriterActor {
         match &self.outage {
             None => {
                 log::error!(
-                    "{error}; {} point(s) kept in memory, retrying in {}",
-                    self.buffer.buffered(),
+                    "{error}; {} point(s) kept {}, retrying in {}",
+                    self.store.buffered(),
+                    match self.store {
+                        Store::Memory(_) => "in memory",
+                        Store::Disk(_) => "in the disk buffer",
+                    },
                     format_delay(delay)
                 );
                 self.outage = Some((Instant::now(), error.class()));
@@ -509,10 +551,41 @@ impl BatchWriterActor {
                 self.spool_backlog.pending(),
                 reports.len(),
                 dir.display(),
-                self.buffer.books().dropped
+                self.store.books().dropped
             );
         }
     }
+}
+
+/// Says what the disk buffer held from earlier runs, and what damage it
+/// skipped.
+fn report_opened(log: &DiskLog, opened: &Opened) {
+    for damage in &opened.damage {
+        log::error!(
+            "disk buffer: skipped {} damaged byte(s) in {} at offset {} (a torn write or corruption); counted as one dropped point, the rest is delivered",
+            damage.bytes,
+            damage.file.display(),
+            damage.offset
+        );
+    }
+    if opened.ledger_missing {
+        log::warn!(
+            "disk buffer: {} has segments but no intact ledger; delivering all they hold (some may be sent again) with the books restarted",
+            log.dir().display()
+        );
+    }
+    let books = opened.books;
+    log::info!(
+        "disk buffer in {}: {} point(s) from earlier runs to deliver first ({} segment file(s), {} bytes); books so far: {} collected, {} written, {} dropped, {} rejected",
+        log.dir().display(),
+        opened.replayed,
+        opened.segments,
+        log.bytes(),
+        books.collected,
+        books.written,
+        books.dropped,
+        books.rejected
+    );
 }
 
 /// The kinds of rejection already logged. A reason quotes the refused line
@@ -572,7 +645,12 @@ impl Actor for BatchWriterActor {
     /// capacity, so a slow InfluxDB never makes a StatsActor wait; the
     /// buffer is where points pile up, within its byte budget.
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.load_spool();
+        match self.store {
+            Store::Memory(_) => self.load_spool(),
+            Store::Disk(_) => {
+                ctx.run_interval(self.fsync_interval, |writer, _| writer.commit());
+            }
+        }
         self.poll(ctx);
     }
 }
@@ -581,11 +659,11 @@ impl Handler<WritePoint> for BatchWriterActor {
     type Result = ();
 
     fn handle(&mut self, WritePoint { line, taken }: WritePoint, ctx: &mut Self::Context) {
-        let was_empty = self.buffer.waiting() == 0;
+        let was_empty = self.store.waiting() == 0;
         let due_sooner = matches!(self.timer, Some((_, due)) if taken + self.batch_wait < due);
         self.push(line, taken);
         // Only a change that moves the next deadline needs a new decision.
-        if was_empty || due_sooner || self.buffer.waiting() >= self.batch_limit {
+        if was_empty || due_sooner || self.store.waiting() >= self.batch_limit {
             self.poll(ctx);
         } else {
             self.publish();
@@ -607,26 +685,58 @@ impl Handler<Drain> for BatchWriterActor {
     }
 }
 
-impl Handler<SpoolRemaining> for BatchWriterActor {
-    type Result = Result<u64, String>;
+impl Handler<KeepRemaining> for BatchWriterActor {
+    type Result = Result<(u64, &'static str), String>;
 
-    /// Runs once, at the end of shutdown: writing the file synchronously
-    /// is what is wanted here, nothing else is left to run. The points
-    /// count as spooled only once the file is durable; if it cannot be
-    /// written they stay undelivered, and the old spool files stay too.
-    fn handle(&mut self, _: SpoolRemaining, ctx: &mut Self::Context) -> Self::Result {
+    /// Runs once, at the end of shutdown: writing synchronously is what is
+    /// wanted here, nothing else is left to run.
+    fn handle(&mut self, _: KeepRemaining, ctx: &mut Self::Context) -> Self::Result {
         ctx.stop();
-        let dir = self.spool_dir.clone().ok_or("no spool_dir is set")?;
-        if self.buffer.buffered() == 0 {
+        let result = match &mut self.store {
+            Store::Disk(log) => {
+                let count = log.buffered();
+                log.close()
+                    .map(|()| (count, "kept in the disk buffer"))
+                    .map_err(|error| {
+                        format!(
+                            "cannot sync the disk buffer in {}: {error}",
+                            log.dir().display()
+                        )
+                    })
+            }
+            Store::Memory(_) => self
+                .spool_remaining()
+                .map(|count| (count, "saved to the spool")),
+        };
+        self.publish();
+        result
+    }
+}
+
+impl BatchWriterActor {
+    /// Saves every buffered point to the spool. The points count as
+    /// spooled only once the file is durable; if it cannot be written they
+    /// stay undelivered, and the old spool files stay too.
+    fn spool_remaining(&mut self) -> Result<u64, String> {
+        let Store::Memory(buffer) = &mut self.store else {
+            return Ok(0);
+        };
+        let Some(dir) = self.spool_dir.clone() else {
+            return if buffer.buffered() == 0 {
+                Ok(0)
+            } else {
+                Err("no spool_dir is set".into())
+            };
+        };
+        if buffer.buffered() == 0 {
             return Ok(0);
         }
-        let count = self.buffer.buffered();
+        let count = buffer.buffered();
         let replaces: Vec<PathBuf> = self.spool_backlog.files().map(PathBuf::from).collect();
-        let saved = spool::save(&dir, self.buffer.lines(), &replaces);
-        let result = match saved {
+        match spool::save(&dir, buffer.lines(), &replaces) {
             Ok(path) => {
                 self.spool_backlog.clear();
-                self.buffer.mark_spooled();
+                buffer.mark_spooled();
                 log::info!("saved {count} undelivered point(s) to {}", path.display());
                 Ok(count)
             }
@@ -634,9 +744,7 @@ impl Handler<SpoolRemaining> for BatchWriterActor {
                 "cannot save {count} undelivered point(s) to the spool at {}: {error}",
                 path.display()
             )),
-        };
-        self.publish();
-        result
+        }
     }
 }
 
