@@ -5,7 +5,7 @@ set -eu
 binary="$1"
 out="$2"
 mkdir -p "$out/usr/local/bin" "$out/etc/docker-stats" "$out/tmp" \
-  "$out/var/lib/docker-stats/spool"
+  "$out/var/lib/docker-stats/spool" "$out/var/lib/docker-stats/buffer"
 cp "$binary" "$out/usr/local/bin/docker-stats-service"
 # ldd lists "name => /path (addr)" and the loader as "/path (addr)".
 for lib in $(ldd "$binary" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^\s*\(\/[^ ]*\) (.*/\1/p'); do

@@ -227,19 +227,19 @@ impl Drop for Volume {
     }
 }
 
-/// The deployment's spool volume: a fresh named volume mounted where the
-/// image keeps the spool's place starts owned by the service's user, so
-/// with a read-only root and no capabilities the spool is still written,
-/// privately.
+/// The deployment's disk buffer volume: a fresh named volume mounted where
+/// the image keeps the buffer's place starts owned by the service's user,
+/// so with a read-only root and no capabilities the log is still written,
+/// privately, and what InfluxDB did not take is kept there.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_hardened_image_saves_its_spool_in_a_volume_it_owns() {
+async fn the_hardened_image_keeps_its_disk_buffer_in_a_volume_it_owns() {
     ensure_image();
-    let siblings = TestContainers::new("image-spool");
+    let siblings = TestContainers::new("image-buffer");
     siblings.idle("sibling");
-    let volume = Volume(siblings.name("spool"));
+    let volume = Volume(siblings.name("buffer"));
     docker(&["volume", "create", "--label", "dss.test=1", &volume.0]);
     let name = siblings.name("service");
-    let mount = format!("{}:/var/lib/docker-stats/spool", volume.0);
+    let mount = format!("{}:/var/lib/docker-stats/buffer", volume.0);
     // Nothing listens on this port: every point stays undelivered.
     let nowhere = format!("INFLUXDB_PORT={}", support::free_port());
     let _guard = run_service_image(
@@ -249,7 +249,7 @@ async fn the_hardened_image_saves_its_spool_in_a_volume_it_owns() {
             "-v",
             &mount,
             "-e",
-            "SPOOL_DIR=/var/lib/docker-stats/spool",
+            "BUFFER_DIR=/var/lib/docker-stats/buffer",
             "-e",
             "SHUTDOWN_TIMEOUT_MS=1000",
             "-e",
@@ -262,7 +262,7 @@ async fn the_hardened_image_saves_its_spool_in_a_volume_it_owns() {
             .output()
             .unwrap();
         String::from_utf8_lossy(&logs.stderr)
-            .contains("retrying in")
+            .contains("kept in the disk buffer, retrying in")
             .then_some(())
     })
     .await;
@@ -275,17 +275,28 @@ async fn the_hardened_image_saves_its_spool_in_a_volume_it_owns() {
         "--label",
         "dss.test=1",
         "-v",
-        &format!("{}:/spool:ro", volume.0),
+        &format!("{}:/buffer:ro", volume.0),
         support::containers::TEST_IMAGE,
         "ls",
         "-ln",
-        "/spool",
+        "/buffer",
     ]);
-    let file = listing
+    let segments: Vec<&str> = listing
         .lines()
-        .find(|l| l.contains("spool-") && l.ends_with(".lp"))
-        .unwrap_or_else(|| panic!("no spool file in the volume:\n{listing}"));
-    let columns: Vec<&str> = file.split_whitespace().collect();
-    assert_eq!(columns[0], "-rw-------", "{file}");
-    assert_eq!(columns[2], "65534", "{file}");
+        .filter(|l| l.contains(" seg-") && l.ends_with(".log"))
+        .collect();
+    assert!(!segments.is_empty(), "no log segment in the volume:\n{listing}");
+    let ledger = listing
+        .lines()
+        .find(|l| l.ends_with(" ledger"))
+        .unwrap_or_else(|| panic!("no ledger in the volume:\n{listing}"));
+    for file in segments.iter().chain([&ledger]) {
+        let columns: Vec<&str> = file.split_whitespace().collect();
+        assert_eq!(columns[0], "-rw-------", "{file}");
+        assert_eq!(columns[2], "65534", "{file}");
+    }
+    assert!(
+        segments.iter().any(|l| l.split_whitespace().nth(4) != Some("0")),
+        "the undelivered points are not in the log:\n{listing}"
+    );
 }
