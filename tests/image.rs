@@ -285,7 +285,10 @@ async fn the_hardened_image_keeps_its_disk_buffer_in_a_volume_it_owns() {
         .lines()
         .filter(|l| l.contains(" seg-") && l.ends_with(".log"))
         .collect();
-    assert!(!segments.is_empty(), "no log segment in the volume:\n{listing}");
+    assert!(
+        !segments.is_empty(),
+        "no log segment in the volume:\n{listing}"
+    );
     let ledger = listing
         .lines()
         .find(|l| l.ends_with(" ledger"))
@@ -296,7 +299,9 @@ async fn the_hardened_image_keeps_its_disk_buffer_in_a_volume_it_owns() {
         assert_eq!(columns[2], "65534", "{file}");
     }
     assert!(
-        segments.iter().any(|l| l.split_whitespace().nth(4) != Some("0")),
+        segments
+            .iter()
+            .any(|l| l.split_whitespace().nth(4) != Some("0")),
         "the undelivered points are not in the log:\n{listing}"
     );
 }

@@ -120,6 +120,10 @@ impl InfluxConfig {
     }
 }
 
+/// The smallest `buffer.max_disk_bytes`: sixteen of the disk buffer's
+/// smallest segments.
+pub const MIN_DISK_BUFFER_BYTES: u64 = 256 * 1024;
+
 /// The write-ahead log every collected point goes through before it is
 /// sent (`writer::disk_log`).
 #[derive(Debug, Clone)]
@@ -754,7 +758,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
                 "is for the memory buffer; with buffer.dir set the disk buffer keeps undelivered points across restarts itself: unset one of them".into(),
             ));
         }
-        let min = crate::writer::disk_log::MIN_MAX_BYTES;
+        let min = MIN_DISK_BUFFER_BYTES;
         if disk.max_bytes < min {
             return Err(invalid(
                 "buffer.max_disk_bytes",

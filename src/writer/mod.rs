@@ -177,7 +177,7 @@ impl BatchWriterActor {
             &self.counters.disk_buffer_damaged,
             opened.damage.len() as u64,
         );
-        self.store = Store::Disk(log);
+        self.store = Store::Disk(Box::new(log));
         self
     }
 

@@ -9,7 +9,7 @@ use super::disk_log::DiskLog;
 
 pub enum Store {
     Memory(Buffer),
-    Disk(DiskLog),
+    Disk(Box<DiskLog>),
 }
 
 /// Forwards a call to whichever store holds the points.

@@ -52,9 +52,10 @@ const SEGMENT_SUFFIX: &str = ".log";
 /// Appends gathered in memory beyond this are written at once, whatever
 /// the commit interval.
 const PENDING_LIMIT: usize = 1 << 20;
-/// The smallest budget: room for the sixteen smallest segments.
-pub const MIN_MAX_BYTES: u64 = 16 * MIN_SEGMENT_BYTES;
-const MIN_SEGMENT_BYTES: u64 = 16 * 1024;
+/// The smallest budget (the configuration refuses less): room for the
+/// sixteen smallest segments.
+pub const MIN_MAX_BYTES: u64 = crate::config::MIN_DISK_BUFFER_BYTES;
+const MIN_SEGMENT_BYTES: u64 = MIN_MAX_BYTES / 16;
 const MAX_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A segment's size: small enough that dropping one when the budget is
