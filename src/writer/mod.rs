@@ -412,11 +412,9 @@ impl BatchWriterActor {
     /// (the sample's read time) to the acknowledgement.
     fn observe_ages(&self) {
         let now_ns = now_ns();
-        for line in self.store.in_flight_lines() {
-            if let Some(ts) = line.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok()) {
-                let age = (now_ns - ts).max(0) as f64 / 1e9;
-                self.health.sample_to_stored.observe(age);
-            }
+        for ts in self.store.in_flight_timestamps() {
+            let age = (now_ns - ts).max(0) as f64 / 1e9;
+            self.health.sample_to_stored.observe(age);
         }
     }
 

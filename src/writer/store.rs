@@ -60,10 +60,16 @@ impl Store {
         either!(self, s => s.in_flight_len())
     }
 
-    pub fn in_flight_lines(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+    /// The timestamps of the batch in flight's points (a line's last
+    /// field), for the latency histogram.
+    pub fn in_flight_timestamps(&self) -> Box<dyn Iterator<Item = i64> + '_> {
         match self {
-            Store::Memory(buffer) => Box::new(buffer.in_flight_lines()),
-            Store::Disk(log) => Box::new(log.in_flight_lines()),
+            Store::Memory(buffer) => Box::new(
+                buffer
+                    .in_flight_lines()
+                    .filter_map(|line| line.rsplit(' ').next()?.parse().ok()),
+            ),
+            Store::Disk(log) => Box::new(log.in_flight_timestamps()),
         }
     }
 

@@ -96,9 +96,10 @@ struct Segment {
     unacked: u64,
 }
 
-/// The batch being sent.
+/// The batch being sent (its body is the request's: only the points'
+/// timestamps are kept here).
 struct InFlight {
-    body: String,
+    timestamps: Vec<i64>,
     points: u64,
     /// Where the cursor goes once it is acknowledged.
     end_segment: u64,
@@ -401,8 +402,9 @@ impl DiskLog {
         self.in_flight.as_ref().map_or(0, |f| f.points as usize)
     }
 
-    pub fn in_flight_lines(&self) -> impl Iterator<Item = &str> {
-        self.in_flight.iter().flat_map(|f| f.body.lines())
+    /// The timestamps of the batch in flight's points.
+    pub fn in_flight_timestamps(&self) -> impl Iterator<Item = i64> + '_ {
+        self.in_flight.iter().flat_map(|f| f.timestamps.iter().copied())
     }
 
     /// Whether points found at start still wait to be sent: they go first.
@@ -485,8 +487,7 @@ impl DiskLog {
         }
         self.flush();
         match self.read_batch(max.max(1) as u64) {
-            Ok(batch) if batch.points > 0 => {
-                let body = batch.body.clone();
+            Ok((body, batch)) if batch.points > 0 => {
                 self.in_flight = Some(batch);
                 Some(body)
             }
@@ -499,9 +500,10 @@ impl DiskLog {
         }
     }
 
-    fn read_batch(&mut self, max: u64) -> io::Result<InFlight> {
+    fn read_batch(&mut self, max: u64) -> io::Result<(String, InFlight)> {
+        let mut body = String::new();
         let mut batch = InFlight {
-            body: String::new(),
+            timestamps: Vec::new(),
             points: 0,
             end_segment: self.ledger.ack_segment,
             end_offset: self.ledger.ack_offset,
@@ -523,8 +525,10 @@ impl DiskLog {
             while batch.points < max {
                 match reader.next_item()? {
                     Some(Item::Record { payload, .. }) => {
-                        batch.body.push_str(&String::from_utf8_lossy(payload));
-                        batch.body.push('\n');
+                        let line = String::from_utf8_lossy(payload);
+                        batch.timestamps.extend(timestamp_of(&line));
+                        body.push_str(&line);
+                        body.push('\n');
                         batch.points += 1;
                         points += 1;
                     }
@@ -543,7 +547,7 @@ impl DiskLog {
                 break;
             }
         }
-        Ok(batch)
+        Ok((body, batch))
     }
 
     /// The server stored the batch, except `rejected` invalid points.
@@ -735,6 +739,11 @@ impl DiskLog {
             Err(_) => {}
         }
     }
+}
+
+/// A line's timestamp: its last field.
+fn timestamp_of(line: &str) -> Option<i64> {
+    line.rsplit(' ').next()?.parse().ok()
 }
 
 fn is_disk_full(error: &io::Error) -> bool {
