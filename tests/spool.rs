@@ -37,7 +37,7 @@ fn spool_files(dir: &str) -> Vec<std::path::PathBuf> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "lp"))
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -83,12 +83,15 @@ async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_
     assert_eq!(books.dropped, books.collected - books.spooled, "{books:?}");
     let files = spool_files(&spool);
     assert_eq!(files.len(), 1);
-    let spooled = std::fs::read_to_string(&files[0]).unwrap();
-    assert_eq!(spooled.lines().count() as u64, books.spooled);
+    let spooled: Vec<String> = support::records::read(files[0].to_str().unwrap())
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
+    assert_eq!(spooled.len() as u64, books.spooled);
+    let size = std::fs::metadata(&files[0]).unwrap().len();
     assert!(
-        spooled.len() <= limit,
-        "{} bytes spooled with a {limit}-byte budget",
-        spooled.len()
+        size as usize <= limit,
+        "{size} bytes spooled with a {limit}-byte budget"
     );
     let logs = service.logs();
     assert_eq!(
@@ -106,7 +109,7 @@ async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_
         "the delivered spool file was not removed"
     );
     let first_spooled = spooled
-        .lines()
+        .iter()
         .find(|l| l.starts_with("docker_stats,"))
         .unwrap();
     let timestamp = first_spooled.rsplit(' ').next().unwrap();
@@ -125,19 +128,27 @@ async fn a_full_buffer_drops_the_oldest_points_and_the_spool_keeps_the_rest_for_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_corrupt_spool_file_is_reported_line_by_line_and_the_rest_delivered() {
+async fn a_corrupt_spool_file_is_reported_and_the_rest_delivered() {
     let influx = InfluxServer::start(Options::default());
     let db = "corrupt_spool";
     let spool = support::influx::tempdir("dss-corrupt-spool");
-    let mut bytes = b"spooled,src=test value=1i 1000\n\x00\x01binary junk\n".to_vec();
-    bytes.extend_from_slice(b"spooled,src=test value=2i 2000\nspooled,src=test s=\"truncated");
-    std::fs::write(format!("{spool}/spool-00000000000000000001.lp"), bytes).unwrap();
+    let mut bytes = support::records::encode(&["spooled,src=test value=1i 1000"]);
+    let junk_at = bytes.len();
+    bytes.extend_from_slice(b"\x00\x01binary junk\n");
+    bytes.extend(support::records::encode(&[
+        "spooled,src=test value=2i 2000",
+        "spooled,src=test value=3i 3000",
+    ]));
+    bytes.truncate(bytes.len() - 5);
+    std::fs::write(format!("{spool}/spool-00000000000000000001.log"), bytes).unwrap();
     let mut service = Service::start(&influx, db, &[("SPOOL_DIR", spool.as_str())]);
     wait_for_delivery(&spool, Duration::from_secs(20)).await;
     assert!(service.terminate().await.success());
     let logs = service.logs();
     assert!(
-        logs.contains("has 2 invalid line(s), skipped (first at line 2"),
+        logs.contains(&format!(
+            "has 2 damaged or invalid record(s), skipped (first at offset {junk_at}"
+        )),
         "corruption not reported:\n{logs}"
     );
     let rows = influx.rows(db, "SELECT value FROM spooled").await;
@@ -154,8 +165,10 @@ fn the_one_spool_file(dir: &str) -> Vec<String> {
     assert_eq!(files.len(), 1, "one spool state on disk: {files:?}");
     let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{:?} is readable by others", files[0]);
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let lines: Vec<String> = support::records::read(files[0].to_str().unwrap())
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
     let distinct: HashSet<&String> = lines.iter().collect();
     assert_eq!(distinct.len(), lines.len(), "the spool repeats points");
     lines
@@ -213,7 +226,7 @@ async fn three_failed_shutdowns_leave_one_spool_file_and_the_next_start_delivers
     assert!(spool_files(&spool).is_empty(), "delivered files remain");
     assert!(service.terminate().await.success());
     let logs = service.logs();
-    assert!(!logs.contains("invalid line"), "{logs}");
+    assert!(!logs.contains("invalid record"), "{logs}");
     // Every spooled stats point is stored: InfluxDB keeps one per series
     // and timestamp, so the count is of distinct points.
     let spooled_stats = lines
@@ -244,16 +257,15 @@ async fn three_failed_shutdowns_leave_one_spool_file_and_the_next_start_delivers
 /// Writes `count` valid points of about 200 bytes as a spool file.
 fn write_spool_file(dir: &str, stamp: u64, first: u64, count: u64) {
     use std::io::Write;
-    let path = format!("{dir}/spool-{stamp:020}.lp");
+    let path = format!("{dir}/spool-{stamp:020}.log");
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let padding = "p".repeat(150);
     for i in first..first + count {
-        writeln!(
-            file,
+        let line = format!(
             "spooled,pad={padding} seq={i}i {}",
             1_600_000_000_000_000_000 + i
-        )
-        .unwrap();
+        );
+        file.write_all(&support::records::encode(&[&line])).unwrap();
     }
 }
 

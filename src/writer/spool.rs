@@ -1,5 +1,8 @@
-//! The spool: points still undelivered at shutdown are saved as line
-//! protocol files in `spool_dir` and delivered first at the next start.
+//! The spool: points still undelivered at shutdown are saved in the disk
+//! buffer's record format (`disk_log::record`: each point a checksummed
+//! record) in `spool_dir`, and delivered first at the next start. One format
+//! on disk for both buffers; the spool is for the memory buffer, whose
+//! points otherwise live in memory only.
 //!
 //! Rules that keep it from losing or repeating points:
 //!
@@ -9,33 +12,32 @@
 //!   renames it, syncs the directory, and only then removes the files it
 //!   replaces. A crash at any step leaves either the old files or the new
 //!   one, never both as live spool files.
-//! * Only files the service named (`spool-<20 digits>.lp`) are loaded;
+//! * Only files the service named (`spool-<20 digits>.log`) are loaded;
 //!   leftover temporaries of an interrupted save are removed.
-//! * Loading streams line by line into the writer's buffer, so the byte
+//! * Loading streams record by record into the writer's buffer, so the byte
 //!   budget applies while reading: a spool larger than the budget costs no
 //!   more memory than the budget, and what does not fit is dropped oldest
 //!   first and counted, as any overflow is.
-//! * Lines are checked with the encoder's own rules (`check_line`); bad ones
-//!   are skipped and reported (file and first line number).
+//! * Damaged or torn records are skipped, and so are lines that break the
+//!   encoder's own rules (`check_line`); both are reported (file and first
+//!   offset).
 //! * `Backlog` follows how many points of each loaded file are still pending
 //!   (they are the oldest in the buffer, so they leave it first); a file is
 //!   removed as soon as none of its points are.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::disk_log::record::{self, Item, SegmentReader};
 use crate::schema::line_protocol::check_line;
 
 const PREFIX: &str = "spool-";
-const EXTENSION: &str = ".lp";
+const EXTENSION: &str = ".log";
 const TEMPORARY_PREFIX: &str = ".spool-";
 const TEMPORARY_EXTENSION: &str = ".tmp";
-/// Longer lines cannot be points this service wrote; they are skipped
-/// without being held whole in memory.
-const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Whether `name` is a spool file this service wrote.
 fn is_spool_name(name: &str) -> bool {
@@ -84,16 +86,17 @@ pub struct FileReport {
     pub path: PathBuf,
     /// Valid points handed to the sink.
     pub points: u64,
-    /// Lines skipped as invalid, and the first one's number and reason.
+    /// Records skipped as damaged or invalid, and the first one's offset
+    /// and reason.
     pub skipped: u64,
     pub first_problem: Option<(u64, &'static str)>,
 }
 
 impl FileReport {
     pub fn problem(&self) -> Option<String> {
-        self.first_problem.map(|(line, reason)| {
+        self.first_problem.map(|(offset, reason)| {
             format!(
-                "spool file {} has {} invalid line(s), skipped (first at line {line}: {reason})",
+                "spool file {} has {} damaged or invalid record(s), skipped (first at offset {offset}: {reason})",
                 self.path.display(),
                 self.skipped
             )
@@ -116,25 +119,18 @@ pub fn load(
             path: path.clone(),
             ..FileReport::default()
         };
-        let mut reader = BufReader::new(File::open(&path)?);
-        let mut raw = Vec::new();
-        let mut number = 0u64;
-        loop {
-            raw.clear();
-            let (read, complete) = read_line_bounded(&mut reader, &mut raw)?;
-            if read == 0 {
-                break;
-            }
-            number += 1;
-            if complete && raw.is_empty() {
-                continue;
-            }
-            let verdict = if !complete {
-                Err("longer than any point")
-            } else {
-                std::str::from_utf8(&raw)
-                    .map_err(|_| "not UTF-8")
-                    .and_then(|line| check_line(line).map(|()| line))
+        let file = File::open(&path)?;
+        let length = file.metadata()?.len();
+        let mut reader = SegmentReader::new(file, 0, length);
+        while let Some(item) = reader.next_item()? {
+            let (offset, verdict) = match item {
+                Item::Record { offset, payload } => (
+                    offset,
+                    std::str::from_utf8(payload)
+                        .map_err(|_| "not UTF-8")
+                        .and_then(|line| check_line(line).map(|()| line)),
+                ),
+                Item::Damaged { offset, .. } => (offset, Err("a damaged or torn record")),
             };
             match verdict {
                 Ok(line) => {
@@ -143,50 +139,13 @@ pub fn load(
                 }
                 Err(reason) => {
                     report.skipped += 1;
-                    report.first_problem.get_or_insert((number, reason));
+                    report.first_problem.get_or_insert((offset, reason));
                 }
             }
         }
         reports.push(report);
     }
     Ok(reports)
-}
-
-/// Reads one line (without its newline) into `line`, keeping at most
-/// `MAX_LINE_BYTES` of it. Returns the bytes consumed and whether the line
-/// was kept whole.
-fn read_line_bounded(
-    reader: &mut impl BufRead,
-    line: &mut Vec<u8>,
-) -> std::io::Result<(usize, bool)> {
-    let mut consumed = 0;
-    let mut whole = true;
-    loop {
-        let chunk = reader.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok((consumed, whole));
-        }
-        let (taken, ends) = match memchr(chunk) {
-            Some(at) => (at + 1, true),
-            None => (chunk.len(), false),
-        };
-        let content = &chunk[..if ends { taken - 1 } else { taken }];
-        if whole && line.len() + content.len() <= MAX_LINE_BYTES {
-            line.extend_from_slice(content);
-        } else if whole {
-            whole = false;
-            line.clear();
-        }
-        reader.consume(taken);
-        consumed += taken;
-        if ends {
-            return Ok((consumed, whole));
-        }
-    }
-}
-
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
 }
 
 /// Checks at start that the service can create files in `dir` (creating the
@@ -242,12 +201,17 @@ pub fn save<'a>(
         "{TEMPORARY_PREFIX}{stamp:020}{TEMPORARY_EXTENSION}"
     ));
     let write = || -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(create_exclusive(&temporary)?);
+        let mut file = create_exclusive(&temporary)?;
+        let mut records = Vec::with_capacity(1 << 16);
         for line in lines {
-            file.write_all(line.as_bytes())?;
-            file.write_all(b"\n")?;
+            record::encode(line.as_bytes(), &mut records);
+            if records.len() >= 1 << 16 {
+                file.write_all(&records)?;
+                records.clear();
+            }
         }
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        file.write_all(&records)?;
+        file.sync_all()?;
         std::fs::rename(&temporary, &path)?;
         sync_dir(dir)
     };
@@ -391,35 +355,59 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    /// `lines` as the records of a spool file.
+    fn records(lines: &[&str]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for line in lines {
+            record::encode(line.as_bytes(), &mut bytes);
+        }
+        bytes
+    }
+
     #[test]
     fn only_files_the_service_named_are_loaded_and_temporaries_are_removed() {
         let dir = temp_dir("names");
-        std::fs::write(dir.join("spool-00000000000000000001.lp"), "m f=1i 1\n").unwrap();
-        std::fs::write(dir.join("notes.lp"), "m f=9i 9\n").unwrap();
-        std::fs::write(dir.join("spool-1.lp"), "m f=9i 9\n").unwrap();
-        std::fs::write(dir.join(".spool-00000000000000000002.tmp"), "m f=2i 2\n").unwrap();
+        std::fs::write(
+            dir.join("spool-00000000000000000001.log"),
+            records(&["m f=1i 1"]),
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.log"), records(&["m f=9i 9"])).unwrap();
+        std::fs::write(dir.join("spool-1.log"), records(&["m f=9i 9"])).unwrap();
+        std::fs::write(
+            dir.join(".spool-00000000000000000002.tmp"),
+            records(&["m f=2i 2"]),
+        )
+        .unwrap();
         let (lines, reports) = load_all(&dir);
         assert_eq!(lines, ["m f=1i 1"]);
         assert_eq!(reports.len(), 1);
         assert_eq!(
             names(&dir),
-            ["notes.lp", "spool-00000000000000000001.lp", "spool-1.lp"]
+            ["notes.log", "spool-00000000000000000001.log", "spool-1.log"]
         );
     }
 
     #[test]
-    fn corrupt_truncated_and_overlong_lines_are_skipped_and_reported() {
+    fn damaged_torn_and_invalid_records_are_skipped_and_reported() {
         let dir = temp_dir("corrupt");
-        let mut bytes = b"m f=1i 1\ngarbage\n".to_vec();
-        bytes.extend_from_slice(b"m,t=\xff f=1i 2\n");
-        bytes.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
-        bytes.extend_from_slice(b"\nm f=2i 3\nm s=\"cut off");
-        std::fs::write(dir.join("spool-00000000000000000001.lp"), bytes).unwrap();
+        let mut bytes = records(&["m f=1i 1"]);
+        let garbage_at = bytes.len();
+        bytes.extend_from_slice(b"garbage between records");
+        bytes.extend(records(&["not line protocol", "m f=2i 3", "m f=3i 4"]));
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(dir.join("spool-00000000000000000001.log"), bytes).unwrap();
         let (lines, reports) = load_all(&dir);
         assert_eq!(lines, ["m f=1i 1", "m f=2i 3"]);
         let problem = reports[0].problem().unwrap();
-        assert!(problem.contains("4 invalid line(s)"), "{problem}");
-        assert!(problem.contains("first at line 2"), "{problem}");
+        assert!(
+            problem.contains("3 damaged or invalid record(s)"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains(&format!("first at offset {garbage_at}")),
+            "{problem}"
+        );
         assert_eq!(reports[0].points, 2);
     }
 

@@ -9,6 +9,7 @@ pub mod docker_proxy;
 pub mod fake_influx;
 pub mod influx;
 pub mod podman;
+pub mod records;
 pub mod samples;
 pub mod service;
 pub mod victoria;

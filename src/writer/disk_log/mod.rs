@@ -248,6 +248,8 @@ pub struct DiskLog {
     unreported_drops: u64,
     /// Set while writes to the log fail, so a failure is logged once.
     failing: bool,
+    /// Whether the active segment was written since its last sync.
+    unsynced: bool,
     syncer: Syncer,
 }
 
@@ -357,6 +359,7 @@ impl DiskLog {
             },
             unreported_drops: 0,
             failing: false,
+            unsynced: false,
             syncer: Syncer::start(),
         };
         log.release_delivered()?;
@@ -404,7 +407,9 @@ impl DiskLog {
 
     /// The timestamps of the batch in flight's points.
     pub fn in_flight_timestamps(&self) -> impl Iterator<Item = i64> + '_ {
-        self.in_flight.iter().flat_map(|f| f.timestamps.iter().copied())
+        self.in_flight
+            .iter()
+            .flat_map(|f| f.timestamps.iter().copied())
     }
 
     /// Whether points found at start still wait to be sent: they go first.
@@ -468,7 +473,10 @@ impl DiskLog {
     /// background. Answers the points a full disk made it drop.
     pub fn commit(&mut self) -> u64 {
         self.flush();
-        self.syncer.sync(&self.active);
+        // An idle interval costs nothing: there is nothing new to sync.
+        if std::mem::take(&mut self.unsynced) {
+            self.syncer.sync(&self.active);
+        }
         self.take_unreported_drops()
     }
 
@@ -672,6 +680,7 @@ impl DiskLog {
                     self.disk_bytes += written;
                     self.pending.clear();
                     self.pending_records = 0;
+                    self.unsynced = true;
                     if self.failing {
                         self.failing = false;
                         log::info!(
@@ -719,6 +728,7 @@ impl DiskLog {
         match create_segment(&self.dir, id) {
             Ok(file) => {
                 self.syncer.sync(&self.active);
+                self.unsynced = false;
                 self.active = file;
                 self.segments.push_back(Segment {
                     id,
