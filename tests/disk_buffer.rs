@@ -57,6 +57,24 @@ async fn stored_times(
 /// for a busy two-core machine to run the service's timers late.
 const DURABLE_AFTER: Duration = Duration::from_secs(2);
 
+/// Starts the service and waits until it reads at least `streams` containers.
+async fn start_following(
+    influx: &InfluxServer,
+    db: &str,
+    env: &[(&str, &str)],
+    streams: usize,
+) -> Service {
+    let service = Service::start(influx, db, env);
+    service
+        .wait_for_metric(
+            "dss_active_streams",
+            streams as f64,
+            Duration::from_secs(30),
+        )
+        .await;
+    service
+}
+
 /// One run of the service between its start and its `kill -9`.
 struct Run {
     started_ns: i64,
@@ -90,14 +108,7 @@ async fn every_sample_seen_before_a_kill_9_is_stored_exactly_once_across_ten_kil
     let mut runs = Vec::new();
     for _ in 0..10 {
         let started_ns = now_ns();
-        let service = Service::start(&influx, db, &env);
-        service
-            .wait_for_metric(
-                "dss_active_streams",
-                ids.len() as f64,
-                Duration::from_secs(30),
-            )
-            .await;
+        let service = start_following(&influx, db, &env, ids.len()).await;
         let ready_ns = now_ns();
         tokio::time::sleep(Duration::from_millis(rng.u64(4000..8000))).await;
         let killed_ns = now_ns();
@@ -112,14 +123,7 @@ async fn every_sample_seen_before_a_kill_9_is_stored_exactly_once_across_ten_kil
     }
 
     // A last run delivers what the log still holds and stops cleanly.
-    let mut service = Service::start(&influx, db, &env);
-    service
-        .wait_for_metric(
-            "dss_active_streams",
-            ids.len() as f64,
-            Duration::from_secs(30),
-        )
-        .await;
+    let mut service = start_following(&influx, db, &env, ids.len()).await;
     let mut recorded = BTreeMap::new();
     for (id, subscriber) in ids.iter().zip(subscribers) {
         let samples: BTreeSet<i64> = subscriber.await.unwrap().iter().map(read_ns).collect();
