@@ -570,7 +570,7 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
             collector["security_opt"][0], "no-new-privileges:true",
             "{file}: security_opt"
         );
-        let spool = collector["environment"]["SPOOL_DIR"]
+        let buffer = collector["environment"]["BUFFER_DIR"]
             .as_str()
             .unwrap_or_default();
         let mounted = collector["volumes"]
@@ -578,10 +578,14 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
             .unwrap()
             .iter()
             .filter_map(|v| v.as_str())
-            .any(|v| v.ends_with(&format!(":{spool}")) && !v.starts_with('/'));
+            .any(|v| v.ends_with(&format!(":{buffer}")) && !v.starts_with('/'));
         assert!(
-            !spool.is_empty() && mounted,
-            "{file}: the spool needs a named volume at SPOOL_DIR"
+            !buffer.is_empty() && mounted,
+            "{file}: the disk buffer needs a named volume at BUFFER_DIR"
+        );
+        assert!(
+            collector["environment"]["SPOOL_DIR"].is_null(),
+            "{file}: SPOOL_DIR with BUFFER_DIR is a configuration error"
         );
     }
 }

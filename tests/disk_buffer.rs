@@ -434,3 +434,43 @@ async fn a_torn_and_a_corrupt_segment_are_reported_and_everything_else_delivered
     );
     let _ = std::fs::remove_dir_all(&buffer);
 }
+
+#[test]
+fn a_disk_buffer_it_cannot_write_or_set_beside_a_spool_is_a_configuration_error() {
+    let base = tempdir("dss-buffer-blocked");
+    let blocked = format!("{base}/not-a-directory");
+    std::fs::write(&blocked, "").unwrap();
+    let (code, stderr) =
+        support::service::run_to_exit(&[("BUFFER_DIR", &blocked), ("LOG_LEVEL", "info")], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("buffer.dir") && stderr.contains("environment variable BUFFER_DIR"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&blocked), "{stderr}");
+
+    let (code, stderr) = support::service::run_to_exit(
+        &[
+            ("BUFFER_DIR", &base),
+            ("SPOOL_DIR", &base),
+            ("BUFFER_MAX_DISK_BYTES", "1GiB"),
+        ],
+        &["check-config"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("spool_dir") && stderr.contains("buffer.dir"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = support::service::run_to_exit(
+        &[("BUFFER_DIR", &base), ("BUFFER_MAX_DISK_BYTES", "64KiB")],
+        &["check-config"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("buffer.max_disk_bytes") && stderr.contains("256KiB"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
