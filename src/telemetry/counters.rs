@@ -146,7 +146,7 @@ impl Counters {
             exposed("dss_buffered_bytes", None, Gauge,
                 "Bytes of encoded points waiting or in flight (on disk with the disk buffer).", &self.buffered_bytes),
             exposed("dss_disk_buffer_damaged_total", None, Counter,
-                "Damaged stretches of the disk buffer skipped at start, each also counted as one dropped point.", &self.disk_buffer_damaged),
+                "Damaged stretches of the disk buffer skipped, at start (each counted as one dropped point) or while reading (their records counted as dropped).", &self.disk_buffer_damaged),
             exposed("dss_containers_watched", None, Gauge,
                 "Containers in the Supervisor's registry.", &self.containers_watched),
             exposed("dss_stream_restarts_total", None, Counter,

@@ -41,7 +41,7 @@ use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use buffer::Buffer;
 use client::InfluxClient;
-use disk_log::{DiskLog, Opened};
+use disk_log::{Damage, DiskLog, Opened};
 use error::WriteError;
 use retry::RetryPolicy;
 use store::Store;
@@ -189,6 +189,18 @@ impl BatchWriterActor {
                 self.report_overflow(dropped);
             }
             self.publish();
+        }
+    }
+
+    /// Reports damage the disk buffer met while reading a batch: damage that
+    /// appeared in its files while the service ran.
+    fn report_damage_found(&mut self) {
+        if let Store::Disk(log) = &mut self.store {
+            let found = log.take_damage();
+            for damage in &found {
+                report_damage(damage, "its records are counted as dropped");
+            }
+            Counters::add(&self.counters.disk_buffer_damaged, found.len() as u64);
         }
     }
 
@@ -344,7 +356,9 @@ impl BatchWriterActor {
             }));
             return;
         }
-        let Some(body) = self.store.start_batch(self.batch_limit) else {
+        let body = self.store.start_batch(self.batch_limit);
+        self.report_damage_found();
+        let Some(body) = body else {
             return;
         };
         self.request_in_flight = true;
@@ -555,16 +569,20 @@ impl BatchWriterActor {
     }
 }
 
+fn report_damage(damage: &Damage, counted: &str) {
+    log::error!(
+        "disk buffer: skipped {} damaged byte(s) in {} at offset {} (a torn write or corruption); {counted}, the rest is delivered",
+        damage.bytes,
+        damage.file.display(),
+        damage.offset
+    );
+}
+
 /// Says what the disk buffer held from earlier runs, and what damage it
 /// skipped.
 fn report_opened(log: &DiskLog, opened: &Opened) {
     for damage in &opened.damage {
-        log::error!(
-            "disk buffer: skipped {} damaged byte(s) in {} at offset {} (a torn write or corruption); counted as one dropped point, the rest is delivered",
-            damage.bytes,
-            damage.file.display(),
-            damage.offset
-        );
+        report_damage(damage, "counted as one dropped point");
     }
     if opened.ledger_missing {
         log::warn!(

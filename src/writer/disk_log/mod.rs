@@ -104,11 +104,27 @@ struct InFlight {
     /// Where the cursor goes once it is acknowledged.
     end_segment: u64,
     end_offset: u64,
-    /// Points of the batch in each segment it spans.
-    per_segment: Vec<(u64, u64)>,
+    /// What the batch takes from each segment it spans.
+    per_segment: Vec<Share>,
 }
 
-/// A damaged stretch found at start.
+/// What a batch takes from one segment.
+struct Share {
+    id: u64,
+    points: u64,
+    /// Records counted in the segment but found damaged when the batch read
+    /// to its end: damage that appeared while the service ran. They leave
+    /// the log as dropped when the batch is acknowledged, with the cursor.
+    lost: u64,
+}
+
+impl InFlight {
+    fn lost(&self) -> u64 {
+        self.per_segment.iter().map(|share| share.lost).sum()
+    }
+}
+
+/// A damaged stretch, found at start or while reading a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
     pub file: PathBuf,
@@ -251,6 +267,11 @@ pub struct DiskLog {
     /// Whether the active segment was written since its last sync.
     unsynced: bool,
     syncer: Syncer,
+    /// Damage met while reading batches, not yet asked for.
+    damage_found: Vec<Damage>,
+    /// Where the furthest damage met while reading was (segment, offset):
+    /// a batch read again after a failure does not report it twice.
+    damage_seen_to: (u64, u64),
 }
 
 impl DiskLog {
@@ -361,6 +382,8 @@ impl DiskLog {
             failing: false,
             unsynced: false,
             syncer: Syncer::start(),
+            damage_found: Vec::new(),
+            damage_seen_to: (0, 0),
         };
         log.release_delivered()?;
         log.save_ledger(true)?;
@@ -430,6 +453,11 @@ impl DiskLog {
         Some(self.recent.earliest_from(front).unwrap_or(self.opened))
     }
 
+    /// Damage met while reading batches since this was last asked.
+    pub fn take_damage(&mut self) -> Vec<Damage> {
+        std::mem::take(&mut self.damage_found)
+    }
+
     /// Points dropped since this was last asked (a full disk at a write).
     pub fn take_unreported_drops(&mut self) -> u64 {
         std::mem::take(&mut self.unreported_drops)
@@ -490,22 +518,28 @@ impl DiskLog {
     /// Reads up to `max` of the oldest waiting points as a request body.
     /// Only one batch is in flight at a time.
     pub fn start_batch(&mut self, max: usize) -> Option<String> {
-        if self.in_flight.is_some() || self.waiting() == 0 {
-            return None;
-        }
         self.flush();
-        match self.read_batch(max.max(1) as u64) {
-            Ok((body, batch)) if batch.points > 0 => {
-                self.in_flight = Some(batch);
-                Some(body)
-            }
-            Ok(_) => None,
-            Err(error) => {
-                log::error!("disk buffer: cannot read {}: {error}", self.dir.display());
-                self.reader = None;
-                None
+        while self.in_flight.is_none() && self.waiting() > 0 {
+            match self.read_batch(max.max(1) as u64) {
+                Ok((body, batch)) if batch.points > 0 => {
+                    self.in_flight = Some(batch);
+                    return Some(body);
+                }
+                // Only damage was left to read: account for the records it
+                // took, and look further.
+                Ok((_, batch)) if batch.lost() > 0 => {
+                    self.in_flight = Some(batch);
+                    self.finish_batch(0);
+                }
+                Ok(_) => return None,
+                Err(error) => {
+                    log::error!("disk buffer: cannot read {}: {error}", self.dir.display());
+                    self.reader = None;
+                    return None;
+                }
             }
         }
+        None
     }
 
     fn read_batch(&mut self, max: u64) -> io::Result<(String, InFlight)> {
@@ -540,16 +574,26 @@ impl DiskLog {
                         batch.points += 1;
                         points += 1;
                     }
-                    Some(Item::Damaged { .. }) => {}
+                    Some(Item::Damaged { offset, bytes }) => {
+                        self.note_damage(id, offset, bytes);
+                    }
                     None => break,
                 }
             }
             batch.end_segment = id;
             batch.end_offset = reader.offset();
-            if points > 0 {
-                batch.per_segment.push((id, points));
-            }
             let more_here = reader.offset() < bytes;
+            // Read to its end, the segment has given every intact record
+            // it holds; what it still counts beyond them was damaged.
+            let unacked = self.segments[index].unacked;
+            let lost = if more_here {
+                0
+            } else {
+                unacked.saturating_sub(points)
+            };
+            if points > 0 || lost > 0 {
+                batch.per_segment.push(Share { id, points, lost });
+            }
             self.reader = Some((id, reader));
             if batch.points >= max || more_here {
                 break;
@@ -558,19 +602,35 @@ impl DiskLog {
         Ok((body, batch))
     }
 
+    /// Damage is counted where it is first met: at start for the
+    /// segments of earlier runs, while reading for those written since.
+    fn note_damage(&mut self, id: u64, offset: u64, bytes: u64) {
+        if id <= self.ledger.checked_segment || (id, offset) <= self.damage_seen_to {
+            return;
+        }
+        self.damage_seen_to = (id, offset);
+        self.damage_found.push(Damage {
+            file: self.dir.join(segment_name(id)),
+            offset,
+            bytes,
+        });
+    }
+
     /// The server stored the batch, except `rejected` invalid points.
     pub fn finish_batch(&mut self, rejected: usize) {
         let Some(batch) = self.in_flight.take() else {
             return;
         };
         let rejected = (rejected as u64).min(batch.points);
+        let lost = batch.lost();
         self.ledger.written += batch.points - rejected;
         self.ledger.rejected += rejected;
-        self.buffered -= batch.points;
-        self.left += batch.points;
-        for (id, points) in batch.per_segment {
-            if let Some(segment) = self.segments.iter_mut().find(|s| s.id == id) {
-                segment.unacked -= points;
+        self.ledger.dropped += lost;
+        self.buffered -= batch.points + lost;
+        self.left += batch.points + lost;
+        for share in batch.per_segment {
+            if let Some(segment) = self.segments.iter_mut().find(|s| s.id == share.id) {
+                segment.unacked -= share.points + share.lost;
             }
         }
         self.ledger.ack_segment = batch.end_segment;

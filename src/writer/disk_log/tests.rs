@@ -236,6 +236,68 @@ fn damaged_records_are_skipped_reported_and_counted_once_and_the_rest_delivered(
     assert_eq!(opened.replayed, 3);
 }
 
+/// Flips one byte of each of `records` (record indexes, each record of the
+/// file `width` bytes long) in a segment file.
+fn flip_records(path: &Path, width: usize, records: &[usize]) {
+    let mut bytes = std::fs::read(path).unwrap();
+    for record in records {
+        bytes[record * width + HEADER_BYTES] ^= 0xff;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn damage_appearing_in_a_segment_while_the_service_runs_is_counted_as_lost_records() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    push_all(&mut log, &["p0", "p1", "p2", "p3", "p4", "p5"]);
+    log.commit();
+    let active = dir.join(segment_name(log.segments.back().unwrap().id));
+    // Two neighbouring records and a lone one: one damaged stretch holding
+    // two records, and another holding one.
+    flip_records(&active, HEADER_BYTES + 2, &[1, 2, 4]);
+
+    assert_eq!(deliver_all(&mut log, 2), ["p0", "p3", "p5"]);
+    let found = log.take_damage();
+    assert_eq!(
+        found.iter().map(|d| d.offset).collect::<Vec<_>>(),
+        [14, 56],
+        "each damaged stretch is reported once, with its offset"
+    );
+    assert_eq!(log.buffered(), 0, "no phantom point is left waiting");
+    assert_eq!(log.waiting(), 0);
+    assert_eq!(log.books().dropped, 3, "the records lost, one by one");
+    assert!(balanced(&log));
+
+    // The segment, wholly accounted for, is released once it is no longer
+    // the one taking appends.
+    log.rotate();
+    push_all(&mut log, &["q"]);
+    assert_eq!(deliver_all(&mut log, 10), ["q"]);
+    assert!(!active.exists(), "the damaged segment is released");
+    log.close().unwrap();
+    drop(log);
+    let (log, opened) = open(&dir, PLENTY);
+    assert!(opened.damage.is_empty(), "damage is counted once");
+    assert_eq!(log.books().dropped, 3);
+    assert_eq!(log.books().collected, 7);
+}
+
+#[test]
+fn damage_met_while_reading_is_applied_even_when_no_intact_record_follows() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    push_all(&mut log, &["p0", "p1"]);
+    log.commit();
+    let active = dir.join(segment_name(log.segments.back().unwrap().id));
+    flip_records(&active, HEADER_BYTES + 2, &[0, 1]);
+    assert_eq!(log.start_batch(10), None);
+    assert_eq!(log.waiting(), 0, "nothing phantom waits to be sent");
+    assert_eq!(log.books().dropped, 2);
+    assert_eq!(log.take_damage().len(), 1);
+    assert!(balanced(&log));
+}
+
 #[test]
 fn the_batch_wait_counts_from_the_earliest_waiting_point() {
     let dir = dir();
