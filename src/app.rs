@@ -23,8 +23,8 @@ use crate::supervision::supervisor::{StopAll, Supervisor};
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::telemetry::server;
-use crate::writer::disk_log::{self, DiskLog};
-use crate::writer::{spool, BatchWriterActor, Drain, KeepRemaining, WritePoint};
+use crate::writer::disk_log::DiskLog;
+use crate::writer::{files, BatchWriterActor, Drain, KeepRemaining, WritePoint};
 
 pub async fn run(config: Config) -> Exit {
     let counters = Arc::new(Counters::default());
@@ -52,7 +52,7 @@ pub async fn run(config: Config) -> Exit {
         }
     }
     if let Some(dir) = &config.spool_dir {
-        if let Err(error) = spool::check_writable(dir) {
+        if let Err(error) = files::check_writable(dir) {
             log::error!(
                 "configuration error: {}",
                 unwritable(&config, "spool_dir", dir, error)
@@ -61,7 +61,7 @@ pub async fn run(config: Config) -> Exit {
         }
     }
     if let Some(disk) = &config.disk_buffer {
-        if let Err(error) = disk_log::check_writable(&disk.dir) {
+        if let Err(error) = files::check_writable(&disk.dir) {
             log::error!(
                 "configuration error: {}",
                 unwritable(&config, "buffer.dir", &disk.dir, error)

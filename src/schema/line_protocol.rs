@@ -178,6 +178,11 @@ impl PointBuilder {
     }
 }
 
+/// A line's timestamp (nanoseconds): its last field.
+pub fn timestamp_of(line: &str) -> Option<i64> {
+    line.rsplit(' ').next()?.parse().ok()
+}
+
 /// Checks that `line` is a plausible point as this service writes them:
 /// a series key, `key=value` fields (string values quoted) and an integer
 /// timestamp. It is not a full parser; it catches the corruption a spool

@@ -20,6 +20,7 @@ pub mod buffer;
 pub mod client;
 pub mod disk_log;
 pub mod error;
+pub mod files;
 pub mod influx_v1;
 pub mod influx_v2;
 pub mod retry;

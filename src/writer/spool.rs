@@ -26,12 +26,12 @@
 //!   removed as soon as none of its points are.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::disk_log::record::{self, Item, SegmentReader};
+use super::files::{create_private, sync_dir};
 use crate::schema::line_protocol::check_line;
 
 const PREFIX: &str = "spool-";
@@ -148,33 +148,6 @@ pub fn load(
     Ok(reports)
 }
 
-/// Checks at start that the service can create files in `dir` (creating the
-/// directory if needed), so a spool that cannot be written is a
-/// configuration error, not a surprise at the shutdown that needs it.
-pub fn check_writable(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let probe = dir.join(format!(
-        "{TEMPORARY_PREFIX}probe-{}{TEMPORARY_EXTENSION}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&probe);
-    create_exclusive(&probe)?;
-    std::fs::remove_file(&probe)
-}
-
-fn create_exclusive(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-/// Syncs a directory, so that a rename or removal in it is durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Saves `lines` as one new, durable spool file and then removes the files
 /// in `replaces` (their points are among `lines`). Returns the new file's
 /// path. On error nothing counts as saved, and the old files are kept.
@@ -201,7 +174,7 @@ pub fn save<'a>(
         "{TEMPORARY_PREFIX}{stamp:020}{TEMPORARY_EXTENSION}"
     ));
     let write = || -> std::io::Result<()> {
-        let mut file = create_exclusive(&temporary)?;
+        let mut file = create_private(&temporary)?;
         let mut records = Vec::with_capacity(1 << 16);
         for line in lines {
             record::encode(line.as_bytes(), &mut records);
@@ -426,8 +399,6 @@ mod tests {
         .unwrap_err();
         assert_eq!(path, blocked);
         assert!(old.exists());
-        assert!(check_writable(&blocked).is_err());
-        assert!(check_writable(&dir).is_ok());
         assert!(names(&dir).iter().all(|n| !n.ends_with(".tmp")));
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::buffer::{Books, Buffer, Pushed};
 use super::disk_log::DiskLog;
+use crate::schema::line_protocol::timestamp_of;
 
 pub enum Store {
     Memory(Buffer),
@@ -64,11 +65,7 @@ impl Store {
     /// field), for the latency histogram.
     pub fn in_flight_timestamps(&self) -> Box<dyn Iterator<Item = i64> + '_> {
         match self {
-            Store::Memory(buffer) => Box::new(
-                buffer
-                    .in_flight_lines()
-                    .filter_map(|line| line.rsplit(' ').next()?.parse().ok()),
-            ),
+            Store::Memory(buffer) => Box::new(buffer.in_flight_lines().filter_map(timestamp_of)),
             Store::Disk(log) => Box::new(log.in_flight_timestamps()),
         }
     }

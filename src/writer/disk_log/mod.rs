@@ -44,6 +44,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use super::buffer::{Books, Pushed};
+use super::files::sync_dir;
+use crate::schema::line_protocol::timestamp_of;
 use ledger::{Ledger, LedgerFile};
 use record::{Item, SegmentReader, HEADER_BYTES};
 
@@ -811,11 +813,6 @@ impl DiskLog {
     }
 }
 
-/// A line's timestamp: its last field.
-fn timestamp_of(line: &str) -> Option<i64> {
-    line.rsplit(' ').next()?.parse().ok()
-}
-
 fn is_disk_full(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
@@ -829,25 +826,6 @@ fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
         .create_new(true)
         .mode(0o600)
         .open(dir.join(segment_name(id)))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Checks at start that the service can keep its log in `dir`, so that a
-/// directory it cannot write is a configuration error, not data lost later.
-pub fn check_writable(dir: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let probe = dir.join(format!(".probe-{}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&probe)?;
-    let written = file.write_all(b"probe").and_then(|()| file.sync_data());
-    std::fs::remove_file(&probe)?;
-    written
 }
 
 #[cfg(test)]
