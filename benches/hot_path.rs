@@ -161,5 +161,45 @@ fn bench_buffer(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, bench_cgroup, bench_buffer);
+/// One point's way through each store, batch by batch as the writer
+/// drives it: push, read into a request body, acknowledge. The disk log's
+/// extra work per point (record framing, the write to its file, reading it
+/// back and checking it) is the difference. Its once-an-interval sync costs
+/// per second, not per point, and is not in here.
+fn bench_store(c: &mut Criterion) {
+    use docker_stats_service::writer::buffer::Buffer;
+    use docker_stats_service::writer::disk_log::DiskLog;
+    use docker_stats_service::writer::store::Store;
+    use std::time::Instant;
+
+    const BATCH: usize = 100;
+    let series = stream_series();
+    let line = one_sample(
+        &fixture("v1_cpu_limited.json"),
+        &series,
+        &FieldSelection::All,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("dss-bench-store-{}", std::process::id()));
+    let (log, _) = DiskLog::open(&dir, 1 << 30, std::time::Duration::from_secs(1), BATCH).unwrap();
+    let mut stores = [
+        ("memory", Store::Memory(Buffer::new(64 << 20))),
+        ("disk", Store::Disk(Box::new(log))),
+    ];
+    for (label, store) in &mut stores {
+        c.bench_function(&format!("store_batch_of_{BATCH}/{label}"), |b| {
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    store.push(black_box(line.clone()), Instant::now());
+                }
+                black_box(store.start_batch(BATCH));
+                store.finish_batch(0);
+            })
+        });
+    }
+    drop(stores);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench, bench_cgroup, bench_buffer, bench_store);
 criterion_main!(benches);

@@ -78,7 +78,12 @@ pub async fn run(config: Config) -> Exit {
     };
     let writer = match &config.disk_buffer {
         None => writer.start(),
-        Some(disk) => match DiskLog::open(&disk.dir, disk.max_bytes, config.batch.size) {
+        Some(disk) => match DiskLog::open(
+            &disk.dir,
+            disk.max_bytes,
+            disk.fsync_interval,
+            config.batch.size,
+        ) {
             Ok((log, opened)) => writer.with_disk_log(log, &opened).start(),
             Err(error) => {
                 log::error!(

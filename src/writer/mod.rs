@@ -182,7 +182,8 @@ impl BatchWriterActor {
         self
     }
 
-    /// Writes and syncs the disk buffer's appends (every `fsync_interval`).
+    /// Writes the disk buffer's appends to its file (every `fsync_interval`;
+    /// its sync thread syncs them).
     fn commit(&mut self) {
         if let Store::Disk(log) = &mut self.store {
             let dropped = log.commit();

@@ -11,9 +11,13 @@
 //!   segment size or at each start (old segments are never appended to).
 //! * Appends gather in memory and are written to the file at each commit
 //!   (`commit`, every `buffer.fsync_interval`) and before a batch is read;
-//!   the file is then synced by a background thread. A process crash loses
-//!   at most what gathered since the last commit; the page cache keeps what
-//!   was written. A machine crash may also lose what was not synced yet.
+//!   a background thread syncs the file on its own clock, every interval in
+//!   which it was written. A process crash loses at most what gathered
+//!   since the last commit; the page cache keeps what was written. A
+//!   machine crash may also lose what was not synced yet.
+//! * A batch of points just written is read from a copy kept in memory
+//!   since the last batch (at most `PENDING_LIMIT` bytes), not from the
+//!   file: the file is read back only for a backlog.
 //! * One batch is in flight at a time, read from the log at the
 //!   acknowledgement cursor. When InfluxDB acknowledges it, the cursor and
 //!   the books move on in the ledger (`ledger`); a segment wholly behind the
@@ -35,13 +39,15 @@
 pub mod ledger;
 pub mod record;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use super::buffer::{Books, Pushed};
 use super::files::sync_dir;
@@ -195,41 +201,95 @@ impl RecentTimes {
     }
 }
 
-/// Syncs files on a thread of its own, so that a slow disk never stalls
-/// the actors' thread.
+/// What the sync thread is told.
+enum SyncOrder {
+    /// Appends go to this segment now: sync the one before it, and follow
+    /// this one.
+    Follow(File),
+    /// Sync this once (the directory, after a segment was created).
+    Once(File),
+}
+
+/// Syncs the active segment on a thread of its own, on a clock of its own:
+/// every interval, if it was written since its last sync. A slow disk never
+/// stalls the actors' thread, and the actors' thread neither wakes it nor
+/// hands it anything but a new segment: each sync would otherwise cost
+/// that thread two system calls, which on a small host are a visible part
+/// of what a point costs.
 struct Syncer {
-    sender: mpsc::Sender<File>,
+    orders: mpsc::Sender<SyncOrder>,
+    /// Set by the actors' thread after each write to the active segment.
+    written: Arc<AtomicBool>,
 }
 
 impl Syncer {
-    fn start() -> Syncer {
-        let (sender, receiver) = mpsc::channel::<File>();
+    fn start(active: &File, interval: Duration) -> io::Result<Syncer> {
+        let (orders, receiver) = mpsc::channel::<SyncOrder>();
+        let written = Arc::new(AtomicBool::new(false));
+        let mut following = active.try_clone()?;
+        let written_since = Arc::clone(&written);
         std::thread::Builder::new()
             .name("disk-buffer-sync".into())
             .spawn(move || {
-                let mut failing = false;
-                for file in receiver {
-                    match file.sync_data() {
-                        Ok(()) if failing => {
-                            failing = false;
-                            log::info!("disk buffer: syncing to disk works again");
+                let mut outcome = SyncOutcome::default();
+                loop {
+                    match receiver.recv_timeout(interval) {
+                        Ok(SyncOrder::Follow(next)) => {
+                            let finished = std::mem::replace(&mut following, next);
+                            outcome.report(finished.sync_data());
                         }
-                        Ok(()) => {}
-                        Err(error) if !failing => {
-                            failing = true;
-                            log::error!("disk buffer: cannot sync to disk: {error}");
+                        Ok(SyncOrder::Once(file)) => outcome.report(file.sync_all()),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            if written_since.swap(false, Ordering::AcqRel) {
+                                outcome.report(following.sync_data());
+                            }
                         }
-                        Err(_) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
-            })
-            .expect("starting the disk buffer's sync thread");
-        Syncer { sender }
+            })?;
+        Ok(Syncer { orders, written })
     }
 
-    fn sync(&self, file: &File) {
-        if let Ok(file) = file.try_clone() {
-            let _ = self.sender.send(file);
+    /// The active segment was written: it is synced within the interval.
+    fn written(&self) {
+        self.written.store(true, Ordering::Release);
+    }
+
+    fn follow(&self, active: &File) {
+        match active.try_clone() {
+            Ok(file) => {
+                self.written.store(false, Ordering::Release);
+                let _ = self.orders.send(SyncOrder::Follow(file));
+            }
+            Err(error) => log::error!("disk buffer: cannot sync the new segment: {error}"),
+        }
+    }
+
+    fn sync_once(&self, file: File) {
+        let _ = self.orders.send(SyncOrder::Once(file));
+    }
+}
+
+/// Logs a failing sync once, and its recovery.
+#[derive(Default)]
+struct SyncOutcome {
+    failing: bool,
+}
+
+impl SyncOutcome {
+    fn report(&mut self, result: io::Result<()>) {
+        match result {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                log::info!("disk buffer: syncing to disk works again");
+            }
+            Ok(()) => {}
+            Err(error) if !self.failing => {
+                self.failing = true;
+                log::error!("disk buffer: cannot sync to disk: {error}");
+            }
+            Err(_) => {}
         }
     }
 }
@@ -266,9 +326,12 @@ pub struct DiskLog {
     unreported_drops: u64,
     /// Set while writes to the log fail, so a failure is logged once.
     failing: bool,
-    /// Whether the active segment was written since its last sync.
-    unsynced: bool,
     syncer: Syncer,
+    /// The bytes written to the active segment since the last batch was
+    /// read, from `tail_offset` on: a batch reads them from here rather
+    /// than from the file (bounded by `PENDING_LIMIT`).
+    tail: Vec<u8>,
+    tail_offset: u64,
     /// Damage met while reading batches, not yet asked for.
     damage_found: Vec<Damage>,
     /// Where the furthest damage met while reading was (segment, offset):
@@ -280,7 +343,13 @@ impl DiskLog {
     /// Opens the log in `dir` (creating it), reading what earlier runs left.
     /// `recent_window` is the batch size: how many of the newest points'
     /// times are kept for the batch wait.
-    pub fn open(dir: &Path, max_bytes: u64, recent_window: usize) -> io::Result<(DiskLog, Opened)> {
+    /// `sync_interval` is how often what was written is synced to disk.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        sync_interval: Duration,
+        recent_window: usize,
+    ) -> io::Result<(DiskLog, Opened)> {
         std::fs::create_dir_all(dir)?;
         let (ledger_file, stored) = LedgerFile::open(dir)?;
         let mut ledger = stored.unwrap_or_default();
@@ -357,6 +426,7 @@ impl DiskLog {
             rejected: ledger.rejected,
             spooled: 0,
         };
+        let syncer = Syncer::start(&active, sync_interval)?;
         let mut log = DiskLog {
             dir: dir.to_path_buf(),
             max_bytes,
@@ -382,8 +452,9 @@ impl DiskLog {
             },
             unreported_drops: 0,
             failing: false,
-            unsynced: false,
-            syncer: Syncer::start(),
+            syncer,
+            tail: Vec::new(),
+            tail_offset: 0,
             damage_found: Vec::new(),
             damage_seen_to: (0, 0),
         };
@@ -499,14 +570,10 @@ impl DiskLog {
         pushed
     }
 
-    /// Writes what gathered to the file and has it synced in the
-    /// background. Answers the points a full disk made it drop.
+    /// Writes what gathered to the file (the sync thread syncs it within
+    /// the interval). Answers the points a full disk made it drop.
     pub fn commit(&mut self) -> u64 {
         self.flush();
-        // An idle interval costs nothing: there is nothing new to sync.
-        if std::mem::take(&mut self.unsynced) {
-            self.syncer.sync(&self.active);
-        }
         self.take_unreported_drops()
     }
 
@@ -565,11 +632,19 @@ impl DiskLog {
                 _ => SegmentReader::new(File::open(self.dir.join(segment_name(id)))?, start, bytes),
             };
             reader.limit = bytes;
+            if id == self.active_id() {
+                reader.offer(self.tail_offset, &self.tail);
+            }
             let mut points = 0;
             while batch.points < max {
                 match reader.next_item()? {
                     Some(Item::Record { payload, .. }) => {
-                        let line = String::from_utf8_lossy(payload);
+                        // The lossy path walks byte by byte; lines this
+                        // service wrote are valid UTF-8, checked at speed.
+                        let line = match std::str::from_utf8(payload) {
+                            Ok(line) => Cow::Borrowed(line),
+                            Err(_) => String::from_utf8_lossy(payload),
+                        };
                         batch.timestamps.extend(timestamp_of(&line));
                         body.push_str(&line);
                         body.push('\n');
@@ -601,6 +676,7 @@ impl DiskLog {
                 break;
             }
         }
+        self.tail.clear();
         Ok((body, batch))
     }
 
@@ -735,6 +811,8 @@ impl DiskLog {
             let before = self.segments.back().map_or(0, |s| s.bytes);
             match self.active.write_all(&self.pending) {
                 Ok(()) => {
+                    self.syncer.written();
+                    self.keep_tail(before);
                     let written = self.pending.len() as u64;
                     let segment = self.segments.back_mut().expect("an active segment");
                     segment.bytes += written;
@@ -742,7 +820,6 @@ impl DiskLog {
                     self.disk_bytes += written;
                     self.pending.clear();
                     self.pending_records = 0;
-                    self.unsynced = true;
                     if self.failing {
                         self.failing = false;
                         log::info!(
@@ -782,6 +859,25 @@ impl DiskLog {
         }
     }
 
+    /// Keeps what was just written at `offset` of the active segment for
+    /// the next batch's read, when it continues what is kept.
+    fn keep_tail(&mut self, offset: u64) {
+        if self.tail.is_empty() || self.tail_offset + self.tail.len() as u64 != offset {
+            self.tail.clear();
+            self.tail_offset = offset;
+        }
+        if self.tail.len() + self.pending.len() > PENDING_LIMIT {
+            // Too much for memory: the batch reads the file.
+            self.tail.clear();
+            return;
+        }
+        self.tail.extend_from_slice(&self.pending);
+    }
+
+    fn active_id(&self) -> u64 {
+        self.segments.back().map_or(0, |s| s.id)
+    }
+
     /// Starts the next segment; the finished one is synced in the
     /// background. If the file cannot be created (a full disk), appends
     /// stay in the current one and it is tried again at the next write.
@@ -789,8 +885,8 @@ impl DiskLog {
         let id = self.segments.back().map_or(1, |s| s.id + 1);
         match create_segment(&self.dir, id) {
             Ok(file) => {
-                self.syncer.sync(&self.active);
-                self.unsynced = false;
+                self.syncer.follow(&file);
+                self.tail.clear();
                 self.active = file;
                 self.segments.push_back(Segment {
                     id,
@@ -798,7 +894,7 @@ impl DiskLog {
                     unacked: 0,
                 });
                 if let Ok(dir) = File::open(&self.dir) {
-                    self.syncer.sync(&dir);
+                    self.syncer.sync_once(dir);
                 }
             }
             Err(error) if !self.failing => {

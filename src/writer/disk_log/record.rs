@@ -112,6 +112,19 @@ impl SegmentReader {
         self.buffer_offset + self.position as u64
     }
 
+    /// Hands the reader the bytes the file holds from `offset` on (what was
+    /// just written there), sparing it a read; ignored unless they start
+    /// where the bytes it already has end, and lie within its limit.
+    pub fn offer(&mut self, offset: u64, bytes: &[u8]) {
+        self.buffer.drain(..self.position);
+        self.buffer_offset += self.position as u64;
+        self.position = 0;
+        let end = self.buffer_offset + self.buffer.len() as u64;
+        if offset == end && end + bytes.len() as u64 <= self.limit {
+            self.buffer.extend_from_slice(bytes);
+        }
+    }
+
     /// Reads more of the file behind what is unread; answers how many
     /// bytes came, 0 at the limit.
     fn fill(&mut self) -> io::Result<usize> {
@@ -266,6 +279,30 @@ mod tests {
             .unwrap();
         std::fs::remove_file(&path).unwrap();
         file
+    }
+
+    #[test]
+    fn bytes_offered_where_the_reader_stands_are_read_without_the_file() {
+        let bytes = encoded(&["a", "bc"]);
+        let mut file = tempfile();
+        file.write_all(&bytes[..13]).unwrap();
+        let mut reader = SegmentReader::new(file, 0, 13);
+        assert!(matches!(
+            reader.next_item().unwrap(),
+            Some(Item::Record { payload: b"a", .. })
+        ));
+        // The file does not hold the second record: only the offer does.
+        reader.limit = bytes.len() as u64;
+        reader.offer(5, &bytes[13..]);
+        reader.offer(13, &bytes[13..]);
+        assert!(matches!(
+            reader.next_item().unwrap(),
+            Some(Item::Record {
+                offset: 13,
+                payload: b"bc"
+            })
+        ));
+        assert_eq!(reader.next_item().unwrap(), None);
     }
 
     #[test]

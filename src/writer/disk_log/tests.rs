@@ -16,7 +16,7 @@ fn dir() -> PathBuf {
 const PLENTY: u64 = 1 << 30;
 
 fn open(dir: &Path, max_bytes: u64) -> (DiskLog, Opened) {
-    DiskLog::open(dir, max_bytes, 100).unwrap()
+    DiskLog::open(dir, max_bytes, Duration::from_secs(1), 100).unwrap()
 }
 
 fn push_all(log: &mut DiskLog, lines: &[&str]) {
@@ -246,6 +246,12 @@ fn flip_records(path: &Path, width: usize, records: &[usize]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Has the next batch read the file: what was just written would
+/// otherwise come from memory, which damage to the file does not reach.
+fn forget_tail(log: &mut DiskLog) {
+    log.tail.clear();
+}
+
 #[test]
 fn damage_appearing_in_a_segment_while_the_service_runs_is_counted_as_lost_records() {
     let dir = dir();
@@ -256,6 +262,7 @@ fn damage_appearing_in_a_segment_while_the_service_runs_is_counted_as_lost_recor
     // Two neighbouring records and a lone one: one damaged stretch holding
     // two records, and another holding one.
     flip_records(&active, HEADER_BYTES + 2, &[1, 2, 4]);
+    forget_tail(&mut log);
 
     assert_eq!(deliver_all(&mut log, 2), ["p0", "p3", "p5"]);
     let found = log.take_damage();
@@ -291,11 +298,44 @@ fn damage_met_while_reading_is_applied_even_when_no_intact_record_follows() {
     log.commit();
     let active = dir.join(segment_name(log.segments.back().unwrap().id));
     flip_records(&active, HEADER_BYTES + 2, &[0, 1]);
+    forget_tail(&mut log);
     assert_eq!(log.start_batch(10), None);
     assert_eq!(log.waiting(), 0, "nothing phantom waits to be sent");
     assert_eq!(log.books().dropped, 2);
     assert_eq!(log.take_damage().len(), 1);
     assert!(balanced(&log));
+}
+
+#[test]
+fn the_sync_thread_syncs_what_was_written_on_its_own_clock() {
+    let dir = dir();
+    let (mut log, _) = DiskLog::open(&dir, PLENTY, Duration::from_millis(20), 100).unwrap();
+    push_all(&mut log, &["a"]);
+    log.commit();
+    assert!(log.syncer.written.load(Ordering::Acquire));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.syncer.written.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "the write was never synced");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_batch_of_what_was_just_written_is_read_from_memory_and_matches_the_file() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    push_all(&mut log, &["a", "b"]);
+    log.commit();
+    push_all(&mut log, &["c"]);
+    assert_eq!(log.start_batch(10).as_deref(), Some("a\nb\nc\n"));
+    assert!(log.tail.is_empty(), "what was kept for the batch is let go");
+    log.retry_batch();
+    log.reader = None;
+    assert_eq!(
+        log.start_batch(10).as_deref(),
+        Some("a\nb\nc\n"),
+        "the file holds the same"
+    );
 }
 
 #[test]
