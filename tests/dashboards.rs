@@ -553,9 +553,21 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
         "{volumes:?}"
     );
     let stack = yaml("deploy/docker-stack.yml");
-    assert_eq!(
-        stack["services"]["docker-stats"]["deploy"]["mode"],
-        "global"
+    let stacked = &stack["services"]["docker-stats"];
+    assert_eq!(stacked["deploy"]["mode"], "global");
+    // Two collectors on one node during an update would count its
+    // containers twice: one node at a time, the old one stopped first.
+    assert_eq!(stacked["deploy"]["update_config"]["parallelism"], 1);
+    assert_eq!(stacked["deploy"]["update_config"]["order"], "stop-first");
+    let grace = humantime::parse_duration(stacked["stop_grace_period"].as_str().unwrap()).unwrap();
+    let shutdown: u64 = stacked["environment"]["SHUTDOWN_TIMEOUT_MS"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        grace > Duration::from_millis(shutdown),
+        "stack: the grace period must outlast the flush"
     );
     // Both run the collector with the settings tests/image.rs runs it with.
     for (file, document) in [("compose", &compose), ("stack", &stack)] {
