@@ -51,6 +51,7 @@ async fn an_untrusted_certificate_is_a_tls_failure_to_fix_and_no_point_is_lost()
         &[
             ("INFLUXDB_PROTOCOL", "https"),
             ("INFLUXDB_RETRY_MAX_DELAY", "1s"),
+            ("SHUTDOWN_TIMEOUT_MS", "1000"),
         ],
     );
     let body = eventually(
@@ -69,6 +70,9 @@ async fn an_untrusted_certificate_is_a_tls_failure_to_fix_and_no_point_is_lost()
         detail.contains("TLS") && detail.contains("INFLUXDB_CA_FILE"),
         "{detail}"
     );
+    // The check fails at the first attempt to create the database, which
+    // can come before the first sample: wait for a point to account for.
+    service.wait_for_collected(Duration::from_secs(20)).await;
     assert_eq!(service.terminate().await.code(), Some(1));
     let logs = service.logs();
     assert!(!logs.contains("unreachable"), "{logs}");
@@ -86,10 +90,18 @@ async fn plain_http_to_the_https_port_is_named_and_rejects_no_point() {
     let influx = tls_server();
     let containers = TestContainers::new("tls-plain");
     containers.idle("idle");
-    let mut service = Service::start(&influx, "tls_plain", &[("INFLUXDB_RETRY_MAX_DELAY", "1s")]);
+    let mut service = Service::start(
+        &influx,
+        "tls_plain",
+        &[
+            ("INFLUXDB_RETRY_MAX_DELAY", "1s"),
+            ("SHUTDOWN_TIMEOUT_MS", "1000"),
+        ],
+    );
     service
         .wait_for_log("INFLUXDB_PROTOCOL=https", Duration::from_secs(20))
         .await;
+    service.wait_for_collected(Duration::from_secs(20)).await;
     assert_eq!(service.terminate().await.code(), Some(1));
     let books = service.books_at_exit();
     assert_eq!((books.written, books.rejected), (0, 0), "{books:?}");

@@ -32,7 +32,7 @@ async fn sigterm_with_influxdb_unreachable_reports_undelivered_points_and_exits_
             Duration::from_secs(20),
         )
         .await;
-    service.wait_for_following(Duration::from_secs(20)).await;
+    service.wait_for_collected(Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = std::time::Instant::now();
     let status = service.terminate().await;

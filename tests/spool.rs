@@ -201,8 +201,19 @@ async fn three_failed_shutdowns_leave_one_spool_file_and_the_next_start_delivers
     let mut spooled_before = 0;
     for run in 1..=3 {
         let mut service = Service::start(&influx, db, &env);
-        service.wait_for_engine(Duration::from_secs(20)).await;
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // The last run's points count as collected again at start: wait
+        // for one of this run's own.
+        service
+            .wait_for_metric(
+                "dss_points_collected_total",
+                (spooled_before + 1) as f64,
+                Duration::from_secs(30),
+            )
+            .await;
+        // The three containers are followed together at start and sampled
+        // every second: a few more seconds put each one's points in the
+        // spool (the label check below reads the odd one's).
+        tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(service.terminate().await.code(), Some(1));
         let books = service.books_at_exit();
         assert_eq!(books.undelivered, 0, "run {run}: {books:?}");
@@ -349,8 +360,7 @@ async fn a_spool_that_cannot_be_saved_is_reported_and_its_points_counted_undeliv
         ("SPOOL_DIR", spool.as_str()),
     ];
     let mut service = Service::start(&influx, "spool_lost", &env);
-    service.wait_for_engine(Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    service.wait_for_collected(Duration::from_secs(20)).await;
     // The directory disappears under the service and a file takes its
     // place: the save at shutdown cannot succeed (as on a full disk).
     std::fs::remove_dir_all(&spool).unwrap();

@@ -137,6 +137,14 @@ impl Service {
             .await;
     }
 
+    /// Waits until the service has collected at least one point: from then
+    /// on a shutdown that cannot deliver has something to account for
+    /// (exit 1), where one before the first sample would be clean (exit 0).
+    pub async fn wait_for_collected(&self, timeout: Duration) {
+        self.wait_for_metric("dss_points_collected_total", 1.0, timeout)
+            .await;
+    }
+
     /// The value of one `/metrics` series now, if it is shown.
     pub async fn metric(&self, series: &str) -> Option<f64> {
         metric(&get_metrics(&self.health_address().await).await, series)
