@@ -522,17 +522,6 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
         .as_str()
         .unwrap()
         .ends_with("docker.sock:ro"));
-    let grace =
-        humantime::parse_duration(collector["stop_grace_period"].as_str().unwrap()).unwrap();
-    let shutdown: u64 = collector["environment"]["SHUTDOWN_TIMEOUT_MS"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        grace > Duration::from_millis(shutdown),
-        "the grace period must outlast the flush"
-    );
     // The cgroup override mounts what tests/image.rs proves is enough.
     let cgroup = yaml("deploy/docker-compose.cgroup.yml");
     let collector = &cgroup["services"]["docker-stats"];
@@ -559,16 +548,6 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
     // containers twice: one node at a time, the old one stopped first.
     assert_eq!(stacked["deploy"]["update_config"]["parallelism"], 1);
     assert_eq!(stacked["deploy"]["update_config"]["order"], "stop-first");
-    let grace = humantime::parse_duration(stacked["stop_grace_period"].as_str().unwrap()).unwrap();
-    let shutdown: u64 = stacked["environment"]["SHUTDOWN_TIMEOUT_MS"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        grace > Duration::from_millis(shutdown),
-        "stack: the grace period must outlast the flush"
-    );
     // Both run the collector with the settings tests/image.rs runs it with.
     for (file, document) in [("compose", &compose), ("stack", &stack)] {
         let collector = &document["services"]["docker-stats"];
@@ -578,6 +557,17 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
             .unwrap_or_default();
         assert_eq!(caps, ["ALL"], "{file}: cap_drop");
         assert_eq!(collector["read_only"], true, "{file}: read_only");
+        let grace =
+            humantime::parse_duration(collector["stop_grace_period"].as_str().unwrap()).unwrap();
+        let shutdown: u64 = collector["environment"]["SHUTDOWN_TIMEOUT_MS"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            grace > Duration::from_millis(shutdown),
+            "{file}: the grace period must outlast the flush"
+        );
         assert_eq!(
             collector["security_opt"][0], "no-new-privileges:true",
             "{file}: security_opt"

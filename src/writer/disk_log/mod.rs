@@ -882,7 +882,7 @@ impl DiskLog {
     /// background. If the file cannot be created (a full disk), appends
     /// stay in the current one and it is tried again at the next write.
     fn rotate(&mut self) {
-        let id = self.segments.back().map_or(1, |s| s.id + 1);
+        let id = self.active_id() + 1;
         match create_segment(&self.dir, id) {
             Ok(file) => {
                 self.syncer.follow(&file);
