@@ -2,7 +2,7 @@
 # Runs inside the platform-lane VM (scripts/platform-lane): prepares Docker
 # and Podman as scripts/test prepares the host, then runs the integration
 # test binaries listed in tests/platform/tests, built on the host, against
-# the VM's engines.
+# the VM's engines, each with the arguments that file gives it.
 set -eu
 share=/mnt/host
 repo=$(cat "$share/repo-path")
@@ -23,9 +23,11 @@ scripts/build-test-image
 docker load -q -i "$share/service-image.tar"
 
 failed=""
-while read -r name binary; do
+while read -r name binary arguments; do
   echo "== $name"
-  "$binary" --test-threads=1 || failed="$failed $name"
+  # $arguments: words (--skip NAME), split on purpose.
+  # shellcheck disable=SC2086
+  "$binary" --test-threads=1 $arguments || failed="$failed $name"
 done <"$share/test-binaries"
 if [ -n "$failed" ]; then
   echo "== failed in the VM:$failed"
