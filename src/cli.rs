@@ -11,6 +11,7 @@ use crate::loadtest::output::Format;
 use crate::loadtest::record::RecordArgs;
 use crate::loadtest::report::{ReportArgs, ReportSource, TimeSpec};
 use crate::supervision::selection::ContainerFilter;
+use crate::telemetry::health::HealthScope;
 
 pub const USAGE: &str = "\
 Streams the stats of every container on the local Docker engine into InfluxDB.
@@ -20,6 +21,8 @@ Usage: docker-stats-service [COMMAND] [OPTIONS]
 Commands:
   run            Collect stats until SIGTERM or SIGINT (the default)
   healthcheck    Ask the running service's /health; exit 0 when healthy, 1 otherwise
+                 (--liveness: only the checks a restart could cure, for orchestrators
+                 that replace unhealthy tasks)
   check-config   Print the effective configuration and where each value came from;
                  exit 2 on any error
   record         Record a load test and print its summary (see below)
@@ -53,7 +56,7 @@ BUDGET: SELECTOR:METRIC[.STATISTIC]OP NUMBER, e.g. 'web-*:cpu_limit_percent.p95<
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Run(Overrides),
-    HealthCheck(Overrides),
+    HealthCheck(Overrides, HealthScope),
     CheckConfig(Overrides),
     Record(Overrides, RecordArgs),
     Report(Overrides, ReportArgs),
@@ -93,6 +96,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     };
     let takes_run_options = matches!(command.as_deref(), Some("record" | "report"));
     let mut run = RunOptions::default();
+    let mut health_scope = HealthScope::All;
     while let Some(arg) = args.next() {
         if arg == "--" && command.as_deref() == Some("record") {
             run.command = args.by_ref().collect();
@@ -150,6 +154,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--duration" if command.as_deref() == Some("record") => {
                 run.duration = Some(duration_of("--duration", &value("--duration")?)?)
             }
+            "--liveness" if command.as_deref() == Some("healthcheck") => {
+                health_scope = HealthScope::Liveness
+            }
             "--run" if command.as_deref() == Some("report") => run.run = Some(value("--run")?),
             "--from" if command.as_deref() == Some("report") => run.from = Some(value("--from")?),
             "--to" if command.as_deref() == Some("report") => run.to = Some(value("--to")?),
@@ -166,7 +173,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         }
     }
     Ok(match command.as_deref() {
-        Some("healthcheck") => Command::HealthCheck(overrides),
+        Some("healthcheck") => Command::HealthCheck(overrides, health_scope),
         Some("check-config") => Command::CheckConfig(overrides),
         Some("record") => Command::Record(
             overrides,
@@ -263,13 +270,18 @@ mod tests {
     fn subcommands_take_the_same_options() {
         assert!(matches!(
             parse(args(&["healthcheck", "--config", "a.toml"])).unwrap(),
-            Command::HealthCheck(o) if o.config_file == Some(PathBuf::from("a.toml"))
+            Command::HealthCheck(o, HealthScope::All) if o.config_file == Some(PathBuf::from("a.toml"))
         ));
         assert!(matches!(
             parse(args(&["check-config"])).unwrap(),
             Command::CheckConfig(_)
         ));
         assert!(matches!(parse(args(&["run"])).unwrap(), Command::Run(_)));
+        assert!(matches!(
+            parse(args(&["healthcheck", "--liveness"])).unwrap(),
+            Command::HealthCheck(_, HealthScope::Liveness)
+        ));
+        assert!(parse(args(&["run", "--liveness"])).is_err());
     }
 
     #[test]

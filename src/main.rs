@@ -5,13 +5,14 @@
 use std::process::ExitCode;
 
 use docker_stats_service::exit::Exit;
+use docker_stats_service::telemetry::health::HealthScope;
 use docker_stats_service::telemetry::server;
 use docker_stats_service::{app, cli, config, loadtest, logging};
 
 fn main() -> ExitCode {
     let (command, overrides) = match cli::parse(std::env::args().skip(1)) {
         Ok(cli::Command::Run(overrides)) => (Run::Service, overrides),
-        Ok(cli::Command::HealthCheck(overrides)) => (Run::HealthCheck, overrides),
+        Ok(cli::Command::HealthCheck(overrides, scope)) => (Run::HealthCheck(scope), overrides),
         Ok(cli::Command::CheckConfig(overrides)) => (Run::CheckConfig, overrides),
         Ok(cli::Command::Record(overrides, args)) => (Run::Record(args), overrides),
         Ok(cli::Command::Report(overrides, args)) => (Run::Report(args), overrides),
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
             print!("{}", config::describe(&config));
             Exit::Clean.into()
         }
-        Run::HealthCheck => {
+        Run::HealthCheck(scope) => {
             let Some(listen) = config.health_listen.clone() else {
                 eprintln!(
                     "docker-stats-service: the health endpoint is off (health.listen is empty)"
@@ -50,12 +51,8 @@ fn main() -> ExitCode {
                 return Exit::Failed.into();
             };
             let system = actix_rt::System::new();
-            match system.block_on(server::ask(&listen)) {
-                Ok((true, _)) => Exit::Clean.into(),
-                Ok((false, body)) => {
-                    eprintln!("unhealthy: {body}");
-                    Exit::Failed.into()
-                }
+            match system.block_on(server::check(&listen, scope)) {
+                Ok(()) => Exit::Clean.into(),
                 Err(message) => {
                     eprintln!("docker-stats-service: {message}");
                     Exit::Failed.into()
@@ -96,7 +93,7 @@ fn quieter_by_default(config: &config::Config) -> config::LogLevel {
 
 enum Run {
     Service,
-    HealthCheck,
+    HealthCheck(HealthScope),
     CheckConfig,
     Record(loadtest::record::RecordArgs),
     Report(loadtest::report::ReportArgs),

@@ -548,6 +548,12 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
     // containers twice: one node at a time, the old one stopped first.
     assert_eq!(stacked["deploy"]["update_config"]["parallelism"], 1);
     assert_eq!(stacked["deploy"]["update_config"]["order"], "stop-first");
+    // Swarm replaces unhealthy tasks: an InfluxDB outage must not make the
+    // collectors unhealthy there (scripts/test-cluster found it did).
+    assert_eq!(
+        stacked["healthcheck"]["test"].as_sequence().unwrap().last(),
+        Some(&serde_yaml::Value::from("--liveness"))
+    );
     // Both run the collector with the settings tests/image.rs runs it with.
     for (file, document) in [("compose", &compose), ("stack", &stack)] {
         let collector = &document["services"]["docker-stats"];

@@ -130,8 +130,19 @@ async fn wait_for_health(address: &str, status: u16, failing: Option<&str>) -> V
 }
 
 fn healthcheck(address: &str) -> Option<i32> {
+    healthcheck_with(address, &[])
+}
+
+/// `healthcheck --liveness`: what an orchestrator that replaces unhealthy
+/// tasks (Swarm) is given.
+fn liveness(address: &str) -> Option<i32> {
+    healthcheck_with(address, &["--liveness"])
+}
+
+fn healthcheck_with(address: &str, args: &[&str]) -> Option<i32> {
     Command::new(BINARY)
         .arg("healthcheck")
+        .args(args)
         .env_clear()
         .env("HEALTH_LISTEN", address)
         .output()
@@ -180,6 +191,9 @@ async fn health_follows_influxdb_and_docker_outages_and_recoveries() {
     );
     assert!(down["points_buffered"].as_u64().unwrap() > 0 || down["status"] == "unhealthy");
     assert_eq!(healthcheck(&address), Some(1));
+    // Restarting the collector cannot bring InfluxDB back, and would lose
+    // what the engine emits meanwhile: the liveness check passes.
+    assert_eq!(liveness(&address), Some(0));
     influx.restart();
     wait_for_health(&address, 200, None).await;
 
@@ -193,9 +207,13 @@ async fn health_follows_influxdb_and_docker_outages_and_recoveries() {
             .any(|f| f == "events"),
         "{cut}"
     );
+    // A socket that no longer answers (as a bind-mounted one after the
+    // engine restarts) is what a new container cures.
+    assert_eq!(liveness(&address), Some(1));
     proxy.restore();
     wait_for_health(&address, 200, None).await;
     assert_eq!(healthcheck(&address), Some(0));
+    assert_eq!(liveness(&address), Some(0));
 
     assert!(service.terminate().await.success());
     assert!(
@@ -329,6 +347,7 @@ fn check_config_shows_origins_masks_secrets_and_fails_on_errors() {
 fn healthcheck_fails_when_nothing_answers() {
     let address = format!("127.0.0.1:{}", support::free_port());
     assert_eq!(healthcheck(&address), Some(1));
+    assert_eq!(liveness(&address), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

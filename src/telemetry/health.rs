@@ -163,6 +163,38 @@ pub struct CheckView {
     pub detail: String,
 }
 
+/// What `healthcheck` judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthScope {
+    /// Every check of `/health`.
+    All,
+    /// `--liveness`: only the checks a restart of the collector could cure.
+    Liveness,
+}
+
+/// The checks about InfluxDB. A restart of the collector cannot cure them
+/// (the database, its address or its credentials are what is wrong), and
+/// while it restarts the samples the engine emits are lost; the points
+/// already collected wait in the buffer either way. `healthcheck
+/// --liveness` leaves them out.
+pub const DATABASE_CHECKS: [&str; 3] = ["influxdb", "write_capability", "last_write"];
+
+/// The failing checks of a `/health` body that a restart could cure, or
+/// why the body cannot be read.
+pub fn failing_for_liveness(body: &str) -> Result<Vec<String>, String> {
+    let report: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("unreadable /health answer: {e}"))?;
+    let failing = report["failing"]
+        .as_array()
+        .ok_or("the /health answer names no failing checks")?;
+    Ok(failing
+        .iter()
+        .filter_map(|check| check.as_str())
+        .filter(|check| !DATABASE_CHECKS.contains(check))
+        .map(str::to_string)
+        .collect())
+}
+
 /// The `/health` body.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -407,6 +439,20 @@ mod tests {
         health.events.pass("subscribed");
         health.write_succeeded(10, Duration::from_millis(3));
         assert_eq!(health.report().status, "healthy");
+    }
+
+    #[test]
+    fn liveness_leaves_out_only_the_database_checks() {
+        let health = Health::new(Arc::new(Counters::default()), Duration::from_secs(60));
+        health.docker.pass("ok");
+        health.events.pass("ok");
+        health.write_failed("auth", "authentication failed".into(), true);
+        let body = serde_json::to_string(&health.report()).unwrap();
+        assert_eq!(failing_for_liveness(&body).unwrap(), Vec::<String>::new());
+        health.docker.fail("gone");
+        let body = serde_json::to_string(&health.report()).unwrap();
+        assert_eq!(failing_for_liveness(&body).unwrap(), ["docker"]);
+        assert!(failing_for_liveness("<html>").is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::health::Health;
+use super::health::{failing_for_liveness, Health, HealthScope};
 use super::metrics;
 
 /// At most this many connections are open at once; a new one closes the
@@ -115,7 +115,25 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Asks a running service's `/health`: `Ok(true)` when it answers 200.
-pub async fn ask(listen: &str) -> Result<(bool, String), String> {
+/// `healthcheck`: asks the service at `listen` and judges its answer by
+/// `scope`; the error says what is wrong.
+pub async fn check(listen: &str, scope: HealthScope) -> Result<(), String> {
+    let (healthy, body) = ask(listen).await?;
+    match scope {
+        _ if healthy => Ok(()),
+        HealthScope::All => Err(format!("unhealthy: {body}")),
+        HealthScope::Liveness => {
+            let failing = failing_for_liveness(&body)?;
+            if failing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("unhealthy ({}): {body}", failing.join(", ")))
+            }
+        }
+    }
+}
+
+async fn ask(listen: &str) -> Result<(bool, String), String> {
     let mut address: SocketAddr = listen.parse().map_err(|e| format!("{listen}: {e}"))?;
     // A service listening on every interface is asked on loopback.
     if address.ip().is_unspecified() {
