@@ -92,7 +92,14 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     service.terminate().await;
 
-    for (name, id, samples) in [("busy", &busy, busy_samples), ("idle", &idle, idle_samples)] {
+    // What the kernel holds each container to, where it holds it: a loop
+    // that never sleeps under a quota of half a core gets exactly 50 ms of
+    // every 100 ms period.
+    let cases = [
+        ("busy", &busy, busy_samples, Some(50.0)),
+        ("idle", &idle, idle_samples, None),
+    ];
+    for (name, id, samples, held_at) in cases {
         let points = cgroup_points(influx, db, id).await;
         let mut seconds = Vec::new();
         for sample in &samples {
@@ -134,23 +141,27 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
             "{name}: only {} engine samples compared",
             seconds.len()
         );
-        // Second by second, against the engine's own CPU counter over its
-        // own timestamps: the engine's printed figure divides by host CPU
-        // time read from /proc/stat at another moment, in 10 ms ticks, and
-        // on a busy host jitters by several points (53.4 for a container
-        // held at 50); the counter is exact but for the time between the
-        // engine reading its clock and reading the counter. On hardware that
-        // is well under a millisecond: 2 points. Under emulation a vCPU can
-        // stall for tens of milliseconds in between (52.4 seen for a
-        // container the cgroup source read at 50.2): 60 ms at each end of a
-        // second, at half a core, is 6 points.
+        // Second by second the reference is the kernel where it holds the
+        // container to a figure, and the engine's own CPU counter where it
+        // does not (an idle container, whose counter barely moves). The
+        // engine's counter is a poor per-second reference for a busy one:
+        // the engine reads its clock and the counter apart (through the
+        // shim, one RPC away), and on a busy 2-core host that gap varies by
+        // tens of milliseconds, so a container the kernel held at 50 read
+        // 47.9, 52.0, 47.9, 51.9 second after second in CI while the cgroup
+        // source read 49.7 to 50.3. Those errors cancel over the window,
+        // where the two are compared below. The cgroup source reads the
+        // counter and its clock side by side: 2 points is 40 ms of its own
+        // delay at half a core. Under emulation a vCPU can stall for tens of
+        // milliseconds in between: 60 ms at each end of a second is 6.
         let per_second = if support::emulated_cpu() { 6.0 } else { 2.0 };
         for second in &seconds {
+            let reference = held_at.unwrap_or(second.exact);
             assert!(
-                (second.cgroup_cpu - second.exact).abs() <= per_second,
-                "{name}: cgroup cpu_percent averaged {:.2} over a second the engine's counter says was {:.2}; every second: {seconds:.2?}",
+                (second.cgroup_cpu - reference).abs() <= per_second,
+                "{name}: cgroup cpu_percent averaged {:.2} over a second in which {} {reference:.2}; every second: {seconds:.2?}",
                 second.cgroup_cpu,
-                second.exact
+                if held_at.is_some() { "the kernel's quota held it at" } else { "the engine's counter says it was" },
             );
             assert!(
                 (second.cgroup_mem - second.engine_mem).abs() <= 0.02 * second.engine_mem,
