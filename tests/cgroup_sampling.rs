@@ -178,9 +178,10 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
         //
         // The kernel holds a quota per 100 ms period, not per second: in a
         // period cut by either end of the readings' span, the container's
-        // 50 ms may fall inside or outside the span, which moves the span's
-        // usage by at most a quarter period (25 ms) at each end. So the
-        // bound is 50 ms over the span: 5 points for a second. In CI one
+        // share q of it may fall inside or outside the span, which moves
+        // the span's usage by at most q (1 - q) of a period at each end (a
+        // quarter period, 25 ms, at half a core). So the bound is 50 ms
+        // over the span: 5 points for a second. In CI one
         // second read 47.79 that way beside its neighbours' 49.9 to 50.4.
         // The idle container's counter barely moves; 2 points is 40 ms of
         // the source's own delay at half a core. Under emulation a vCPU can
@@ -188,12 +189,16 @@ async fn cpu_and_memory_agree_with_the_engines_stream_second_by_second() {
         // guest's clock runs on: 60 ms more, so 6 points for the idle one
         // and 11 for the busy one.
         let stalls = if support::emulated_cpu() { 0.060 } else { 0.0 };
-        let quota_edges = 0.050;
+        const PERIOD_S: f64 = 0.100;
         for second in &seconds {
             let (reference, bound, judge) = match held_at {
                 Some(quota) => (
                     quota,
-                    100.0 * (quota_edges + stalls) / second.covered,
+                    {
+                        let share = quota / 100.0;
+                        let both_edges = 2.0 * share * (1.0 - share) * PERIOD_S;
+                        100.0 * (both_edges + stalls) / second.covered
+                    },
                     "the kernel's quota held it at",
                 ),
                 None => (
