@@ -170,7 +170,7 @@ pub const SETTINGS: &[Setting] = &[
         "most bytes the disk buffer's log takes; when full (or the disk is), the oldest points are dropped and counted; at least `256KiB`",
         |c| c.disk_buffer.as_ref().map_or("(disk buffer off)".into(), |d| d.max_bytes.to_string())),
     ranged("buffer.fsync_interval", "BUFFER_FSYNC_INTERVAL", Value(r#""1s""#), duration_range(10, HOUR),
-        "how often the disk buffer's appends are written and synced: the most a crash of the service can lose",
+        "how often the disk buffer's appends are written, and synced unless InfluxDB acknowledged them first: the most a crash of the service can lose",
         |c| c.disk_buffer.as_ref().map_or("(disk buffer off)".into(), |d| duration(d.fsync_interval))),
     plain("docker.in_container", "DOCKER", Value("false"),
         "running in a container: InfluxDB host defaults to `host.docker.internal`",

@@ -45,6 +45,9 @@ pub struct Counters {
     /// Damaged stretches of the disk buffer's log skipped at start, each
     /// also counted as one dropped point.
     pub disk_buffer_damaged: AtomicU64,
+    /// Syncs of the disk buffer's active segment: intervals in which what
+    /// was written to it had not all been acknowledged yet.
+    pub disk_buffer_syncs: AtomicU64,
     /// Bytes of encoded points waiting or in flight (a gauge).
     pub buffered_bytes: AtomicU64,
     /// Containers in the Supervisor's registry (a gauge).
@@ -115,7 +118,7 @@ impl Counters {
     #[rustfmt::skip]
     /// Every counter as `/metrics` shows it. `write_errors` is not here:
     /// `/metrics` shows it by class, from the health state.
-    pub fn exposition(&self) -> [Exposed<'_>; 18] {
+    pub fn exposition(&self) -> [Exposed<'_>; 19] {
         use Kind::{Counter, Gauge};
         let reason = |r| Some(("reason", r));
         [
@@ -147,6 +150,8 @@ impl Counters {
                 "Bytes of encoded points waiting or in flight (on disk with the disk buffer).", &self.buffered_bytes),
             exposed("dss_disk_buffer_damaged_total", None, Counter,
                 "Damaged stretches of the disk buffer skipped, at start (each counted as one dropped point) or while reading (their records counted as dropped).", &self.disk_buffer_damaged),
+            exposed("dss_disk_buffer_syncs_total", None, Counter,
+                "Syncs of the disk buffer's log to disk: intervals in which points written to it were not all acknowledged by InfluxDB yet (what InfluxDB acknowledged needs no sync).", &self.disk_buffer_syncs),
             exposed("dss_containers_watched", None, Gauge,
                 "Containers in the Supervisor's registry.", &self.containers_watched),
             exposed("dss_stream_restarts_total", None, Counter,

@@ -187,6 +187,7 @@ impl BatchWriterActor {
     fn commit(&mut self) {
         if let Store::Disk(log) = &mut self.store {
             let dropped = log.commit();
+            Counters::set(&self.counters.disk_buffer_syncs, log.syncs());
             if dropped > 0 {
                 self.report_overflow(dropped);
             }

@@ -12,7 +12,8 @@
 //! * Appends gather in memory and are written to the file at each commit
 //!   (`commit`, every `buffer.fsync_interval`) and before a batch is read;
 //!   a background thread syncs the file on its own clock, every interval in
-//!   which it was written. A process crash loses at most what gathered
+//!   which something written had not been acknowledged yet (what InfluxDB
+//!   holds needs no sync). A process crash loses at most what gathered
 //!   since the last commit; the page cache keeps what was written. A
 //!   machine crash may also lose what was not synced yet.
 //! * A batch of points just written is read from a copy kept in memory
@@ -45,7 +46,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,9 @@ struct Segment {
     bytes: u64,
     /// Intact records past the acknowledgement cursor.
     unacked: u64,
+    /// Where its first byte stands among the bytes this run wrote (the
+    /// sync thread's positions); `None` for a segment of an earlier run.
+    start: Option<u64>,
 }
 
 /// The batch being sent (its body is the request's: only the points'
@@ -211,27 +215,49 @@ enum SyncOrder {
 }
 
 /// Syncs the active segment on a thread of its own, on a clock of its own:
-/// every interval, if it was written since its last sync. A slow disk never
-/// stalls the actors' thread, and the actors' thread neither wakes it nor
-/// hands it anything but a new segment: each sync would otherwise cost
-/// that thread two system calls, which on a small host are a visible part
-/// of what a point costs.
+/// every interval, if it holds bytes written since its last sync that have
+/// not left the log. What InfluxDB acknowledged (or what was dropped) in
+/// the meantime needs no sync: it no longer depends on the disk, so in a
+/// steady state, where each batch is acknowledged soon after it is written,
+/// most intervals sync nothing. A slow disk never stalls the actors'
+/// thread, and the actors' thread neither wakes it nor hands it anything
+/// but a new segment: each sync would otherwise cost that thread two system
+/// calls, which on a small host are a visible part of what a point costs.
 struct Syncer {
     orders: mpsc::Sender<SyncOrder>,
-    /// Set by the actors' thread after each write to the active segment.
-    written: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+}
+
+/// Where this run's appends stand, in bytes appended to the log's files
+/// since it was opened (a position across segments), shared with the sync
+/// thread.
+#[derive(Default)]
+struct Progress {
+    /// Written to the files.
+    written: AtomicU64,
+    /// Left the log (acknowledged or dropped): the acknowledgement cursor.
+    left: AtomicU64,
+    /// Syncs of the active segment, for `/metrics` and the tests.
+    syncs: AtomicU64,
+}
+
+/// Whether the bytes written up to `written` need a sync: some were
+/// written since the last one (`synced_to`) and have not all left the log.
+fn needs_sync(written: u64, left: u64, synced_to: u64) -> bool {
+    written > synced_to && left < written
 }
 
 impl Syncer {
     fn start(active: &File, interval: Duration) -> io::Result<Syncer> {
         let (orders, receiver) = mpsc::channel::<SyncOrder>();
-        let written = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
         let mut following = active.try_clone()?;
-        let written_since = Arc::clone(&written);
+        let shared = Arc::clone(&progress);
         std::thread::Builder::new()
             .name("disk-buffer-sync".into())
             .spawn(move || {
                 let mut outcome = SyncOutcome::default();
+                let mut synced_to = 0;
                 loop {
                     match receiver.recv_timeout(interval) {
                         Ok(SyncOrder::Follow(next)) => {
@@ -240,26 +266,41 @@ impl Syncer {
                         }
                         Ok(SyncOrder::Once(file)) => outcome.report(file.sync_all()),
                         Err(mpsc::RecvTimeoutError::Timeout) => {
-                            if written_since.swap(false, Ordering::AcqRel) {
+                            // Read before `left`: bytes written after this
+                            // load wait for the next interval.
+                            let written = shared.written.load(Ordering::Acquire);
+                            let left = shared.left.load(Ordering::Acquire);
+                            if needs_sync(written, left, synced_to) {
                                 outcome.report(following.sync_data());
+                                shared.syncs.fetch_add(1, Ordering::Relaxed);
                             }
+                            synced_to = written;
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
             })?;
-        Ok(Syncer { orders, written })
+        Ok(Syncer { orders, progress })
     }
 
-    /// The active segment was written: it is synced within the interval.
-    fn written(&self) {
-        self.written.store(true, Ordering::Release);
+    /// The active segment was written up to `position`: unless those bytes
+    /// leave the log first, they are synced within the interval.
+    fn written(&self, position: u64) {
+        self.progress.written.store(position, Ordering::Release);
+    }
+
+    /// The acknowledgement cursor moved to `position`.
+    fn left(&self, position: u64) {
+        self.progress.left.store(position, Ordering::Release);
+    }
+
+    fn syncs(&self) -> u64 {
+        self.progress.syncs.load(Ordering::Relaxed)
     }
 
     fn follow(&self, active: &File) {
         match active.try_clone() {
             Ok(file) => {
-                self.written.store(false, Ordering::Release);
                 let _ = self.orders.send(SyncOrder::Follow(file));
             }
             Err(error) => log::error!("disk buffer: cannot sync the new segment: {error}"),
@@ -327,6 +368,8 @@ pub struct DiskLog {
     /// Set while writes to the log fail, so a failure is logged once.
     failing: bool,
     syncer: Syncer,
+    /// Bytes written to the files since opening (the sync thread's scale).
+    written_position: u64,
     /// The bytes written to the active segment since the last batch was
     /// read, from `tail_offset` on: a batch reads them from here rather
     /// than from the file (bounded by `PENDING_LIMIT`).
@@ -396,7 +439,12 @@ impl DiskLog {
                     Item::Damaged { .. } => {}
                 }
             }
-            segments.push_back(Segment { id, bytes, unacked });
+            segments.push_back(Segment {
+                id,
+                bytes,
+                unacked,
+                start: None,
+            });
         }
         ledger.dropped += damage.len() as u64;
         if let Some(last) = ids.last() {
@@ -415,6 +463,7 @@ impl DiskLog {
             id: active_id,
             bytes: 0,
             unacked: 0,
+            start: Some(0),
         });
         sync_dir(dir)?;
 
@@ -453,6 +502,7 @@ impl DiskLog {
             unreported_drops: 0,
             failing: false,
             syncer,
+            written_position: 0,
             tail: Vec::new(),
             tail_offset: 0,
             damage_found: Vec::new(),
@@ -729,11 +779,28 @@ impl DiskLog {
     }
 
     fn save_ledger(&mut self, sync: bool) -> io::Result<()> {
+        self.syncer.left(self.cursor_position());
         self.ledger_file.write(&mut self.ledger)?;
         if sync {
             self.ledger_file.sync()?;
         }
         Ok(())
+    }
+
+    /// The acknowledgement cursor on the sync thread's scale: 0 while it is
+    /// in a segment of an earlier run.
+    fn cursor_position(&self) -> u64 {
+        self.segments
+            .iter()
+            .find(|s| s.id == self.ledger.ack_segment)
+            .and_then(|s| s.start)
+            .map_or(0, |start| start + self.ledger.ack_offset)
+    }
+
+    /// Syncs of the active segment's bytes since opening: the intervals in
+    /// which something written had not been acknowledged yet.
+    pub fn syncs(&self) -> u64 {
+        self.syncer.syncs()
     }
 
     /// Deletes the segments at the front none of whose points wait any
@@ -811,9 +878,10 @@ impl DiskLog {
             let before = self.segments.back().map_or(0, |s| s.bytes);
             match self.active.write_all(&self.pending) {
                 Ok(()) => {
-                    self.syncer.written();
-                    self.keep_tail(before);
                     let written = self.pending.len() as u64;
+                    self.written_position += written;
+                    self.syncer.written(self.written_position);
+                    self.keep_tail(before);
                     let segment = self.segments.back_mut().expect("an active segment");
                     segment.bytes += written;
                     segment.unacked += self.pending_records;
@@ -892,6 +960,7 @@ impl DiskLog {
                     id,
                     bytes: 0,
                     unacked: 0,
+                    start: Some(self.written_position),
                 });
                 if let Ok(dir) = File::open(&self.dir) {
                     self.syncer.sync_once(dir);

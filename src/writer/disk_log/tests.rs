@@ -307,17 +307,103 @@ fn damage_met_while_reading_is_applied_even_when_no_intact_record_follows() {
 }
 
 #[test]
-fn the_sync_thread_syncs_what_was_written_on_its_own_clock() {
+fn the_sync_thread_syncs_what_was_written_and_not_acknowledged_on_its_own_clock() {
     let dir = dir();
     let (mut log, _) = DiskLog::open(&dir, PLENTY, Duration::from_millis(20), 100).unwrap();
     push_all(&mut log, &["a"]);
     log.commit();
-    assert!(log.syncer.written.load(Ordering::Acquire));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while log.syncer.written.load(Ordering::Acquire) {
+    while log.syncs() == 0 {
         assert!(Instant::now() < deadline, "the write was never synced");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Nothing written since: the intervals that follow sync nothing more.
+    let synced = log.syncs();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(log.syncs(), synced);
+}
+
+#[test]
+fn a_sync_is_needed_only_for_bytes_written_since_the_last_that_have_not_left() {
+    assert!(needs_sync(100, 0, 0), "written, nothing acknowledged");
+    assert!(needs_sync(100, 60, 0), "written, part acknowledged");
+    assert!(!needs_sync(100, 100, 0), "written and all acknowledged");
+    assert!(
+        !needs_sync(100, 0, 100),
+        "nothing written since the last sync"
+    );
+    assert!(
+        needs_sync(150, 100, 100),
+        "more written since, not acknowledged"
+    );
+}
+
+#[test]
+fn the_sync_thread_is_told_where_the_writes_and_the_cursor_stand() {
+    let dir = dir();
+    // Segments of the smallest size, so the writes below span several.
+    let (mut log, _) = open(&dir, MIN_MAX_BYTES);
+    let line = "x".repeat(1000);
+    let position = |log: &DiskLog| {
+        let p = &log.syncer.progress;
+        (
+            p.written.load(Ordering::Acquire),
+            p.left.load(Ordering::Acquire),
+        )
+    };
+    for _ in 0..3 {
+        for _ in 0..(MIN_SEGMENT_BYTES / 1000) {
+            log.push(line.clone(), Instant::now());
+        }
+        log.commit();
+    }
+    assert!(log.segments.len() > 2, "{} segments", log.segments.len());
+    let (written, left) = position(&log);
+    assert_eq!(written, log.bytes(), "every byte written in this run");
+    assert_eq!(left, 0);
+    // A batch acknowledged moves the cursor on the same scale.
+    let body = log.start_batch(5).unwrap();
+    log.finish_batch(0);
+    let record = (HEADER_BYTES + line.len()) as u64;
+    assert_eq!(body.lines().count(), 5);
+    assert_eq!(position(&log).1, 5 * record);
+    // Delivered to the end, through the segments released on the way.
+    deliver_all(&mut log, 100);
+    assert_eq!(position(&log), (written, written));
+    // A segment dropped for room moves it too.
+    for _ in 0..(3 * MIN_SEGMENT_BYTES / 1000) {
+        log.push(line.clone(), Instant::now());
+    }
+    log.commit();
+    let (written, before) = position(&log);
+    assert!(log.drop_front().is_some());
+    let (_, after) = position(&log);
+    assert!(
+        before < after && after < written,
+        "{before} < {after} < {written}"
+    );
+}
+
+#[test]
+fn a_cursor_in_a_segment_of_an_earlier_run_stands_before_this_run_s_writes() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    push_all(&mut log, &["old"]);
+    log.commit();
+    drop(log);
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.replayed, 1);
+    push_all(&mut log, &["new"]);
+    log.commit();
+    let p = &log.syncer.progress;
+    assert_eq!(p.left.load(Ordering::Acquire), 0);
+    assert!(p.written.load(Ordering::Acquire) > 0);
+    assert_eq!(deliver_all(&mut log, 10), ["old", "new"]);
+    let p = &log.syncer.progress;
+    assert_eq!(
+        p.left.load(Ordering::Acquire),
+        p.written.load(Ordering::Acquire)
+    );
 }
 
 #[test]
