@@ -91,6 +91,24 @@ fn defaults_are_the_original_services() {
 }
 
 #[test]
+fn with_the_disk_buffer_a_batch_waits_no_longer_than_its_sync_interval_unless_told() {
+    let buffer = [("BUFFER_DIR", "/tmp/dss-config-buffer")];
+    let c = load(None, &buffer, &[]).unwrap();
+    assert_eq!(c.batch.wait, Duration::from_secs(1), "the default interval");
+    let c = load(None, &[buffer[0], ("BUFFER_FSYNC_INTERVAL", "300")], &[]).unwrap();
+    assert_eq!(c.batch.wait, Duration::from_millis(300));
+    assert_eq!(c.docker.stats_read_interval, Duration::from_millis(300));
+    let c = load(None, &[buffer[0], ("BUFFER_FSYNC_INTERVAL", "5s")], &[]).unwrap();
+    assert_eq!(
+        c.batch.wait,
+        Duration::from_secs(2),
+        "never longer than 2 s"
+    );
+    let c = load(None, &[buffer[0], ("BATCH_WAIT_MS", "3000")], &[]).unwrap();
+    assert_eq!(c.batch.wait, Duration::from_secs(3), "a wait set is kept");
+}
+
+#[test]
 fn docker_true_makes_the_default_host_the_docker_host() {
     let c = load(None, &[("DOCKER", "true")], &[]).unwrap();
     assert_eq!(c.influxdb.host, "host.docker.internal");

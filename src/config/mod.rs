@@ -575,6 +575,9 @@ fn read_secret(
 
 /// A setting's value after the defaults layer: always there for a setting
 /// declared with a default value.
+/// `batch.wait` when it is not set (and the disk buffer does not shorten it).
+const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(2);
+
 fn declared<T>(value: Option<T>) -> T {
     value.expect("a setting declared with a default value has one after the defaults layer")
 }
@@ -595,6 +598,21 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         "localhost"
     };
     let influx = layer.influxdb;
+    // The disk buffer's sync thread skips what InfluxDB acknowledged within
+    // the interval, so with the buffer on a batch waits no longer than that
+    // by default: a steady state then syncs nothing.
+    let disk_buffer_on = layer
+        .buffer
+        .dir
+        .as_deref()
+        .is_some_and(|dir| !dir.trim().is_empty());
+    let batch_wait = layer.batch.wait.unwrap_or_else(|| {
+        if disk_buffer_on {
+            DEFAULT_BATCH_WAIT.min(declared(layer.buffer.fsync_interval))
+        } else {
+            DEFAULT_BATCH_WAIT
+        }
+    });
     let config = Config {
         log_level: declared(layer.log_level),
         shutdown_timeout: declared(layer.shutdown_timeout),
@@ -621,7 +639,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             // Reading more often than samples may wait anyway saves no
             // latency; see engine::paced_io.
             stats_read_interval: layer.docker.stats_read_interval.unwrap_or_else(|| {
-                declared(layer.batch.wait).clamp(Duration::from_millis(50), Duration::from_secs(1))
+                batch_wait.clamp(Duration::from_millis(50), Duration::from_secs(1))
             }),
             reconcile_interval: declared(layer.docker.reconcile_interval),
         },
@@ -652,7 +670,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         },
         batch: BatchConfig {
             size: declared(layer.batch.size),
-            wait: declared(layer.batch.wait),
+            wait: batch_wait,
         },
         stats: StatsConfig {
             fields: declared(layer.stats.fields),
