@@ -573,11 +573,11 @@ fn read_secret(
         })
 }
 
-/// A setting's value after the defaults layer: always there for a setting
-/// declared with a default value.
 /// `batch.wait` when it is not set (and the disk buffer does not shorten it).
 const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(2);
 
+/// A setting's value after the defaults layer: always there for a setting
+/// declared with a default value.
 fn declared<T>(value: Option<T>) -> T {
     value.expect("a setting declared with a default value has one after the defaults layer")
 }

@@ -104,7 +104,8 @@ const OVERFLOW_REPORT_EVERY: Duration = Duration::from_secs(60);
 pub struct BatchWriterActor {
     client: Rc<InfluxClient>,
     store: Store,
-    /// How often the disk buffer's appends are written and synced.
+    /// How often the disk buffer's appends are written (and synced, unless
+    /// InfluxDB acknowledged them first).
     fsync_interval: Duration,
     /// `batch_size`, or lower once the server refused a batch as too large
     /// (HTTP 413): it stays lowered, so the refusal is not repeated.
@@ -183,7 +184,7 @@ impl BatchWriterActor {
     }
 
     /// Writes the disk buffer's appends to its file (every `fsync_interval`;
-    /// its sync thread syncs them).
+    /// its sync thread syncs what InfluxDB has not acknowledged by then).
     fn commit(&mut self) {
         if let Store::Disk(log) = &mut self.store {
             let dropped = log.commit();
