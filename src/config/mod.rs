@@ -601,13 +601,9 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
     // The disk buffer's sync thread skips what InfluxDB acknowledged within
     // the interval, so with the buffer on a batch waits no longer than that
     // by default: a steady state then syncs nothing.
-    let disk_buffer_on = layer
-        .buffer
-        .dir
-        .as_deref()
-        .is_some_and(|dir| !dir.trim().is_empty());
+    let disk_buffer_dir = layer.buffer.dir.filter(|d| !d.trim().is_empty());
     let batch_wait = layer.batch.wait.unwrap_or_else(|| {
-        if disk_buffer_on {
+        if disk_buffer_dir.is_some() {
             DEFAULT_BATCH_WAIT.min(declared(layer.buffer.fsync_interval))
         } else {
             DEFAULT_BATCH_WAIT
@@ -621,15 +617,11 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
             .spool_dir
             .filter(|d| !d.trim().is_empty())
             .map(PathBuf::from),
-        disk_buffer: layer
-            .buffer
-            .dir
-            .filter(|d| !d.trim().is_empty())
-            .map(|dir| DiskBufferConfig {
-                dir: PathBuf::from(dir),
-                max_bytes: declared(layer.buffer.max_disk_bytes) as u64,
-                fsync_interval: declared(layer.buffer.fsync_interval),
-            }),
+        disk_buffer: disk_buffer_dir.map(|dir| DiskBufferConfig {
+            dir: PathBuf::from(dir),
+            max_bytes: declared(layer.buffer.max_disk_bytes) as u64,
+            fsync_interval: declared(layer.buffer.fsync_interval),
+        }),
         docker: DockerConfig {
             socket_path: declared(layer.docker.socket_path),
             in_container,
