@@ -158,6 +158,88 @@ async fn a_corrupt_spool_file_is_reported_and_the_rest_delivered() {
     let _ = std::fs::remove_dir_all(&spool);
 }
 
+/// A spool file left by an earlier run as root (mode 0600) cannot be read
+/// by the service running as uid 65534: it is named, counted, and left in
+/// place, never removed or replaced, and the files after it are delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spool_file_the_service_may_not_read_is_kept_and_the_others_delivered() {
+    use std::os::unix::fs::chown;
+    let influx = InfluxServer::start(Options::default());
+    let db = "unreadable_spool";
+    let spool = tempdir("dss-unreadable-spool");
+    let root_only = format!("{spool}/spool-00000000000000000001.log");
+    let readable = format!("{spool}/spool-00000000000000000002.log");
+    std::fs::write(
+        &root_only,
+        support::records::encode(&["spooled,src=root value=1i 1000"]),
+    )
+    .unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        &readable,
+        support::records::encode(&["spooled,src=nobody value=2i 2000"]),
+    )
+    .unwrap();
+    chown(&readable, Some(65534), Some(65534)).unwrap();
+    chown(&spool, Some(65534), Some(65534)).unwrap();
+    // First run, InfluxDB away: the readable file's point is saved again
+    // at shutdown, replacing its file but not the unreadable one.
+    influx.stop();
+    let env = [
+        ("SPOOL_DIR", spool.as_str()),
+        ("SHUTDOWN_TIMEOUT_MS", "500"),
+        FAST_RETRIES[0],
+        FAST_RETRIES[1],
+    ];
+    let mut service = Service::start_as_nobody(&influx, db, &env);
+    service.wait_for_collected(Duration::from_secs(20)).await;
+    service
+        .wait_for_metric(
+            "dss_spool_files_unreadable_total",
+            1.0,
+            Duration::from_secs(10),
+        )
+        .await;
+    // Exit 1: points were left undelivered (saved to the spool).
+    let status = service.terminate().await;
+    assert_eq!(status.code(), Some(1), "{}", service.logs());
+    let logs = service.logs();
+    assert_eq!(
+        logs.matches(&format!("cannot read spool file {root_only}"))
+            .count(),
+        1,
+        "the unreadable file is not named once:\n{logs}"
+    );
+    let mut files = spool_files(&spool);
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}\n{logs}");
+    assert_eq!(files[0].to_str(), Some(root_only.as_str()), "{logs}");
+    let saved: Vec<String> = support::records::read(files[1].to_str().unwrap())
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
+    assert_eq!(saved, ["spooled,src=nobody value=2i 2000"]);
+    // Second run, InfluxDB back: the saved point is delivered, the
+    // unreadable file stays.
+    influx.restart();
+    let mut service = Service::start_as_nobody(&influx, db, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while spool_files(&spool).len() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered:\n{}",
+            service.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    assert_eq!(spool_files(&spool), [std::path::PathBuf::from(&root_only)]);
+    let rows = influx.rows(db, "SELECT value FROM spooled").await;
+    let values: Vec<i64> = rows.iter().map(|r| r["value"].as_i64().unwrap()).collect();
+    assert_eq!(values, [2]);
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
 /// The lines of the one spool file in `dir`, checked to be private and
 /// free of repeats.
 fn the_one_spool_file(dir: &str) -> Vec<String> {

@@ -48,6 +48,9 @@ pub struct Counters {
     /// Syncs of the disk buffer's active segment: intervals in which what
     /// was written to it had not all been acknowledged yet.
     pub disk_buffer_syncs: AtomicU64,
+    /// Spool files that could not be read to their end at start, left in
+    /// place for the operator.
+    pub spool_files_unreadable: AtomicU64,
     /// Bytes of encoded points waiting or in flight (a gauge).
     pub buffered_bytes: AtomicU64,
     /// Containers in the Supervisor's registry (a gauge).
@@ -118,7 +121,7 @@ impl Counters {
     #[rustfmt::skip]
     /// Every counter as `/metrics` shows it. `write_errors` is not here:
     /// `/metrics` shows it by class, from the health state.
-    pub fn exposition(&self) -> [Exposed<'_>; 19] {
+    pub fn exposition(&self) -> [Exposed<'_>; 20] {
         use Kind::{Counter, Gauge};
         let reason = |r| Some(("reason", r));
         [
@@ -146,6 +149,8 @@ impl Counters {
                 "Points saved to the spool at shutdown.", &self.points_spooled),
             exposed("dss_points_buffered", None, Gauge,
                 "Points waiting or in flight.", &self.points_buffered),
+            exposed("dss_spool_files_unreadable_total", None, Counter,
+                "Spool files that could not be read to their end at start: their readable points are delivered, the files left in place.", &self.spool_files_unreadable),
             exposed("dss_buffered_bytes", None, Gauge,
                 "Bytes of encoded points waiting or in flight (on disk with the disk buffer).", &self.buffered_bytes),
             exposed("dss_disk_buffer_damaged_total", None, Counter,

@@ -67,6 +67,11 @@ pub struct Buffer {
 }
 
 impl Buffer {
+    /// What a point of this text counts against the budget.
+    pub fn cost_of(line: &str) -> usize {
+        line.len() + POINT_OVERHEAD
+    }
+
     pub fn new(max_bytes: usize) -> Self {
         Buffer {
             waiting: VecDeque::new(),
@@ -98,6 +103,22 @@ impl Buffer {
 
     pub fn has_in_flight(&self) -> bool {
         !self.in_flight.is_empty()
+    }
+
+    /// The arrival number the next point pushed gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The arrival number of the oldest point still held (in flight or
+    /// waiting): every point that arrived before it has left the buffer,
+    /// delivered, rejected or dropped. The batch in flight is always older
+    /// than the waiting points.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.in_flight
+            .first()
+            .or_else(|| self.waiting.front())
+            .map(|q| q.seq)
     }
 
     /// When the earliest measurement among the waiting points was taken.

@@ -25,6 +25,7 @@ pub mod influx_v1;
 pub mod influx_v2;
 pub mod retry;
 pub mod spool;
+mod spooling;
 pub mod store;
 
 use std::collections::HashSet;
@@ -224,9 +225,7 @@ impl BatchWriterActor {
     fn push(&mut self, line: String, taken: Instant) {
         let pushed = self.store.push(line, taken);
         if pushed.dropped > 0 {
-            // Dropped points left the front of the buffer, where spooled
-            // points are; the new point, when it went itself, never was.
-            self.note_spool_progress(pushed.dropped - u64::from(pushed.itself));
+            self.note_spool_progress();
             self.report_overflow(pushed.dropped);
         }
     }
@@ -300,7 +299,7 @@ impl BatchWriterActor {
             (Some(retry_at), _) => retry_at,
             // Spooled points go first, before new ones compete for the budget.
             _ if self.draining
-                || self.spool_backlog.pending() > 0
+                || !self.spool_backlog.is_empty()
                 || self.store.replay_pending()
                 || self.store.waiting() >= self.batch_limit
                 || !self.database_ready =>
@@ -423,7 +422,7 @@ impl BatchWriterActor {
                 return;
             }
         }
-        self.note_spool_progress(size as u64);
+        self.note_spool_progress();
     }
 
     /// Records how long each acknowledged point took from its own timestamp
@@ -433,26 +432,6 @@ impl BatchWriterActor {
         for ts in self.store.in_flight_timestamps() {
             let age = (now_ns - ts).max(0) as f64 / 1e9;
             self.health.sample_to_stored.observe(age);
-        }
-    }
-
-    /// Spooled points were loaded first, so they leave the buffer first:
-    /// `done` more points left its front (delivered, rejected or dropped),
-    /// and a file none of whose points are pending any more is removed.
-    fn note_spool_progress(&mut self, done: u64) {
-        if self.spool_backlog.pending() == 0 {
-            return;
-        }
-        let finished = self.spool_backlog.advance(done);
-        if finished.is_empty() {
-            return;
-        }
-        spool::remove(&finished);
-        for file in &finished {
-            log::info!("spool file {} delivered and removed", file.display());
-        }
-        if self.spool_backlog.pending() == 0 {
-            log::info!("spooled points delivered");
         }
     }
 
@@ -519,57 +498,6 @@ impl BatchWriterActor {
             Some(_) => log::trace!("{error}; retrying in {}", format_delay(delay)),
         }
         self.retry_at = Some(Instant::now() + delay);
-    }
-
-    /// Loads the spool into the buffer, line by line, before any stream
-    /// runs: the byte budget applies while reading, so a spool larger than
-    /// the budget costs no more memory than the budget.
-    fn load_spool(&mut self) {
-        let Some(dir) = self.spool_dir.clone() else {
-            return;
-        };
-        let now = Instant::now();
-        let result = {
-            let writer = std::cell::RefCell::new(&mut *self);
-            spool::load(
-                &dir,
-                |path| writer.borrow_mut().spool_backlog.track(path),
-                |line| {
-                    let mut writer = writer.borrow_mut();
-                    writer.spool_backlog.add();
-                    writer.push(line, now);
-                },
-            )
-        };
-        let reports = match result {
-            Ok(reports) => reports,
-            Err(error) => {
-                log::error!("cannot read spool directory {}: {error}", dir.display());
-                return;
-            }
-        };
-        for report in &reports {
-            if let Some(problem) = report.problem() {
-                log::error!("{problem}");
-            }
-        }
-        let empty = self.spool_backlog.release_empty();
-        spool::remove(&empty);
-        for file in &empty {
-            log::warn!(
-                "spool file {} had no point left to deliver; removed",
-                file.display()
-            );
-        }
-        if !reports.is_empty() {
-            log::info!(
-                "delivering {} spooled point(s) from {} file(s) in {} ({} dropped for lack of room in max_buffer_bytes)",
-                self.spool_backlog.pending(),
-                reports.len(),
-                dir.display(),
-                self.store.books().dropped
-            );
-        }
     }
 }
 
@@ -730,41 +658,6 @@ impl Handler<KeepRemaining> for BatchWriterActor {
         };
         self.publish();
         result
-    }
-}
-
-impl BatchWriterActor {
-    /// Saves every buffered point to the spool. The points count as
-    /// spooled only once the file is durable; if it cannot be written they
-    /// stay undelivered, and the old spool files stay too.
-    fn spool_remaining(&mut self) -> Result<u64, String> {
-        let Store::Memory(buffer) = &mut self.store else {
-            return Ok(0);
-        };
-        let Some(dir) = self.spool_dir.clone() else {
-            return if buffer.buffered() == 0 {
-                Ok(0)
-            } else {
-                Err("no spool_dir is set".into())
-            };
-        };
-        if buffer.buffered() == 0 {
-            return Ok(0);
-        }
-        let count = buffer.buffered();
-        let replaces: Vec<PathBuf> = self.spool_backlog.files().map(PathBuf::from).collect();
-        match spool::save(&dir, buffer.lines(), &replaces) {
-            Ok(path) => {
-                self.spool_backlog.clear();
-                buffer.mark_spooled();
-                log::info!("saved {count} undelivered point(s) to {}", path.display());
-                Ok(count)
-            }
-            Err((path, error)) => Err(format!(
-                "cannot save {count} undelivered point(s) to the spool at {}: {error}",
-                path.display()
-            )),
-        }
     }
 }
 

@@ -90,6 +90,9 @@ pub struct FileReport {
     /// and reason.
     pub skipped: u64,
     pub first_problem: Option<(u64, &'static str)>,
+    /// Why the file could not be read to its end (EACCES, EIO, ...): the
+    /// points before the failure were handed over; the file must be kept.
+    pub unreadable: Option<std::io::Error>,
 }
 
 impl FileReport {
@@ -104,48 +107,67 @@ impl FileReport {
     }
 }
 
+/// What `load` hands over, in file order.
+pub enum Loading<'a> {
+    /// A file's first line comes next.
+    File(&'a Path),
+    /// A valid line of the current file.
+    Line(String),
+    /// The current file is done, to its end or to an error.
+    Done(&'a FileReport),
+}
+
 /// Reads every spool file in `dir`, oldest first, handing each valid line
-/// to `sink` as it is read; `file_started` is called before a file's first
-/// line. A missing directory is an empty spool.
-pub fn load(
-    dir: &Path,
-    mut file_started: impl FnMut(&Path),
-    mut sink: impl FnMut(String),
-) -> std::io::Result<Vec<FileReport>> {
+/// to `sink` as it is read. A file that cannot be read to its end does not
+/// stop the others: its report says why. A missing directory is an empty
+/// spool.
+pub fn load(dir: &Path, mut sink: impl FnMut(Loading)) -> std::io::Result<Vec<FileReport>> {
     let mut reports = Vec::new();
     for path in spool_files(dir)? {
-        file_started(&path);
+        sink(Loading::File(&path));
         let mut report = FileReport {
             path: path.clone(),
             ..FileReport::default()
         };
-        let file = File::open(&path)?;
-        let length = file.metadata()?.len();
-        let mut reader = SegmentReader::new(file, 0, length);
-        while let Some(item) = reader.next_item()? {
-            let (offset, verdict) = match item {
-                Item::Record { offset, payload } => (
-                    offset,
-                    std::str::from_utf8(payload)
-                        .map_err(|_| "not UTF-8")
-                        .and_then(|line| check_line(line).map(|()| line)),
-                ),
-                Item::Damaged { offset, .. } => (offset, Err("a damaged or torn record")),
-            };
-            match verdict {
-                Ok(line) => {
-                    report.points += 1;
-                    sink(line.to_string());
-                }
-                Err(reason) => {
-                    report.skipped += 1;
-                    report.first_problem.get_or_insert((offset, reason));
-                }
-            }
+        if let Err(error) = read_file(&path, &mut report, &mut sink) {
+            report.unreadable = Some(error);
         }
+        sink(Loading::Done(&report));
         reports.push(report);
     }
     Ok(reports)
+}
+
+fn read_file(
+    path: &Path,
+    report: &mut FileReport,
+    sink: &mut impl FnMut(Loading),
+) -> std::io::Result<()> {
+    let file = File::open(path)?;
+    let length = file.metadata()?.len();
+    let mut reader = SegmentReader::new(file, 0, length);
+    while let Some(item) = reader.next_item()? {
+        let (offset, verdict) = match item {
+            Item::Record { offset, payload } => (
+                offset,
+                std::str::from_utf8(payload)
+                    .map_err(|_| "not UTF-8")
+                    .and_then(|line| check_line(line).map(|()| line)),
+            ),
+            Item::Damaged { offset, .. } => (offset, Err("a damaged or torn record")),
+        };
+        match verdict {
+            Ok(line) => {
+                report.points += 1;
+                sink(Loading::Line(line.to_string()));
+            }
+            Err(reason) => {
+                report.skipped += 1;
+                report.first_problem.get_or_insert((offset, reason));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Saves `lines` as one new, durable spool file and then removes the files
@@ -212,73 +234,88 @@ pub fn remove(files: &[PathBuf]) {
     }
 }
 
-/// The loaded spool files whose points are still in the buffer, oldest
-/// first, with how many of each file's points are pending. Spooled points
-/// are the oldest in the buffer, so every point that leaves the front of it
-/// (delivered, rejected or dropped) is the first file's.
+/// The loaded spool files whose points may still be in the buffer, oldest
+/// first. Spooled points enter the buffer first, so each file's points got
+/// a contiguous run of the buffer's arrival numbers; a file is done once
+/// the oldest point the buffer still holds arrived after its last one,
+/// whichever way its points left (delivered, rejected, or dropped from
+/// behind a batch in flight).
 #[derive(Debug, Default)]
 pub struct Backlog {
-    files: VecDeque<(PathBuf, u64)>,
+    files: VecDeque<Tracked>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    path: PathBuf,
+    /// The arrival number after its last point; `None` while it loads.
+    end: Option<u64>,
+    /// Not read to its end: never removed, never replaced.
+    keep: bool,
 }
 
 impl Backlog {
-    /// Starts tracking a file being loaded; its points are counted with
-    /// `add` as they enter the buffer.
+    /// Starts tracking a file being loaded.
     pub fn track(&mut self, path: &Path) {
-        self.files.push_back((path.to_path_buf(), 0));
+        self.files.push_back(Tracked {
+            path: path.to_path_buf(),
+            end: None,
+            keep: false,
+        });
     }
 
-    /// One more point of the newest tracked file entered the buffer.
-    pub fn add(&mut self) {
-        if let Some((_, pending)) = self.files.back_mut() {
-            *pending += 1;
+    /// The file being loaded is done: `next_seq` is the arrival number its
+    /// last point was followed by; `keep` when it was not read to its end.
+    pub fn loaded(&mut self, next_seq: u64, keep: bool) {
+        if let Some(file) = self.files.back_mut() {
+            file.end = Some(next_seq);
+            file.keep = keep;
         }
     }
 
-    /// Spooled points not yet delivered, dropped or rejected.
-    pub fn pending(&self) -> u64 {
-        self.files.iter().map(|(_, n)| n).sum()
+    /// Whether a loaded file may still have points in the buffer.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
     }
 
-    /// `count` points left the front of the buffer: returns the files that
-    /// now have nothing pending, to be removed.
-    pub fn advance(&mut self, mut count: u64) -> Vec<PathBuf> {
+    /// Every point that arrived before `oldest_held` has left the buffer:
+    /// stops tracking the files all of whose points did, and returns those
+    /// to remove (kept files are left on disk).
+    pub fn release(&mut self, oldest_held: u64) -> Vec<PathBuf> {
         let mut done = Vec::new();
-        while let Some((path, pending)) = self.files.front_mut() {
-            let step = count.min(*pending);
-            *pending -= step;
-            count -= step;
-            if *pending > 0 {
+        while let Some(file) = self.files.front() {
+            if file.end.is_none_or(|end| end > oldest_held) {
                 break;
             }
-            done.push(path.clone());
-            self.files.pop_front();
+            let file = self.files.pop_front().expect("a front file");
+            if !file.keep {
+                done.push(file.path);
+            }
         }
         done
     }
 
-    /// Files with nothing pending (all their lines invalid, or all their
-    /// points dropped while loading), to be removed.
-    pub fn release_empty(&mut self) -> Vec<PathBuf> {
-        let (empty, kept) = self.files.drain(..).partition(|(_, n)| *n == 0);
-        self.files = kept;
-        empty.into_iter().map(|(path, _)| path).collect::<Vec<_>>()
-    }
-
-    /// Forgets every tracked file: a save replaced them all.
+    /// Forgets every tracked file: a save holds their points now.
     pub fn clear(&mut self) {
         self.files.clear();
     }
 
-    pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.files.iter().map(|(p, _)| p.as_path())
+    /// The files a save of every buffered point replaces: not the kept
+    /// ones, which the operator must see.
+    pub fn replaceable(&self) -> impl Iterator<Item = &Path> {
+        self.files
+            .iter()
+            .filter(|f| !f.keep)
+            .map(|f| f.path.as_path())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writer::buffer::Buffer;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dss-spool-{name}-{}", std::process::id()));
@@ -289,7 +326,12 @@ mod tests {
 
     fn load_all(dir: &Path) -> (Vec<String>, Vec<FileReport>) {
         let mut lines = Vec::new();
-        let reports = load(dir, |_| {}, |line| lines.push(line)).unwrap();
+        let reports = load(dir, |loading| {
+            if let Loading::Line(line) = loading {
+                lines.push(line)
+            }
+        })
+        .unwrap();
         (lines, reports)
     }
 
@@ -403,32 +445,94 @@ mod tests {
     }
 
     #[test]
-    fn the_backlog_releases_a_file_once_none_of_its_points_are_pending() {
+    fn the_backlog_releases_a_file_once_the_buffer_holds_none_of_its_points() {
         let mut backlog = Backlog::default();
         backlog.track(Path::new("a"));
-        backlog.add();
-        backlog.add();
+        backlog.loaded(2, false);
         backlog.track(Path::new("empty"));
+        backlog.loaded(2, false);
         backlog.track(Path::new("b"));
-        backlog.add();
-        assert_eq!(backlog.pending(), 3);
-        assert!(backlog.advance(1).is_empty());
+        assert!(backlog.release(1).is_empty());
         assert_eq!(
-            backlog.advance(1),
+            backlog.release(2),
             [PathBuf::from("a"), PathBuf::from("empty")]
         );
-        assert_eq!(backlog.advance(5), [PathBuf::from("b")]);
-        assert_eq!(backlog.pending(), 0);
-        backlog.track(Path::new("c"));
-        backlog.add();
-        backlog.track(Path::new("all invalid"));
-        assert_eq!(backlog.release_empty(), [PathBuf::from("all invalid")]);
-        assert_eq!(backlog.files().count(), 1);
+        assert!(backlog.release(9).is_empty(), "b is still loading");
+        backlog.loaded(3, false);
+        assert_eq!(backlog.release(9), [PathBuf::from("b")]);
+        assert!(backlog.is_empty());
+    }
+
+    #[test]
+    fn a_kept_file_is_never_removed_nor_replaced() {
+        let mut backlog = Backlog::default();
+        backlog.track(Path::new("unreadable"));
+        backlog.loaded(1, true);
+        backlog.track(Path::new("b"));
+        backlog.loaded(2, false);
+        assert_eq!(backlog.replaceable().collect::<Vec<_>>(), [Path::new("b")]);
+        assert_eq!(backlog.release(2), [PathBuf::from("b")]);
+        assert!(backlog.is_empty());
     }
 
     #[test]
     fn a_missing_directory_is_an_empty_spool() {
         let (lines, reports) = load_all(Path::new("/nonexistent/dss-spool"));
         assert!(lines.is_empty() && reports.is_empty());
+    }
+
+    /// The writer's way with a spool backlog, as `BatchWriterActor` does it.
+    fn release(buffer: &Buffer, backlog: &mut Backlog) -> Vec<PathBuf> {
+        backlog.release(buffer.oldest_seq().unwrap_or(buffer.next_seq()))
+    }
+
+    #[test]
+    fn a_spool_file_stays_while_its_points_are_in_flight() {
+        // Room for 30 one-letter points.
+        let mut buffer = Buffer::new(30 * Buffer::cost_of("a"));
+        let mut backlog = Backlog::default();
+        for (file, points) in [("a", 10), ("b", 20)] {
+            backlog.track(Path::new(file));
+            for _ in 0..points {
+                buffer.push(file.into(), Instant::now());
+            }
+            backlog.loaded(buffer.next_seq(), false);
+        }
+        buffer.start_batch(5);
+        // Ten new points drop the ten oldest waiting: a's last five and
+        // b's first five, from behind a's five in flight.
+        let mut released = Vec::new();
+        for _ in 0..10 {
+            buffer.push("n".into(), Instant::now());
+            released.extend(release(&buffer, &mut backlog));
+        }
+        assert!(
+            released.is_empty(),
+            "{released:?} removed with 5 of its points in flight"
+        );
+        buffer.finish_batch(0);
+        assert_eq!(release(&buffer, &mut backlog), [PathBuf::from("a")]);
+    }
+
+    #[test]
+    fn an_unreadable_file_does_not_stop_the_others_loading() {
+        let dir = temp_dir("unreadable");
+        std::fs::write(
+            dir.join("spool-00000000000000000001.log"),
+            records(&["m f=1i 1"]),
+        )
+        .unwrap();
+        // A directory under a spool file's name: it opens, and reading it
+        // fails (EISDIR), for root too.
+        std::fs::create_dir(dir.join("spool-00000000000000000002.log")).unwrap();
+        std::fs::write(
+            dir.join("spool-00000000000000000003.log"),
+            records(&["m f=3i 3"]),
+        )
+        .unwrap();
+        let (lines, reports) = load_all(&dir);
+        assert_eq!(lines, ["m f=1i 1", "m f=3i 3"]);
+        let unreadable: Vec<_> = reports.iter().map(|r| r.unreadable.is_some()).collect();
+        assert_eq!(unreadable, [false, true, false]);
     }
 }

@@ -31,11 +31,40 @@ impl Service {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Service {
+        Self::spawn(Command::new(BINARY), influx, database, env, args)
+    }
+
+    /// Starts the service as the image runs it: uid and gid 65534, in the
+    /// Docker socket's group, with no capabilities (`setpriv`), so files
+    /// only root may read are unreadable to it.
+    pub fn start_as_nobody(influx: &Influx, database: &str, env: &[(&str, &str)]) -> Service {
+        use std::os::unix::fs::MetadataExt;
+        let socket_group = std::fs::metadata("/var/run/docker.sock")
+            .expect("the Docker socket")
+            .gid();
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid=65534",
+            "--regid=65534",
+            &format!("--groups={socket_group}"),
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            BINARY,
+        ]);
+        Self::spawn(command, influx, database, env, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        influx: &Influx,
+        database: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Service {
         let dir = tempdir("dss-service");
         let log_path = format!("{dir}/service.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let port = influx.port.to_string();
-        let mut command = Command::new(BINARY);
         command
             .args(args)
             .env_clear()
