@@ -367,6 +367,11 @@ pub struct DiskLog {
     unreported_drops: u64,
     /// Set while writes to the log fail, so a failure is logged once.
     failing: bool,
+    /// Segments behind the cursor whose files are not removed yet (id,
+    /// bytes): their bytes are still in `disk_bytes`.
+    retired: VecDeque<(u64, u64)>,
+    /// Set while retired files cannot be removed, so it is logged once.
+    removal_failing: bool,
     syncer: Syncer,
     /// Bytes written to the files since opening (the sync thread's scale).
     written_position: u64,
@@ -501,6 +506,8 @@ impl DiskLog {
             },
             unreported_drops: 0,
             failing: false,
+            retired: VecDeque::new(),
+            removal_failing: false,
             syncer,
             written_position: 0,
             tail: Vec::new(),
@@ -624,6 +631,7 @@ impl DiskLog {
     /// the interval). Answers the points a full disk made it drop.
     pub fn commit(&mut self) -> u64 {
         self.flush();
+        let _ = self.remove_retired();
         self.take_unreported_drops()
     }
 
@@ -671,63 +679,129 @@ impl DiskLog {
             per_segment: Vec::new(),
         };
         for index in 0..self.segments.len() {
-            let (id, bytes) = (self.segments[index].id, self.segments[index].bytes);
-            let start = if index == 0 {
-                self.ledger.ack_offset
-            } else {
-                0
-            };
-            let mut reader = match self.reader.take() {
-                Some((reader_id, reader)) if reader_id == id && reader.offset() == start => reader,
-                _ => SegmentReader::new(File::open(self.dir.join(segment_name(id)))?, start, bytes),
-            };
-            reader.limit = bytes;
-            if id == self.active_id() {
-                reader.offer(self.tail_offset, &self.tail);
-            }
-            let mut points = 0;
-            while batch.points < max {
-                match reader.next_item()? {
-                    Some(Item::Record { payload, .. }) => {
-                        // The lossy path walks byte by byte; lines this
-                        // service wrote are valid UTF-8, checked at speed.
-                        let line = match std::str::from_utf8(payload) {
-                            Ok(line) => Cow::Borrowed(line),
-                            Err(_) => String::from_utf8_lossy(payload),
-                        };
-                        batch.timestamps.extend(timestamp_of(&line));
-                        body.push_str(&line);
-                        body.push('\n');
-                        batch.points += 1;
-                        points += 1;
+            match self.read_segment(index, max, &mut body, &mut batch) {
+                Ok(more_here) if batch.points >= max || more_here => break,
+                Ok(_) => {}
+                Err(error) => {
+                    self.reader = None;
+                    // What was read before the failure goes first; the
+                    // next batch meets the failure at its start.
+                    if batch.points == 0 {
+                        self.skip_unreadable(index, &error, &mut batch)?;
                     }
-                    Some(Item::Damaged { offset, bytes }) => {
-                        self.note_damage(id, offset, bytes);
-                    }
-                    None => break,
+                    break;
                 }
-            }
-            batch.end_segment = id;
-            batch.end_offset = reader.offset();
-            let more_here = reader.offset() < bytes;
-            // Read to its end, the segment has given every intact record
-            // it holds; what it still counts beyond them was damaged.
-            let unacked = self.segments[index].unacked;
-            let lost = if more_here {
-                0
-            } else {
-                unacked.saturating_sub(points)
-            };
-            if points > 0 || lost > 0 {
-                batch.per_segment.push(Share { id, points, lost });
-            }
-            self.reader = Some((id, reader));
-            if batch.points >= max || more_here {
-                break;
             }
         }
         self.tail.clear();
         Ok((body, batch))
+    }
+
+    /// Reads the records of segment `index` into the batch, from the
+    /// cursor (the first segment) or its start; answers whether the
+    /// segment holds more than the batch took.
+    fn read_segment(
+        &mut self,
+        index: usize,
+        max: u64,
+        body: &mut String,
+        batch: &mut InFlight,
+    ) -> io::Result<bool> {
+        let (id, bytes) = (self.segments[index].id, self.segments[index].bytes);
+        let start = if index == 0 {
+            self.ledger.ack_offset
+        } else {
+            0
+        };
+        let mut reader = match self.reader.take() {
+            Some((reader_id, reader)) if reader_id == id && reader.offset() == start => reader,
+            _ => SegmentReader::new(File::open(self.dir.join(segment_name(id)))?, start, bytes),
+        };
+        reader.limit = bytes;
+        if id == self.active_id() {
+            reader.offer(self.tail_offset, &self.tail);
+        }
+        let mut points = 0;
+        let outcome = loop {
+            if batch.points >= max {
+                break Ok(());
+            }
+            match reader.next_item() {
+                Ok(Some(Item::Record { payload, .. })) => {
+                    // The lossy path walks byte by byte; lines this
+                    // service wrote are valid UTF-8, checked at speed.
+                    let line = match std::str::from_utf8(payload) {
+                        Ok(line) => Cow::Borrowed(line),
+                        Err(_) => String::from_utf8_lossy(payload),
+                    };
+                    batch.timestamps.extend(timestamp_of(&line));
+                    body.push_str(&line);
+                    body.push('\n');
+                    batch.points += 1;
+                    points += 1;
+                }
+                Ok(Some(Item::Damaged { offset, bytes })) => {
+                    self.note_damage(id, offset, bytes);
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        if outcome.is_err() && points == 0 {
+            return outcome.map(|()| false);
+        }
+        batch.end_segment = id;
+        batch.end_offset = reader.offset();
+        let more_here = reader.offset() < bytes;
+        // Read to its end, the segment has given every intact record it
+        // holds; what it still counts beyond them was damaged.
+        let lost = if more_here || outcome.is_err() {
+            0
+        } else {
+            self.segments[index].unacked.saturating_sub(points)
+        };
+        if points > 0 || lost > 0 {
+            batch.per_segment.push(Share { id, points, lost });
+        }
+        outcome?;
+        self.reader = Some((id, reader));
+        Ok(more_here)
+    }
+
+    /// Segment `index` cannot be read from the cursor on (deleted, EIO, no
+    /// permission): the batch takes its undelivered records as lost, so
+    /// that delivery goes on with the next segment. Named once, here.
+    fn skip_unreadable(
+        &mut self,
+        index: usize,
+        error: &io::Error,
+        batch: &mut InFlight,
+    ) -> io::Result<()> {
+        if index + 1 == self.segments.len() {
+            // Appends go elsewhere first, so there is a next segment.
+            self.rotate();
+            if index + 1 == self.segments.len() {
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("{error}, and no new segment can be started"),
+                ));
+            }
+        }
+        // Past the cursor (the first segment) or whole (the others).
+        let segment = &self.segments[index];
+        let lost = segment.unacked;
+        log::error!(
+            "disk buffer: cannot read {} ({error}); its {lost} undelivered point(s) are counted as dropped, and delivery goes on with the next segment",
+            self.dir.join(segment_name(segment.id)).display()
+        );
+        batch.per_segment.push(Share {
+            id: segment.id,
+            points: 0,
+            lost,
+        });
+        batch.end_segment = self.segments[index + 1].id;
+        batch.end_offset = 0;
+        Ok(())
     }
 
     /// Damage is counted where it is first met: at start for the
@@ -764,8 +838,9 @@ impl DiskLog {
         self.ledger.ack_segment = batch.end_segment;
         self.ledger.ack_offset = batch.end_offset;
         self.recent.forget_before(self.left);
-        let released = self.release_delivered();
-        if let Err(error) = released.and_then(|()| self.save_ledger(false)) {
+        // A file that cannot be removed is reported by release_delivered.
+        let _ = self.release_delivered();
+        if let Err(error) = self.save_ledger(false) {
             log::error!(
                 "disk buffer: cannot update the ledger in {}: {error}",
                 self.dir.display()
@@ -803,29 +878,77 @@ impl DiskLog {
         self.syncer.syncs()
     }
 
-    /// Deletes the segments at the front none of whose points wait any
-    /// more, moving the cursor past them; the ledger is synced first, so a
-    /// crash never leaves a cursor pointing into a deleted file.
+    /// Takes the segments at the front none of whose points wait any more
+    /// off the log, moving the cursor past them, and removes their files.
     fn release_delivered(&mut self) -> io::Result<()> {
-        let mut released = Vec::new();
         while self.segments.len() > 1 && self.segments[0].unacked == 0 {
             let segment = self.segments.pop_front().expect("more than one segment");
-            self.disk_bytes -= segment.bytes;
-            released.push(segment.id);
-        }
-        if released.is_empty() {
-            return Ok(());
+            self.retire(segment);
         }
         if self.ledger.ack_segment < self.segments[0].id {
             self.ledger.ack_segment = self.segments[0].id;
             self.ledger.ack_offset = 0;
         }
-        self.save_ledger(true)?;
-        for id in released {
-            self.forget_reader(id);
-            std::fs::remove_file(self.dir.join(segment_name(id)))?;
+        self.remove_retired()
+    }
+
+    /// A segment behind the cursor: its file is removed by
+    /// `remove_retired`, and counts against the budget until it is.
+    fn retire(&mut self, segment: Segment) {
+        self.forget_reader(segment.id);
+        self.retired.push_back((segment.id, segment.bytes));
+    }
+
+    /// Removes the files of retired segments, once the ledger that moves
+    /// the cursor past them is synced (a crash never leaves a cursor
+    /// pointing into a removed file). A file that cannot be removed stays
+    /// counted in the log's bytes, is named once, and is tried again at the
+    /// next commit.
+    fn remove_retired(&mut self) -> io::Result<()> {
+        if self.retired.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let result = self.save_ledger(true).and_then(|()| {
+            let mut first_failure = Ok(());
+            let mut kept = VecDeque::new();
+            for (id, bytes) in std::mem::take(&mut self.retired) {
+                let path = self.dir.join(segment_name(id));
+                match std::fs::remove_file(&path) {
+                    Ok(()) => self.disk_bytes -= bytes,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        self.disk_bytes -= bytes
+                    }
+                    Err(error) => {
+                        kept.push_back((id, bytes));
+                        if first_failure.is_ok() {
+                            first_failure = Err(io::Error::new(
+                                error.kind(),
+                                format!("cannot remove {}: {error}", path.display()),
+                            ));
+                        }
+                    }
+                }
+            }
+            self.retired = kept;
+            first_failure
+        });
+        match &result {
+            Ok(()) if self.removal_failing => {
+                self.removal_failing = false;
+                log::info!(
+                    "disk buffer: the segments behind the cursor in {} are removed again",
+                    self.dir.display()
+                );
+            }
+            Err(error) if !self.removal_failing => {
+                self.removal_failing = true;
+                log::error!(
+                    "disk buffer: {error}; its bytes still count against buffer.max_disk_bytes, and it is tried again at each commit"
+                );
+            }
+            _ => {}
+        }
+        result
     }
 
     /// Drops the oldest segment to make room, answering how many waiting
@@ -836,25 +959,16 @@ impl DiskLog {
             return None;
         }
         let segment = self.segments.pop_front()?;
-        self.disk_bytes -= segment.bytes;
-        self.ledger.dropped += segment.unacked;
-        self.buffered -= segment.unacked;
-        self.left += segment.unacked;
+        let lost = segment.unacked;
+        self.ledger.dropped += lost;
+        self.buffered -= lost;
+        self.left += lost;
         self.recent.forget_before(self.left);
         self.ledger.ack_segment = self.segments[0].id;
         self.ledger.ack_offset = 0;
-        self.forget_reader(segment.id);
-        let path = self.dir.join(segment_name(segment.id));
-        if let Err(error) = self.save_ledger(true) {
-            log::error!(
-                "disk buffer: cannot update the ledger in {}: {error}",
-                self.dir.display()
-            );
-        }
-        if let Err(error) = std::fs::remove_file(&path) {
-            log::error!("disk buffer: cannot remove {}: {error}", path.display());
-        }
-        Some(segment.unacked)
+        self.retire(segment);
+        let _ = self.remove_retired();
+        Some(lost)
     }
 
     fn forget_reader(&mut self, id: u64) {

@@ -512,3 +512,109 @@ fn random_work_and_crashes_deliver_every_committed_point_in_order() {
         .collect();
     assert_eq!(delivered, Vec::from(expected));
 }
+
+/// Puts a directory where the segment file `id` was: opening it for
+/// reading works, reading it and unlinking it fail (EISDIR), for root too.
+fn obstruct_segment(dir: &Path, id: u64) -> PathBuf {
+    let path = dir.join(segment_name(id));
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("obstacle"), "").unwrap();
+    path
+}
+
+#[test]
+fn a_delivered_segment_that_cannot_be_removed_still_counts_against_the_budget() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, MIN_MAX_BYTES);
+    let line = "x".repeat(1000);
+    for _ in 0..100 {
+        log.push(line.clone(), Instant::now());
+    }
+    log.commit();
+    let first = segment_ids(&dir).unwrap()[0];
+    let first_bytes = std::fs::metadata(dir.join(segment_name(first)))
+        .unwrap()
+        .len();
+    assert!(log.start_batch(1000).is_some());
+    let obstacle = obstruct_segment(&dir, first);
+    log.finish_batch(0);
+    assert!(balanced(&log));
+    assert_eq!(log.books().written, 100);
+    assert!(
+        log.bytes() >= first_bytes,
+        "{} bytes counted with a {first_bytes}-byte segment still on disk",
+        log.bytes()
+    );
+    assert_eq!(
+        segment_ids(&dir).unwrap().len(),
+        2,
+        "the other delivered segments are removed: {:?}",
+        segment_ids(&dir)
+    );
+    // Once it can go, the next commit removes it and stops counting it.
+    std::fs::remove_dir_all(&obstacle).unwrap();
+    std::fs::write(&obstacle, vec![0u8; first_bytes as usize]).unwrap();
+    log.commit();
+    assert!(!obstacle.exists());
+    assert!(log.bytes() < MIN_SEGMENT_BYTES, "{}", log.bytes());
+}
+
+/// Pushes 100 points of 1000 bytes over several small segments and
+/// commits them; answers the ids of the segments and how many points each
+/// holds.
+fn fill_segments(log: &mut DiskLog, dir: &Path) -> Vec<(u64, usize)> {
+    let line = "x".repeat(1000);
+    for i in 0..100 {
+        log.push(format!("{i:03}{line}"), Instant::now());
+    }
+    log.commit();
+    segment_ids(dir)
+        .unwrap()
+        .into_iter()
+        .map(|id| {
+            let file = File::open(dir.join(segment_name(id))).unwrap();
+            let bytes = file.metadata().unwrap().len();
+            let mut reader = SegmentReader::new(file, 0, bytes);
+            let mut n = 0;
+            while reader.next_item().unwrap().is_some() {
+                n += 1;
+            }
+            (id, n)
+        })
+        .collect()
+}
+
+#[test]
+fn a_segment_that_cannot_be_read_is_skipped_and_delivery_goes_on() {
+    for how in ["deleted", "unreadable", "active and deleted"] {
+        let dir = dir();
+        let (mut log, _) = open(&dir, MIN_MAX_BYTES);
+        let segments = fill_segments(&mut log, &dir);
+        assert!(segments.len() > 3, "{segments:?}");
+        let index = match how {
+            "active and deleted" => segments.len() - 1,
+            _ => 1,
+        };
+        let (lost_id, lost) = segments[index];
+        match how {
+            "unreadable" => drop(obstruct_segment(&dir, lost_id)),
+            _ => std::fs::remove_file(dir.join(segment_name(lost_id))).unwrap(),
+        }
+        let first_lost: usize = segments[..index].iter().map(|(_, n)| n).sum();
+        let delivered = deliver_all(&mut log, 7);
+        let expected: Vec<usize> = (0..100)
+            .filter(|i| !(first_lost..first_lost + lost).contains(i))
+            .collect();
+        let got: Vec<usize> = delivered.iter().map(|l| l[..3].parse().unwrap()).collect();
+        assert_eq!(got, expected, "{how}");
+        assert_eq!(log.books().dropped, lost as u64, "{how}");
+        assert!(balanced(&log), "{how}");
+        assert_eq!(log.buffered(), 0, "{how}");
+        // What comes next is delivered too.
+        push_all(&mut log, &["next"]);
+        assert_eq!(deliver_all(&mut log, 7), ["next"], "{how}");
+        assert!(balanced(&log), "{how}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
