@@ -452,3 +452,92 @@ async fn memory_stays_within_the_buffer_budget_during_an_outage() {
         "RSS {full_kib} KiB with a 16 MiB buffer full; the service alone takes {idle_kib} KiB, so at most {allowed} KiB"
     );
 }
+
+/// InfluxDB 1.x stores what it can of a batch and says `dropped=0` for the
+/// lines it cannot parse, or only the storage engine's count when both
+/// refuse points. Here one spooled batch holds a series key over 1.x's
+/// 65535-byte limit and a field type conflict among good points: the books
+/// must count as rejected exactly the two points InfluxDB does not hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_write_is_counted_as_influxdb_stores_it() {
+    let influx = InfluxServer::start(Options::default());
+    let db = "partial_write";
+    influx.write(db, "conflict,src=t value=1i 1").await;
+    let long_key = format!("partial,src=t,label={} value=2i 2000", "x".repeat(70_000));
+    let lines = [
+        "partial,src=t value=1i 1000",
+        long_key.as_str(),
+        "partial,src=t value=3i 3000",
+        "conflict,src=t value=\"text\" 4000",
+        "partial,src=t value=5i 5000",
+    ];
+    let spool = support::influx::tempdir("dss-partial-write");
+    std::fs::write(
+        format!("{spool}/spool-00000000000000000001.log"),
+        support::records::encode(&lines),
+    )
+    .unwrap();
+    let mut service = Service::start(&influx, db, &[("SPOOL_DIR", spool.as_str())]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&spool).unwrap().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered:\n{}",
+            service.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let books = service.books_at_exit();
+    assert_eq!(books.rejected, 2, "{books:?}\n{}", service.logs());
+    let stored = influx.count(db, "SELECT count(value) FROM partial").await;
+    assert_eq!(stored, 3);
+    assert_eq!(
+        influx.count(db, "SELECT count(value) FROM conflict").await,
+        1,
+        "only the point written before the service"
+    );
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// A label far longer than a series key may be, copied into a tag: the
+/// value is cut with a marker, said once, counted, and the points stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_over_long_label_tag_is_cut_and_its_points_stored() {
+    let influx = InfluxServer::start(Options::default());
+    let db = "long_label";
+    let containers = TestContainers::new("long-label");
+    let label = format!("big={}", "y".repeat(70_000));
+    let id = containers.run("idle", &["--label", &label], &["sleep", "3600"]);
+    let mut service = Service::start(&influx, db, &[("STATS_LABEL_TAGS", "big")]);
+    wait_for_points(&influx, db, &id, Duration::from_secs(20)).await;
+    service
+        .wait_for_metric("dss_tag_values_cut_total", 1.0, Duration::from_secs(5))
+        .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let books = service.books_at_exit();
+    assert_eq!(books.rejected, 0, "{books:?}");
+    let rows = influx
+        .rows(
+            db,
+            &format!(
+                "SHOW TAG VALUES FROM docker_stats WITH KEY = \"big\" WHERE container_id = '{id}'"
+            ),
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let value = rows[0]["value"].as_str().unwrap().to_string();
+    assert!(
+        value.ends_with('…') && value.len() <= 1024,
+        "{} bytes",
+        value.len()
+    );
+    assert!(value.starts_with("yyyy"));
+    let logs = service.logs();
+    assert_eq!(
+        logs.matches("is longer than InfluxDB takes in a series key")
+            .count(),
+        1,
+        "{logs}"
+    );
+}

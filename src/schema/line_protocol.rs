@@ -73,14 +73,33 @@ pub fn push_string_value(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The longest tag value the service writes, in bytes as escaped in the
+/// line: a label copied into a tag may be any length, and InfluxDB refuses
+/// a point whose series key is too long. A longer value is cut to fit and
+/// ends in `CUT_MARKER`.
+pub const MAX_TAG_VALUE_BYTES: usize = 1024;
+/// InfluxDB 1.x refuses a point whose series key (measurement and tags, as
+/// escaped in the line) is longer than this (`max key length exceeded`).
+pub const MAX_SERIES_KEY_BYTES: usize = 65535;
+/// What ends a tag value that was cut.
+pub const CUT_MARKER: &str = "…";
+/// Tag values are not cut shorter than this to fit the series key.
+const MIN_CUT_BYTES: usize = 64;
+
 /// The measurement and tag set of a series, encoded once and reused for every
 /// point of that series (tags are fixed per container).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeriesKey(String);
+pub struct SeriesKey {
+    key: String,
+    /// The tags whose values were cut to fit.
+    cut: Vec<String>,
+}
 
 impl SeriesKey {
     /// Encodes `measurement` with `tags`. Tags are sorted by key, as InfluxDB
     /// recommends for write performance; tags with an empty value are skipped.
+    /// A value longer than `MAX_TAG_VALUE_BYTES` is cut, and all of them are
+    /// cut shorter while the key would pass `MAX_SERIES_KEY_BYTES`.
     pub fn new<'a>(measurement: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut tags: Vec<(&str, &str)> = tags
             .into_iter()
@@ -88,20 +107,59 @@ impl SeriesKey {
             .filter(|(k, _)| !k.is_empty())
             .collect();
         tags.sort_by(|a, b| a.0.cmp(b.0));
-        let mut out = String::with_capacity(128);
-        push_measurement(&mut out, measurement);
-        for (k, v) in tags {
-            out.push(',');
-            push_key(&mut out, k);
-            out.push('=');
-            push_key(&mut out, v);
+        let mut most = MAX_TAG_VALUE_BYTES;
+        loop {
+            let series = Self::encode(measurement, &tags, most);
+            if series.key.len() <= MAX_SERIES_KEY_BYTES || most <= MIN_CUT_BYTES {
+                return series;
+            }
+            most /= 2;
         }
-        SeriesKey(out)
+    }
+
+    fn encode(measurement: &str, tags: &[(&str, &str)], most: usize) -> Self {
+        let mut key = String::with_capacity(128);
+        let mut cut = Vec::new();
+        push_measurement(&mut key, measurement);
+        for (k, v) in tags {
+            key.push(',');
+            push_key(&mut key, k);
+            key.push('=');
+            let start = key.len();
+            push_key(&mut key, v);
+            if key.len() - start > most {
+                key.truncate(start);
+                push_key(&mut key, fitting_prefix(v, most - CUT_MARKER.len()));
+                key.push_str(CUT_MARKER);
+                cut.push(k.to_string());
+            }
+        }
+        SeriesKey { key, cut }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
     }
+
+    /// The tags whose values were cut to fit InfluxDB's limits.
+    pub fn cut_tags(&self) -> &[String] {
+        &self.cut
+    }
+}
+
+/// The longest prefix of a tag value whose escaped form takes at most
+/// `bytes` bytes.
+fn fitting_prefix(value: &str, bytes: usize) -> &str {
+    let mut used = 0;
+    for (at, c) in value.char_indices() {
+        let c = if breaks_line(c) { ' ' } else { c };
+        let width = c.len_utf8() + usize::from(matches!(c, ',' | '=' | ' '));
+        if used + width > bytes {
+            return &value[..at];
+        }
+        used += width;
+    }
+    value
 }
 
 /// Builds one point (one line) from a series key, fields and a timestamp.
@@ -116,8 +174,8 @@ pub struct PointBuilder {
 
 impl PointBuilder {
     pub fn new(series: &SeriesKey) -> Self {
-        let mut line = String::with_capacity(series.0.len() + 256);
-        line.push_str(&series.0);
+        let mut line = String::with_capacity(series.key.len() + 256);
+        line.push_str(&series.key);
         PointBuilder { line, fields: 0 }
     }
 
@@ -291,6 +349,39 @@ mod tests {
             [("z", "1"), ("a", "2"), ("empty", ""), ("slash", "\\\\")],
         );
         assert_eq!(series.as_str(), "docker_stats,a=2,z=1");
+    }
+
+    #[test]
+    fn an_over_long_tag_value_is_cut_to_fit_with_a_marker() {
+        let long = "a,b ".repeat(1000);
+        let series = SeriesKey::new("m", [("host", "h"), ("label", long.as_str())]);
+        let value = series.as_str().strip_prefix("m,host=h,label=").unwrap();
+        assert!(value.ends_with(CUT_MARKER), "{value}");
+        assert!(value.len() <= MAX_TAG_VALUE_BYTES, "{}", value.len());
+        assert!(value.len() > MAX_TAG_VALUE_BYTES - 8, "{}", value.len());
+        assert!(value.starts_with("a\\,b\\ a"), "{value}");
+        assert_eq!(series.cut_tags(), ["label"]);
+        let short = SeriesKey::new("m", [("label", "é".repeat(300).as_str())]);
+        assert!(short.cut_tags().is_empty(), "600 bytes fit");
+        let multibyte = SeriesKey::new("m", [("label", "é".repeat(600).as_str())]);
+        assert!(multibyte.as_str().len() <= "m,label=".len() + MAX_TAG_VALUE_BYTES);
+        assert_eq!(multibyte.cut_tags(), ["label"]);
+        let mut point = PointBuilder::new(&series);
+        point.int("f", 1);
+        assert_eq!(check_line(&point.finish(1).unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn many_long_tags_are_cut_shorter_to_keep_the_series_key_within_the_limit() {
+        let names: Vec<String> = (0..100).map(|i| format!("label{i}")).collect();
+        let value = "v".repeat(5000);
+        let series = SeriesKey::new("m", names.iter().map(|n| (n.as_str(), value.as_str())));
+        assert!(
+            series.as_str().len() <= MAX_SERIES_KEY_BYTES,
+            "{}",
+            series.as_str().len()
+        );
+        assert_eq!(series.cut_tags().len(), 100);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::engine::container::{short, ContainerInfo};
 use crate::engine::stats_stream::{self, StatsItem, StreamError};
 use crate::schema::event_point::oom_kill_point;
 use crate::schema::fields::FieldSelection;
-use crate::schema::line_protocol::SeriesKey;
+use crate::schema::line_protocol::{SeriesKey, CUT_MARKER, MAX_TAG_VALUE_BYTES};
 use crate::schema::point::encode_point;
 use crate::schema::tags::{stats_series, LabelTag};
 use crate::sources::cgroup::source::{CannotSample, CgroupSettings, CgroupSource};
@@ -203,23 +203,13 @@ impl StatsActor {
                     );
                     ctx.add_stream(futures_util::StreamExt::map(source.ticks(), Tick));
                     self.source = Some(Source::Cgroup(Box::new(source)));
-                    self.series = Some(stats_series(
-                        &info,
-                        &settings.host,
-                        &settings.label_tags,
-                        "cgroup",
-                    ));
+                    self.set_series(&info, "cgroup");
                     return;
                 }
                 Err(why) => self.fall_back_to_stream(&info, &why),
             }
         }
-        self.series = Some(stats_series(
-            &info,
-            &settings.host,
-            &settings.label_tags,
-            "stream",
-        ));
+        self.set_series(&info, "stream");
         log::debug!(
             "following stats of container {} ({})",
             info.name,
@@ -233,6 +223,24 @@ impl StatsActor {
             settings.stream.target.clone(),
             self.id.clone(),
         ));
+    }
+
+    /// The container's series key; tag values cut to fit InfluxDB's limits
+    /// are said once for the container, and counted.
+    fn set_series(&mut self, info: &ContainerInfo, source: &str) {
+        let settings = &self.links.settings;
+        let series = stats_series(info, &settings.host, &settings.label_tags, source);
+        let cut = series.cut_tags();
+        if !cut.is_empty() {
+            Counters::add(&self.links.counters.tag_values_cut, cut.len() as u64);
+            log::warn!(
+                "container {} ({}): the value of tag(s) {} is longer than InfluxDB takes in a series key; written cut to at most {MAX_TAG_VALUE_BYTES} bytes, ending in {CUT_MARKER}",
+                info.name,
+                short(&self.id),
+                cut.join(", ")
+            );
+        }
+        self.series = Some(series);
     }
 
     /// The container's cgroup cannot be sampled: counted every time, said

@@ -30,6 +30,9 @@ pub struct Counters {
     pub frames_malformed: AtomicU64,
     /// Stats frames longer than `STATS_LINE_SIZE`, skipped.
     pub frames_oversized: AtomicU64,
+    /// Tag values cut to fit InfluxDB's series key limits (one per tag
+    /// and container followed).
+    pub tag_values_cut: AtomicU64,
     /// Points handed to the writer (stats and events), spool included.
     pub points_collected: AtomicU64,
     /// Points InfluxDB acknowledged.
@@ -121,7 +124,7 @@ impl Counters {
     #[rustfmt::skip]
     /// Every counter as `/metrics` shows it. `write_errors` is not here:
     /// `/metrics` shows it by class, from the health state.
-    pub fn exposition(&self) -> [Exposed<'_>; 20] {
+    pub fn exposition(&self) -> [Exposed<'_>; 21] {
         use Kind::{Counter, Gauge};
         let reason = |r| Some(("reason", r));
         [
@@ -138,6 +141,8 @@ impl Counters {
             exposed("dss_frames_skipped_total", reason("malformed"), Counter,
                 "Stats frames skipped, by reason.", &self.frames_malformed),
             exposed("dss_frames_skipped_total", reason("oversized"), Counter, "", &self.frames_oversized),
+            exposed("dss_tag_values_cut_total", None, Counter,
+                "Tag values cut to fit InfluxDB's series key limit, one per tag of each container followed.", &self.tag_values_cut),
             exposed("dss_points_collected_total", None, Counter,
                 "Points handed to the writer.", &self.points_collected),
             exposed("dss_points_written_total", None, Counter,

@@ -49,7 +49,14 @@ pub struct Pushed {
     /// Whether the new point itself was dropped (nothing older was left
     /// to drop): it was never among the oldest.
     pub itself: bool,
+    /// The point was refused, counted as rejected: longer than
+    /// `MAX_POINT_BYTES`.
+    pub refused: bool,
 }
+
+/// The longest point the writer takes: the most a disk buffer or spool
+/// record holds, so that every point kept can be read back.
+pub const MAX_POINT_BYTES: usize = super::disk_log::record::MAX_PAYLOAD;
 
 #[derive(Debug)]
 pub struct Buffer {
@@ -145,6 +152,14 @@ impl Buffer {
     /// are dropped (the batch in flight is not touched; if nothing else is
     /// left to drop, the new point itself goes).
     pub fn push(&mut self, mut line: String, taken: Instant) -> Pushed {
+        if line.len() > MAX_POINT_BYTES {
+            self.books.collected += 1;
+            self.books.rejected += 1;
+            return Pushed {
+                refused: true,
+                ..Pushed::default()
+            };
+        }
         // Lines are built with room to spare; queued, they only wait. A
         // copy of exactly their size (rather than shrinking in place, which
         // leaves the rest of the block as a fragment between long-lived
@@ -291,7 +306,7 @@ mod tests {
             pushed,
             Pushed {
                 dropped: 1,
-                itself: false
+                ..Pushed::default()
             }
         );
         assert_eq!(buffer.bytes(), 3 * ONE);
@@ -308,7 +323,8 @@ mod tests {
             buffer.push("c".into(), Instant::now()),
             Pushed {
                 dropped: 1,
-                itself: true
+                itself: true,
+                ..Pushed::default()
             },
             "the new point itself goes"
         );
@@ -344,6 +360,16 @@ mod tests {
         buffer.mark_spooled();
         assert_eq!((buffer.bytes(), buffer.books().spooled), (0, 3));
         assert!(balanced(&buffer));
+    }
+
+    #[test]
+    fn a_point_longer_than_a_record_holds_is_refused_as_rejected() {
+        let mut buffer = buffer_with(1 << 30, &["a"]);
+        let pushed = buffer.push("x".repeat(MAX_POINT_BYTES + 1), Instant::now());
+        assert!(pushed.refused && pushed.dropped == 0);
+        assert_eq!(buffer.books().rejected, 1);
+        assert!(balanced(&buffer));
+        assert_eq!(buffer.start_batch(10).as_deref(), Some("a\n"));
     }
 
     #[test]

@@ -34,12 +34,11 @@ pub enum WriteError {
         reason: String,
     },
     /// 400 or 422: the server refused points as invalid (or, 422, outside
-    /// the retention period or in conflict with the schema). `dropped` is
-    /// how many, when the server says so (a partial write, or InfluxDB 1.x,
-    /// which writes what it can parse); `None` is the whole batch.
+    /// the retention period or in conflict with the schema); `dropped` says
+    /// how many of the batch, as far as the answer tells.
     Rejected {
         url: String,
-        dropped: Option<usize>,
+        dropped: Rejection,
         reason: String,
     },
     /// A redirect (3xx): following it would turn the write into a GET that
@@ -101,7 +100,8 @@ impl WriteError {
         body: &str,
         retry_after: Option<Duration>,
     ) -> Self {
-        let reason = server_reason(body);
+        let full_reason = server_reason(body);
+        let reason = shorten(&full_reason);
         // InfluxDB's https port answers plain HTTP with a 400 that is not
         // about the points: counted as rejected, they would all be lost.
         if status == 400 && reason.contains("HTTP request to an HTTPS server") {
@@ -139,7 +139,7 @@ impl WriteError {
             },
             400 | 422 => WriteError::Rejected {
                 url: url.into(),
-                dropped: dropped_count(credentials, &reason),
+                dropped: rejection(credentials, &full_reason),
                 reason,
             },
             413 => WriteError::TooLarge { url: url.into() },
@@ -206,6 +206,21 @@ impl WriteError {
             WriteError::Server { .. } => "server",
         }
     }
+}
+
+/// How many points of a batch a 400 or 422 answer refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// None was stored.
+    All,
+    /// Exactly this many were refused; the rest were stored.
+    Exactly(usize),
+    /// Some were stored and the answer does not say how many: InfluxDB
+    /// 1.x reports a partial write of unparseable lines as `dropped=0`,
+    /// and when the storage engine also refuses points it reports only
+    /// those. The batch must be sent again in parts until every answer is
+    /// exact (a point stored twice is stored once).
+    Unknown,
 }
 
 /// How the service authenticates, for messages that say what to fix.
@@ -275,24 +290,37 @@ fn is_tls_failure(reason: &str) -> bool {
     .any(|word| reason.contains(word))
 }
 
-/// How many points a 400 or 422 answer says were dropped: `dropped=N` in a
-/// partial write; otherwise, from InfluxDB 1.x (which writes the lines it
-/// can parse), one per unparseable line named; from the v2 API (2.x and
-/// 3.x refuse a batch whole unless they say "partial write"), the batch.
-fn dropped_count(credentials: &Credentials, reason: &str) -> Option<usize> {
-    if let Some(rest) = reason
-        .rsplit("dropped=")
-        .next()
-        .filter(|_| reason.contains("dropped="))
-    {
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(n) = digits.parse() {
-            return Some(n);
-        }
+/// At most this many characters of a server's answer are kept: a refused
+/// line is quoted whole, and may be megabytes long.
+const REASON_CHARS: usize = 500;
+
+fn shorten(reason: &str) -> String {
+    match reason.char_indices().nth(REASON_CHARS) {
+        Some((cut, _)) => format!("{}... ({} bytes in all)", &reason[..cut], reason.len()),
+        None => reason.to_string(),
     }
-    match credentials {
-        Credentials::User(_) => Some(reason.matches("unable to parse").count().max(1)),
-        Credentials::Token => None,
+}
+
+/// How many points a 400 or 422 answer refused.
+///
+/// InfluxDB 1.x (`User` credentials) stores the lines it can parse and the
+/// points its storage accepts. Its answer is exact only when nothing was
+/// stored: no `partial write` (every line failed to parse, or the request
+/// was refused whole), or a `dropped=N` of the whole batch; the batch size
+/// is not known here, so `Unknown` covers every other partial write.
+/// The v2 API (2.x, 3.x) refuses a batch whole unless it says `partial
+/// write ... dropped=N`.
+fn rejection(credentials: &Credentials, reason: &str) -> Rejection {
+    let partial = reason.contains("partial write");
+    let dropped = reason.rsplit_once("dropped=").and_then(|(_, rest)| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<usize>().ok()
+    });
+    match (credentials, partial, dropped) {
+        (_, false, _) => Rejection::All,
+        (Credentials::User(_), true, _) => Rejection::Unknown,
+        (Credentials::Token, true, Some(n)) => Rejection::Exactly(n),
+        (Credentials::Token, true, None) => Rejection::All,
     }
 }
 
@@ -325,11 +353,14 @@ impl fmt::Display for WriteError {
                 f,
                 "InfluxDB at {url} does not accept or know the database {database:?} ({reason}): check INFLUXDB_DB (v1) or INFLUXDB_BUCKET (v2)"
             ),
-            WriteError::Rejected { url, dropped: Some(dropped), reason } => {
+            WriteError::Rejected { url, dropped: Rejection::Exactly(dropped), reason } => {
                 write!(f, "InfluxDB at {url} rejected {dropped} point(s): {reason}")
             }
-            WriteError::Rejected { url, dropped: None, reason } => {
+            WriteError::Rejected { url, dropped: Rejection::All, reason } => {
                 write!(f, "InfluxDB at {url} rejected a whole batch: {reason}")
+            }
+            WriteError::Rejected { url, dropped: Rejection::Unknown, reason } => {
+                write!(f, "InfluxDB at {url} rejected some points of a batch without saying how many: {reason}")
             }
             WriteError::Redirect { url, status, location } => write!(
                 f,
@@ -391,7 +422,7 @@ mod tests {
             matches!(
                 partial,
                 WriteError::Rejected {
-                    dropped: Some(3),
+                    dropped: Rejection::Unknown,
                     ..
                 }
             ),
@@ -404,10 +435,61 @@ mod tests {
         assert!(matches!(
             parse,
             WriteError::Rejected {
-                dropped: Some(1),
+                dropped: Rejection::All,
                 ..
             }
         ));
+    }
+
+    /// InfluxDB 1.x stores the lines it parses and says `dropped=0` for
+    /// the others, and says only the storage engine's count when both
+    /// refuse points: a partial write from it is never taken at its word.
+    #[test]
+    fn a_1x_partial_write_is_an_unknown_count_and_a_plain_400_the_whole_batch() {
+        let long_key = format!("docker_stats,label={} f=1i 1", "x".repeat(70_000));
+        let parse = classify(
+            400,
+            &serde_json::json!({
+                "error": format!("partial write: unable to parse '{long_key}': max key length exceeded: 70016 > 65535 dropped=0")
+            })
+            .to_string(),
+        );
+        assert!(
+            matches!(
+                parse,
+                WriteError::Rejected {
+                    dropped: Rejection::Unknown,
+                    ..
+                }
+            ),
+            "{parse:?}"
+        );
+        let text = parse.to_string();
+        assert!(
+            text.len() < 1000,
+            "the reason is not shortened: {} bytes",
+            text.len()
+        );
+        assert!(text.contains("bytes in all"), "{text}");
+        let refused_whole = classify(
+            400,
+            r#"{"error":"unable to parse 'a b': missing fields\nunable to parse 'c d': missing fields"}"#,
+        );
+        assert!(matches!(
+            refused_whole,
+            WriteError::Rejected {
+                dropped: Rejection::All,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_reason_is_cut_by_characters() {
+        let reason = "é".repeat(REASON_CHARS + 10);
+        let short = shorten(&reason);
+        assert!(short.starts_with(&"é".repeat(REASON_CHARS)), "{short}");
+        assert!(short.ends_with(&format!("({} bytes in all)", reason.len())));
     }
 
     #[test]
@@ -462,7 +544,7 @@ mod tests {
             r#"{"code":"invalid","message":"partial write: field type conflict dropped=2"}"#,
         );
         assert!(
-            matches!(&partial, WriteError::Rejected { dropped: Some(2), reason, .. } if reason.starts_with("partial write")),
+            matches!(&partial, WriteError::Rejected { dropped: Rejection::Exactly(2), reason, .. } if reason.starts_with("partial write")),
             "{partial:?}"
         );
         let bucket = v2(
@@ -499,7 +581,7 @@ mod tests {
             matches!(
                 retention,
                 WriteError::Rejected {
-                    dropped: Some(4),
+                    dropped: Rejection::Unknown,
                     ..
                 }
             ),
@@ -519,7 +601,13 @@ mod tests {
             None,
         );
         assert!(
-            matches!(v2, WriteError::Rejected { dropped: None, .. }),
+            matches!(
+                v2,
+                WriteError::Rejected {
+                    dropped: Rejection::All,
+                    ..
+                }
+            ),
             "{v2:?}"
         );
         assert!(v2.to_string().contains("whole batch"), "{v2}");

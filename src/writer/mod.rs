@@ -16,6 +16,7 @@
 //! * while failing, points wait in a buffer bounded in bytes; when it is
 //!   full the oldest are dropped and counted.
 
+mod batch_limit;
 pub mod buffer;
 pub mod client;
 pub mod disk_log;
@@ -41,10 +42,11 @@ use crate::clock::now_ns;
 use crate::config::Config;
 use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
-use buffer::Buffer;
+use batch_limit::BatchLimit;
+use buffer::{Buffer, MAX_POINT_BYTES};
 use client::InfluxClient;
 use disk_log::{Damage, DiskLog, Opened};
-use error::WriteError;
+use error::{Rejection, WriteError};
 use retry::RetryPolicy;
 use store::Store;
 
@@ -108,9 +110,8 @@ pub struct BatchWriterActor {
     /// How often the disk buffer's appends are written (and synced, unless
     /// InfluxDB acknowledged them first).
     fsync_interval: Duration,
-    /// `batch_size`, or lower once the server refused a batch as too large
-    /// (HTTP 413): it stays lowered, so the refusal is not repeated.
-    batch_limit: usize,
+    /// How many points the next batch may hold.
+    batch_limit: BatchLimit,
     batch_wait: Duration,
     retry: RetryPolicy,
     counters: Arc<Counters>,
@@ -131,6 +132,8 @@ pub struct BatchWriterActor {
     /// Spool files loaded at start whose points (the oldest in the buffer)
     /// are not all delivered yet.
     spool_backlog: spool::Backlog,
+    /// Whether a point too long to keep was logged already.
+    too_long_reported: bool,
     draining: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -148,7 +151,7 @@ impl BatchWriterActor {
                 .disk_buffer
                 .as_ref()
                 .map_or(Duration::from_secs(1), |d| d.fsync_interval),
-            batch_limit: config.batch.size,
+            batch_limit: BatchLimit::new(config.batch.size),
             batch_wait: config.batch.wait,
             retry: RetryPolicy {
                 first_delay: config.influxdb.retry_delay,
@@ -167,6 +170,7 @@ impl BatchWriterActor {
             overflow: None,
             spool_dir: config.spool_dir.clone(),
             spool_backlog: spool::Backlog::default(),
+            too_long_reported: false,
             draining: false,
             drain_waiters: Vec::new(),
         })
@@ -223,7 +227,14 @@ impl BatchWriterActor {
     }
 
     fn push(&mut self, line: String, taken: Instant) {
+        let length = line.len();
         let pushed = self.store.push(line, taken);
+        if pushed.refused && !self.too_long_reported {
+            self.too_long_reported = true;
+            log::error!(
+                "a point of {length} bytes is longer than the {MAX_POINT_BYTES} bytes the writer takes; refused and counted as rejected (further ones are counted only)"
+            );
+        }
         if pushed.dropped > 0 {
             self.note_spool_progress();
             self.report_overflow(pushed.dropped);
@@ -301,7 +312,7 @@ impl BatchWriterActor {
             _ if self.draining
                 || !self.spool_backlog.is_empty()
                 || self.store.replay_pending()
-                || self.store.waiting() >= self.batch_limit
+                || self.store.waiting() >= self.batch_limit.current()
                 || !self.database_ready =>
             {
                 now
@@ -359,7 +370,7 @@ impl BatchWriterActor {
             }));
             return;
         }
-        let body = self.store.start_batch(self.batch_limit);
+        let body = self.store.start_batch(self.batch_limit.current());
         self.report_damage_found();
         let Some(body) = body else {
             return;
@@ -384,7 +395,24 @@ impl BatchWriterActor {
         match result {
             Ok(()) => {
                 self.store.finish_batch(0);
+                self.batch_limit.answered();
                 self.on_success();
+            }
+            Err(WriteError::Rejected {
+                dropped: Rejection::Unknown,
+                ..
+            }) if size > 1 => {
+                // Stored in part, and which part is not said: the same
+                // points go again in halves (InfluxDB stores a point sent
+                // twice once) until each answer is exact, so the books
+                // count what InfluxDB holds.
+                self.store.retry_batch();
+                self.batch_limit.split(size);
+                log::debug!(
+                    "InfluxDB stored part of a batch of {size} without saying which; sending it again in parts of at most {}",
+                    self.batch_limit.current()
+                );
+                return;
             }
             Err(WriteError::Rejected {
                 dropped, reason, ..
@@ -392,8 +420,12 @@ impl BatchWriterActor {
                 // InfluxDB wrote the points it accepted (none, when it
                 // refused the batch whole) and refused the rest: sending
                 // them again would only repeat the refusal.
-                let dropped = dropped.unwrap_or(size).min(size);
+                let dropped = match dropped {
+                    Rejection::Exactly(n) => n.min(size),
+                    Rejection::All | Rejection::Unknown => size,
+                };
                 self.store.finish_batch(dropped);
+                self.batch_limit.answered();
                 if self.rejection_reasons.is_new(&reason) {
                     log::error!("InfluxDB rejected {dropped} point(s) as invalid; they are not sent again: {reason}");
                 }
@@ -408,11 +440,10 @@ impl BatchWriterActor {
             }
             Err(WriteError::TooLarge { .. }) => {
                 self.store.retry_batch();
-                self.batch_limit = (size / 2).max(1);
+                let limit = self.batch_limit.too_large(size);
                 Counters::add(&self.counters.write_errors, 1);
                 log::warn!(
-                    "InfluxDB refused {size} points as too large (HTTP 413); sending at most {} per request from now on",
-                    self.batch_limit
+                    "InfluxDB refused {size} points as too large (HTTP 413); sending at most {limit} per request from now on"
                 );
                 return;
             }
@@ -611,7 +642,7 @@ impl Handler<WritePoint> for BatchWriterActor {
         let due_sooner = matches!(self.timer, Some((_, due)) if taken + self.batch_wait < due);
         self.push(line, taken);
         // Only a change that moves the next deadline needs a new decision.
-        if was_empty || due_sooner || self.store.waiting() >= self.batch_limit {
+        if was_empty || due_sooner || self.store.waiting() >= self.batch_limit.current() {
             self.poll(ctx);
         } else {
             self.publish();

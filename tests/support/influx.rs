@@ -327,6 +327,24 @@ impl InfluxServer {
         );
     }
 
+    /// Writes line protocol to `db` (created first) and panics unless all
+    /// of it is stored.
+    pub async fn write(&self, db: &str, lines: &str) {
+        self.execute(&format!("CREATE DATABASE \"{db}\"")).await;
+        let request = self
+            .http
+            .post(format!("{}/write", self.url))
+            .query(&[("db", db)])
+            .body(lines.to_string());
+        let response = self.authorized(request).send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            204,
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+
     /// Runs an InfluxQL query; timestamps come back as nanoseconds.
     pub async fn query(&self, db: &str, q: &str) -> Value {
         let request = self.http.get(format!("{}/query", self.url)).query(&[

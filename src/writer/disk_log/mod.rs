@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use super::buffer::{Books, Pushed};
+use super::buffer::{Books, Pushed, MAX_POINT_BYTES};
 use super::files::sync_dir;
 use crate::schema::line_protocol::timestamp_of;
 use ledger::{Ledger, LedgerFile};
@@ -597,6 +597,14 @@ impl DiskLog {
     /// when none can, the point itself does.
     pub fn push(&mut self, line: String, taken: Instant) -> Pushed {
         self.collected += 1;
+        if line.len() > MAX_POINT_BYTES {
+            // Written, it could not be read back (`record::MAX_PAYLOAD`).
+            self.ledger.rejected += 1;
+            return Pushed {
+                refused: true,
+                ..Pushed::default()
+            };
+        }
         self.buffered += 1;
         let size = (HEADER_BYTES + line.len()) as u64;
         let mut pushed = Pushed::default();

@@ -6,14 +6,23 @@
 //! endian), then the payload, one line of line protocol without its
 //! newline. The length is inside the checksum, so a damaged length is
 //! caught; the magic lets a reader find the next record after it.
+//!
+//! The magic starts with the byte 0xFF, which UTF-8 text never holds, so
+//! after damage a reader looking for the next record cannot find one
+//! inside a point's text, whatever the text quotes. Files of the first
+//! format (magic `DSR1`, which text can hold) are still read; a reader
+//! tells them by their first bytes, and looks for that magic only in them.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-pub const MAGIC: [u8; 4] = *b"DSR1";
+pub const MAGIC: [u8; 4] = [0xFF, b'D', b'S', b'2'];
+/// The first format's magic, read in files that start with it.
+pub const LEGACY_MAGIC: [u8; 4] = *b"DSR1";
 pub const HEADER_BYTES: usize = 12;
-/// No point this service writes is this long; a larger length is damage.
+/// The longest payload a record holds: the writer refuses a longer point
+/// before it is written, and a reader takes a larger length for damage.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// How much of a segment is read at once.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -41,9 +50,10 @@ pub enum Decoded {
     Damaged,
 }
 
-pub fn decode(bytes: &[u8]) -> Decoded {
-    let magic_seen = bytes.len().min(MAGIC.len());
-    if bytes[..magic_seen] != MAGIC[..magic_seen] {
+/// What `bytes` start with, in a file whose records begin with `magic`.
+pub fn decode(bytes: &[u8], magic: &[u8; 4]) -> Decoded {
+    let magic_seen = bytes.len().min(magic.len());
+    if bytes[..magic_seen] != magic[..magic_seen] {
         return Decoded::Damaged;
     }
     if bytes.len() < HEADER_BYTES {
@@ -94,16 +104,23 @@ pub struct SegmentReader {
     /// Bytes of the file that may be read (the segment grows while its
     /// reader lives).
     pub limit: u64,
+    /// The magic of this file's records: the first format's when the file
+    /// starts with it, else the current one.
+    magic: [u8; 4],
 }
 
 impl SegmentReader {
     pub fn new(file: File, offset: u64, limit: u64) -> Self {
+        let mut first = [0u8; 4];
+        let legacy =
+            limit >= 4 && file.read_exact_at(&mut first, 0).is_ok() && first == LEGACY_MAGIC;
         SegmentReader {
             file,
             buffer: Vec::new(),
             buffer_offset: offset,
             position: 0,
             limit,
+            magic: if legacy { LEGACY_MAGIC } else { MAGIC },
         }
     }
 
@@ -160,7 +177,7 @@ impl SegmentReader {
     /// The next record or damaged stretch, `None` at the limit.
     pub fn next_item(&mut self) -> io::Result<Option<Item<'_>>> {
         loop {
-            match decode(&self.buffer[self.position..]) {
+            match decode(&self.buffer[self.position..], &self.magic) {
                 Decoded::Record { length } => {
                     let offset = self.offset();
                     let start = self.position;
@@ -205,8 +222,8 @@ impl SegmentReader {
         let mut from = 1;
         loop {
             let unread = &self.buffer[self.position..];
-            match find_magic(unread, from) {
-                Some(at) => match decode(&unread[at..]) {
+            match find_magic(unread, from, &self.magic) {
+                Some(at) => match decode(&unread[at..], &self.magic) {
                     Decoded::Record { .. } => return Ok(at),
                     Decoded::Damaged => from = at + 1,
                     Decoded::Incomplete => {
@@ -217,7 +234,7 @@ impl SegmentReader {
                 },
                 None => {
                     // The magic may straddle the chunk's end.
-                    from = unread.len().saturating_sub(MAGIC.len() - 1).max(1);
+                    from = unread.len().saturating_sub(self.magic.len() - 1).max(1);
                     if self.fill()? == 0 {
                         return Ok(self.buffer.len() - self.position);
                     }
@@ -227,11 +244,11 @@ impl SegmentReader {
     }
 }
 
-fn find_magic(bytes: &[u8], from: usize) -> Option<usize> {
+fn find_magic(bytes: &[u8], from: usize, magic: &[u8; 4]) -> Option<usize> {
     bytes
         .get(from..)?
-        .windows(MAGIC.len())
-        .position(|w| w == MAGIC)
+        .windows(magic.len())
+        .position(|w| w == magic)
         .map(|at| at + from)
 }
 
@@ -331,9 +348,52 @@ mod tests {
     #[test]
     fn garbage_between_records_is_skipped_even_when_it_holds_the_magic() {
         let mut bytes = encoded(&["a"]);
-        bytes.extend_from_slice(b"xxDSR1yyyyyyyyyyyyyy");
+        bytes.extend_from_slice(b"xx\xffDS2yyyyyyyyyyyyyy");
         bytes.extend(encoded(&["b"]));
         assert_eq!(items(&bytes), ["0:a", "13:damaged 20", "33:b"]);
+    }
+
+    /// A first-format record whose bytes are all valid UTF-8 (its checksum
+    /// included), as a point's string field could quote it.
+    fn legacy_record_as_text(payload: &str) -> String {
+        (0..)
+            .map(|i| format!("{payload}{i}"))
+            .find_map(|candidate| String::from_utf8(legacy_encoded(&[candidate.as_str()])).ok())
+            .unwrap()
+    }
+
+    fn legacy_encoded(lines: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines {
+            let start = out.len();
+            encode(line.as_bytes(), &mut out);
+            out[start..start + 4].copy_from_slice(&LEGACY_MAGIC);
+        }
+        out
+    }
+
+    #[test]
+    fn after_damage_no_record_is_found_inside_a_point_s_text() {
+        let forged = legacy_record_as_text("forged");
+        let line = format!("m s=\"{forged}\" 1");
+        let mut bytes = encoded(&["a"]);
+        // Damage to the quoting record's header: the reader looks for the
+        // next record from there on, through its text.
+        let quoting_at = bytes.len();
+        bytes.extend(encoded(&[line.as_str(), "b"]));
+        bytes[quoting_at + 5] ^= 0x01;
+        let read = items(&bytes);
+        assert_eq!(read.first().map(String::as_str), Some("0:a"));
+        assert!(read.last().unwrap().ends_with(":b"), "{read:?}");
+        assert_eq!(read.len(), 3, "a record was read inside the text: {read:?}");
+    }
+
+    #[test]
+    fn files_of_the_first_format_are_still_read_and_resynced() {
+        let mut bytes = legacy_encoded(&["a"]);
+        bytes.extend_from_slice(b"junk");
+        bytes.extend(legacy_encoded(&["b"]));
+        assert_eq!(items(&bytes), ["0:a", "13:damaged 4", "17:b"]);
     }
 
     #[test]

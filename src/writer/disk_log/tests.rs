@@ -618,3 +618,23 @@ fn a_segment_that_cannot_be_read_is_skipped_and_delivery_goes_on() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_point_longer_than_a_record_holds_is_refused_at_push_not_written_as_damage() {
+    let dir = dir();
+    let (mut log, _) = open(&dir, PLENTY);
+    push_all(&mut log, &["a"]);
+    let pushed = log.push("x".repeat(record::MAX_PAYLOAD + 1), Instant::now());
+    assert!(pushed.refused);
+    push_all(&mut log, &["b"]);
+    assert_eq!(deliver_all(&mut log, 10), ["a", "b"]);
+    assert!(log.take_damage().is_empty());
+    assert_eq!(log.books().rejected, 1);
+    assert_eq!(log.books().dropped, 0);
+    assert!(balanced(&log));
+    log.close().unwrap();
+    drop(log);
+    let (log, opened) = open(&dir, PLENTY);
+    assert!(opened.damage.is_empty());
+    assert_eq!(log.books().rejected, 1);
+}
