@@ -24,7 +24,8 @@ use crate::telemetry::counters::Counters;
 use crate::telemetry::health::Health;
 use crate::telemetry::server;
 use crate::writer::disk_log::DiskLog;
-use crate::writer::{files, BatchWriterActor, Drain, KeepRemaining, WritePoint};
+use crate::writer::files::{self, Room};
+use crate::writer::{BatchWriterActor, Drain, KeepRemaining, WritePoint};
 
 pub async fn run(config: Config) -> Exit {
     let counters = Arc::new(Counters::default());
@@ -37,9 +38,15 @@ pub async fn run(config: Config) -> Exit {
         .docker
         .stats_parse_timeout
         .max(config.stats.interval * 2);
-    let health = Arc::new(
-        Health::new(Arc::clone(&counters), write_age_limit).with_sample_age_limit(sample_age_limit),
-    );
+    let mut health =
+        Health::new(Arc::clone(&counters), write_age_limit).with_sample_age_limit(sample_age_limit);
+    if let Some(dir) = &config.spool_dir {
+        health = health.with_storage("spool_dir", dir.clone());
+    }
+    if let Some(disk) = &config.disk_buffer {
+        health = health.with_storage("buffer.dir", disk.dir.clone());
+    }
+    let health = Arc::new(health);
     if let Some(listen) = &config.health_listen {
         match server::start(listen, Arc::clone(&health)) {
             Ok(address) => {
@@ -51,22 +58,28 @@ pub async fn run(config: Config) -> Exit {
             }
         }
     }
-    if let Some(dir) = &config.spool_dir {
-        if let Err(error) = files::check_writable(dir) {
-            log::error!(
-                "configuration error: {}",
-                unwritable(&config, "spool_dir", dir, error)
-            );
-            return Exit::Configuration;
-        }
-    }
-    if let Some(disk) = &config.disk_buffer {
-        if let Err(error) = files::check_writable(&disk.dir) {
-            log::error!(
-                "configuration error: {}",
-                unwritable(&config, "buffer.dir", &disk.dir, error)
-            );
-            return Exit::Configuration;
+    let kept_in = config.spool_dir.iter().map(|dir| ("spool_dir", dir)).chain(
+        config
+            .disk_buffer
+            .iter()
+            .map(|disk| ("buffer.dir", &disk.dir)),
+    );
+    for (key, dir) in kept_in {
+        match files::check_writable(dir) {
+            Ok(Room::Available) => {}
+            // Delivering what the directory holds is what frees room: a
+            // restart loop would never get to it.
+            Ok(Room::Full) => log::warn!(
+                "the disk of {} ({key}) is full: starting anyway; what it holds is delivered first, and new points are dropped oldest first until there is room (see /health)",
+                dir.display()
+            ),
+            Err(error) => {
+                log::error!(
+                    "configuration error: {}",
+                    unwritable(&config, key, dir, error)
+                );
+                return Exit::Configuration;
+            }
         }
     }
     let writer = match BatchWriterActor::new(&config, Arc::clone(&counters), Arc::clone(&health)) {

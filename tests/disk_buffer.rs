@@ -314,6 +314,65 @@ async fn a_full_disk_drops_the_oldest_points_and_the_service_recovers_when_space
     }
 }
 
+/// Fills the filesystem of `dir` until a write fails for want of room.
+fn fill_up(dir: &str) {
+    use std::io::Write;
+    let mut filler = std::fs::File::create(format!("{dir}/filler")).unwrap();
+    let block = vec![0u8; 4096];
+    loop {
+        match filler.write_all(&block) {
+            Ok(()) => {}
+            Err(error) if error.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(error) => panic!("filling {dir}: {error}"),
+        }
+    }
+}
+
+/// A disk already full at start is no configuration error: the service
+/// starts, says the disk is full in `/health`, and delivers the backlog
+/// that frees the room.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_at_start_is_no_configuration_error_and_the_backlog_is_delivered() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let influx = InfluxServer::start(Options::default());
+    let db = "full_at_start";
+    influx.stop();
+    let disk = Tmpfs::mount("1m");
+    let lines: Vec<String> = (0..3000)
+        .map(|i| format!("backlog,src=test value={i}i {}", 1_000_000 + i))
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    std::fs::write(
+        format!("{}/seg-00000000000000000001.log", disk.0),
+        support::records::encode(&lines),
+    )
+    .unwrap();
+    fill_up(&disk.0);
+    let env = [
+        ("BUFFER_DIR", disk.0.as_str()),
+        ("BUFFER_MAX_DISK_BYTES", "16MiB"),
+        FAST_RETRIES[0],
+        FAST_RETRIES[1],
+    ];
+    let mut service = Service::start(&influx, db, &env);
+    service
+        .wait_for_check("storage", false, "full", Duration::from_secs(10))
+        .await;
+    influx.restart();
+    service
+        .wait_for_check("storage", true, "free", Duration::from_secs(30))
+        .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let books = service.books_at_exit();
+    assert!(books.balances() && books.written >= 3000, "{books:?}");
+    assert_eq!(
+        influx.count(db, "SELECT count(value) FROM backlog").await,
+        3000,
+        "{}",
+        service.logs()
+    );
+}
+
 fn segment_files(dir: &str) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()

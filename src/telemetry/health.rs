@@ -1,9 +1,11 @@
 //! The health checks `/health` answers from (engine, events, InfluxDB,
-//! write capability, samples), as the actors report them, with the latency
+//! write capability, samples, storage), as the actors report them, with the latency
 //! histograms and each followed container's last sample time that
 //! `/metrics` shows beside the counters.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
@@ -12,6 +14,27 @@ use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::telemetry::counters::Counters;
+
+/// Bytes the service may still write on the filesystem of `dir`: what is
+/// free to unprivileged users, or to root when running as root.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: an all-zero statvfs is a valid value to be filled in.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statvfs to fill; geteuid cannot fail.
+    let (result, euid) = unsafe { (libc::statvfs(path.as_ptr(), &mut stats), libc::geteuid()) };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let blocks = if euid == 0 {
+        stats.f_bfree
+    } else {
+        stats.f_bavail
+    };
+    Ok(blocks as u64 * stats.f_frsize as u64)
+}
 
 /// One health check: passing or not, and what the last report said.
 #[derive(Debug, Default)]
@@ -155,6 +178,10 @@ pub struct Health {
     followed: Mutex<HashMap<String, Followed>>,
     /// Fails while a followed container has had no sample for this long.
     sample_age_limit: Duration,
+    /// The directories points are kept in (disk buffer or spool), with the
+    /// setting that names each: the `storage` check fails while one's disk
+    /// is full.
+    storage: Vec<(&'static str, PathBuf)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,12 +199,13 @@ pub enum HealthScope {
     Liveness,
 }
 
-/// The checks about InfluxDB. A restart of the collector cannot cure them
-/// (the database, its address or its credentials are what is wrong), and
-/// while it restarts the samples the engine emits are lost; the points
-/// already collected wait in the buffer either way. `healthcheck
-/// --liveness` leaves them out.
-pub const DATABASE_CHECKS: [&str; 3] = ["influxdb", "write_capability", "last_write"];
+/// The checks a restart of the collector cannot cure: those about InfluxDB
+/// (the database, its address or its credentials are what is wrong) and a
+/// full disk; while it restarts the samples the engine emits are lost,
+/// and the points already collected wait in the buffer either way.
+/// `healthcheck --liveness` leaves them out.
+pub const RESTART_CANNOT_CURE: [&str; 4] =
+    ["influxdb", "write_capability", "last_write", "storage"];
 
 /// The failing checks of a `/health` body that a restart could cure, or
 /// why the body cannot be read.
@@ -190,7 +218,7 @@ pub fn failing_for_liveness(body: &str) -> Result<Vec<String>, String> {
     Ok(failing
         .iter()
         .filter_map(|check| check.as_str())
-        .filter(|check| !DATABASE_CHECKS.contains(check))
+        .filter(|check| !RESTART_CANNOT_CURE.contains(check))
         .map(str::to_string)
         .collect())
 }
@@ -226,6 +254,7 @@ impl Health {
             write_errors: Mutex::new(BTreeMap::new()),
             followed: Mutex::new(HashMap::new()),
             sample_age_limit: DEFAULT_SAMPLE_AGE_LIMIT,
+            storage: Vec::new(),
         };
         health.docker.fail("not connected yet");
         health.events.fail("not subscribed yet");
@@ -269,6 +298,50 @@ impl Health {
     pub fn with_sample_age_limit(mut self, limit: Duration) -> Self {
         self.sample_age_limit = limit;
         self
+    }
+
+    /// Points are kept in `dir`, named by the setting `key`.
+    pub fn with_storage(mut self, key: &'static str, dir: PathBuf) -> Self {
+        self.storage.push((key, dir));
+        self
+    }
+
+    /// The `storage` check: fails while the disk of a directory points are
+    /// kept in is full.
+    fn storage_check(&self) -> CheckView {
+        if self.storage.is_empty() {
+            return CheckView {
+                ok: true,
+                detail: "points are kept in memory only".into(),
+            };
+        }
+        let mut ok = true;
+        let mut details = Vec::new();
+        for (key, dir) in &self.storage {
+            let detail = match free_bytes(dir) {
+                Ok(0) => {
+                    ok = false;
+                    format!("{key} {}: the disk is full; new points are dropped oldest first until delivery frees room", dir.display())
+                }
+                Ok(free) => format!(
+                    "{key} {}: {:.1} MiB free",
+                    dir.display(),
+                    free as f64 / (1 << 20) as f64
+                ),
+                Err(error) => {
+                    ok = false;
+                    format!(
+                        "{key} {}: cannot tell the free space: {error}",
+                        dir.display()
+                    )
+                }
+            };
+            details.push(detail);
+        }
+        CheckView {
+            ok,
+            detail: details.join("; "),
+        }
     }
 
     fn followed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Followed>> {
@@ -398,6 +471,7 @@ impl Health {
         checks.insert("write_capability", self.write_capability.view());
         checks.insert("last_write", writes);
         checks.insert("samples", self.samples_check());
+        checks.insert("storage", self.storage_check());
         let failing: Vec<&'static str> = checks
             .iter()
             .filter(|(_, c)| !c.ok)

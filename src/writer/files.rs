@@ -23,17 +23,42 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// What the start-up check found of a directory the service may write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Room {
+    Available,
+    /// The disk (or the user's quota) is full: not the configuration's
+    /// fault, and delivering what the directory holds frees room.
+    Full,
+}
+
+/// Whether an error means the disk or the quota is full.
+pub fn is_disk_full(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    )
+}
+
 /// Checks at start that the service can keep files in `dir` (creating it),
-/// so that a directory it cannot write is a configuration error, not data
-/// lost later. The probe's name matches neither segments nor spool files.
-pub fn check_writable(dir: &Path) -> io::Result<()> {
+/// so that a directory it may not write is a configuration error, not data
+/// lost later; a full disk is only reported. The probe's name matches
+/// neither segments nor spool files.
+pub fn check_writable(dir: &Path) -> io::Result<Room> {
     std::fs::create_dir_all(dir)?;
     let probe = dir.join(format!(".probe-{}", std::process::id()));
     let _ = std::fs::remove_file(&probe);
-    let mut file = create_private(&probe)?;
-    let written = file.write_all(b"probe").and_then(|()| file.sync_data());
-    std::fs::remove_file(&probe)?;
-    written
+    let written = create_private(&probe)
+        .and_then(|mut file| file.write_all(b"probe").and_then(|()| file.sync_data()));
+    let removed = match std::fs::remove_file(&probe) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    match written.and(removed) {
+        Ok(()) => Ok(Room::Available),
+        Err(error) if is_disk_full(&error) => Ok(Room::Full),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]
@@ -47,7 +72,7 @@ mod tests {
         let blocked = dir.join("a-file-not-a-directory");
         std::fs::write(&blocked, "").unwrap();
         assert!(check_writable(&blocked).is_err());
-        assert!(check_writable(&dir.join("made")).is_ok());
+        assert_eq!(check_writable(&dir.join("made")).unwrap(), Room::Available);
         assert_eq!(std::fs::read_dir(dir.join("made")).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

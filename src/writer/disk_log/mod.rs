@@ -51,7 +51,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::buffer::{Books, Pushed, MAX_POINT_BYTES};
-use super::files::sync_dir;
+use super::files::{is_disk_full, sync_dir};
 use crate::schema::line_protocol::timestamp_of;
 use ledger::{Ledger, LedgerFile};
 use record::{Item, SegmentReader, HEADER_BYTES};
@@ -515,8 +515,19 @@ impl DiskLog {
             damage_found: Vec::new(),
             damage_seen_to: (0, 0),
         };
-        log.release_delivered()?;
-        log.save_ledger(true)?;
+        // On a full disk the ledger may not be writable until delivery
+        // frees room; a crash before then sends the log again.
+        let _ = log.release_delivered();
+        if let Err(error) = log.save_ledger(true) {
+            if !is_disk_full(&error) {
+                return Err(error);
+            }
+            log.failing = true;
+            log::error!(
+                "disk buffer: cannot write the ledger in {}: {error}; delivering the log frees room",
+                dir.display()
+            );
+        }
         let opened = Opened {
             replayed: buffered,
             segments: ids.len(),
@@ -916,7 +927,14 @@ impl DiskLog {
         if self.retired.is_empty() {
             return Ok(());
         }
-        let result = self.save_ledger(true).and_then(|()| {
+        // On a full disk the files go even when the ledger cannot be
+        // written, since removing them is what frees room: the cursor then
+        // stands before the next segment, which opening handles.
+        let saved = match self.save_ledger(true) {
+            Err(error) if is_disk_full(&error) => Ok(()),
+            other => other,
+        };
+        let result = saved.and_then(|()| {
             let mut first_failure = Ok(());
             let mut kept = VecDeque::new();
             for (id, bytes) in std::mem::take(&mut self.retired) {
@@ -1098,13 +1116,6 @@ impl DiskLog {
             Err(_) => {}
         }
     }
-}
-
-fn is_disk_full(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::ENOSPC) | Some(libc::EDQUOT)
-    )
 }
 
 fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
