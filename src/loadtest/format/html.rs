@@ -199,7 +199,7 @@ fn section(
         "<h2>{}</h2>\n<p class=\"events\">{} · {} · sampled by {} from {} to {}</p>\n",
         escape(&who.name),
         escape(&who.image),
-        &who.id[..who.id.len().min(12)],
+        escape(&short_id(&who.id)),
         escape(&who.source),
         rfc3339(container.first_sample_ns),
         rfc3339(container.last_sample_ns),
@@ -235,9 +235,87 @@ fn section(
     text
 }
 
+/// A container id as `docker ps` shows it: its first 12 characters (any
+/// id read from a database or a file, cut by characters, not bytes).
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// Text from a point made safe in HTML text and in attribute values.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadtest::recording::{
+        Container, ContainerSeries, EventMark, Metric, RunRecord, Sample,
+    };
+    use crate::loadtest::summary::Window;
+
+    /// Every value a point carries can hold markup and any character: the
+    /// page shows it as text, and cuts it by characters.
+    #[test]
+    fn values_from_points_are_escaped_and_cut_by_characters() {
+        let hostile = "é<script>alert(1)</script>\"'&ü";
+        let container = Container {
+            id: "aéééééééééé<b>é".into(),
+            name: hostile.into(),
+            image: hostile.into(),
+            host: hostile.into(),
+            source: hostile.into(),
+            ..Container::default()
+        };
+        let samples = (0..3)
+            .map(|i| {
+                let mut sample = Sample::new(i * 1_000_000_000);
+                sample.set(Metric::CpuPercent, 10.0);
+                sample
+            })
+            .collect();
+        let mut recording = Recording::default();
+        recording.containers.insert(
+            (container.host.clone(), container.id.clone()),
+            ContainerSeries {
+                container: container.clone(),
+                samples,
+            },
+        );
+        recording.events.push(EventMark {
+            t_ns: 1_000_000_000,
+            container_id: container.id.clone(),
+            container_name: hostile.into(),
+            action: hostile.into(),
+            message: hostile.into(),
+        });
+        let run = RunRecord {
+            id: hostile.into(),
+            host: hostile.into(),
+            command: hostile.into(),
+            start_ns: 0,
+            end_ns: 2_000_000_000,
+            ..RunRecord::default()
+        };
+        let window = Window {
+            from_ns: 0,
+            to_ns: 2_000_000_000,
+            requested_interval_ns: 1_000_000_000,
+        };
+        let summary = RunSummary::compute(&recording, Some(run), window, &[], &[]);
+        let page = render(&summary, &recording);
+        assert!(
+            !page.contains("<script>") && !page.contains("é<b>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("aéééééééééé&lt;"),
+            "the id is cut to 12 characters"
+        );
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;ü"));
+    }
 }
