@@ -150,6 +150,7 @@ pub async fn run(config: Config) -> Exit {
         &engine,
         writer.clone().recipient(),
         Vec::new(),
+        None,
         &counters,
         &health,
     );
@@ -176,12 +177,14 @@ pub struct Collection {
 
 impl Collection {
     /// Starts following the containers `selection` names (all when empty),
-    /// sending every point to `sink`.
+    /// sending every point to `sink`; a `record` run's stats points carry
+    /// its `run_id`.
     pub fn start(
         config: &Config,
         engine: &Engine,
         sink: Recipient<WritePoint>,
         selection: Vec<ContainerFilter>,
+        run_id: Option<String>,
         counters: &Arc<Counters>,
         health: &Arc<Health>,
     ) -> Collection {
@@ -208,6 +211,7 @@ impl Collection {
             ),
             cgroup: CgroupSettings::for_engine(&config.stats, engine),
             selection,
+            run_id,
         });
         let supervisor = Supervisor::create(|ctx| {
             Supervisor::new(StatsLinks {

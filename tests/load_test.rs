@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::browser;
 use support::containers::{docker, TestContainers};
 use support::influx::{shared, tempdir};
-use support::service::BINARY;
+use support::service::{Service, BINARY};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -139,6 +139,10 @@ async fn a_recorded_run_answers_for_every_container_and_reads_back_the_same() {
     let out = dir.join("run");
     let database = format!("loadtest_{}", std::process::id());
     let env = influx_env(&database);
+    // The long-running service writes the same containers to the same
+    // database, as the README recommends: a report of the run must give
+    // the numbers record printed all the same.
+    let mut service = Service::start(shared(), &database, &[]);
     let filter = format!("{}*", containers.name(""));
     let budget_pass = format!("{filter}:oom_kills<=1");
     let record = command(
@@ -349,6 +353,38 @@ async fn a_recorded_run_answers_for_every_container_and_reads_back_the_same() {
     assert_eq!(from_influx["run"], summary["run"]);
     assert_eq!(from_influx["containers"], summary["containers"]);
     assert_eq!(from_influx["events"], summary["events"]);
+
+    // The same window by time holds both writers' samples of each
+    // container: one is picked per container (the run's, which has the
+    // most), and the report says which.
+    let rfc3339 = |path: &str| {
+        let ns = number(the_run, path) as u64;
+        humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+    };
+    let by_time = run(
+        &[
+            "report",
+            "--from",
+            &rfc3339("start_ns"),
+            "--to",
+            &rfc3339("end_ns"),
+            "--containers",
+            &filter,
+            "--format",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(by_time.status.code(), Some(0), "{}", describe(&by_time));
+    let by_time_summary: Value = serde_json::from_slice(&by_time.stdout).unwrap();
+    assert_eq!(by_time_summary["containers"], summary["containers"]);
+    let said = String::from_utf8_lossy(&by_time.stderr);
+    assert!(
+        said.contains(&format!("{burner}: samples from 2 writers"))
+            && said.contains("leaving out the collector (stream"),
+        "{said}"
+    );
+    assert!(service.terminate().await.success(), "{}", service.logs());
 
     report_reads_well_in_a_browser(&out.join("report.html"), &summary);
     the_dashboard_draws_the_run_as_a_region(&database, the_run).await;

@@ -70,6 +70,7 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
         fields: Default::default(),
         label_tags: Vec::new(),
         selection: Vec::new(),
+        run_id: None,
         stream: StreamSettings::new(
             engine.platform,
             StreamTarget {

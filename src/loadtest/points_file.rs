@@ -8,12 +8,14 @@ use std::path::Path;
 use crate::loadtest::recording::Recording;
 use crate::schema::parse::parse_line;
 
-/// What a file held: the points read, and the lines that were not points
-/// (the first few, with their line numbers, for the message).
+/// What a file held: the points read, the lines that were not points (the
+/// first few, with their line numbers, for the message), and which writer
+/// was used for containers written by several.
 pub struct Loaded {
     pub recording: Recording,
     pub unreadable: u64,
     pub first_unreadable: Vec<String>,
+    pub writers_chosen: Vec<String>,
 }
 
 pub fn read(path: &Path) -> Result<Loaded, String> {
@@ -23,6 +25,7 @@ pub fn read(path: &Path) -> Result<Loaded, String> {
         recording: Recording::default(),
         unreadable: 0,
         first_unreadable: Vec::new(),
+        writers_chosen: Vec::new(),
     };
     for (number, line) in BufReader::with_capacity(1 << 20, file).lines().enumerate() {
         let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -42,6 +45,6 @@ pub fn read(path: &Path) -> Result<Loaded, String> {
             }
         }
     }
-    loaded.recording.sort();
+    loaded.writers_chosen = loaded.recording.settle();
     Ok(loaded)
 }

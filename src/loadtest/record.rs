@@ -116,6 +116,7 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
         &engine,
         sink.clone().recipient(),
         args.filters.clone(),
+        Some(run_id.clone()),
         &counters,
         &health,
     );
@@ -398,6 +399,7 @@ fn summarise(
     args: &RecordArgs,
 ) -> Result<(RunSummary, Recording), String> {
     let loaded = points_file::read(points)?;
+    // One writer, this run: nothing to choose.
     let mut recording = loaded.recording;
     recording.restrict(run.start_ns, run.end_ns);
     let window = Window {

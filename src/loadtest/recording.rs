@@ -169,13 +169,21 @@ pub struct RunRecord {
     pub interval_ns: Option<i64>,
 }
 
+/// The tag `record` puts on its stats points: which run took them.
+pub const RUN_TAG: &str = "run_id";
+
 /// Everything read for one window.
 #[derive(Debug, Clone, Default)]
 pub struct Recording {
-    /// By host and container id: two hosts can share an id.
+    /// By host and container id: two hosts can share an id. Filled by
+    /// `settle` from what `add` read.
     pub containers: BTreeMap<(String, String), ContainerSeries>,
     pub events: Vec<EventMark>,
     pub runs: Vec<RunRecord>,
+    /// The samples read, by host and container id, then by writer (a
+    /// `record` run, or the long-running collector): several may write
+    /// the same container to one database.
+    read: BTreeMap<(String, String), BTreeMap<String, ContainerSeries>>,
 }
 
 impl Recording {
@@ -206,9 +214,12 @@ impl Recording {
     fn add_sample(&mut self, point: &ParsedPoint) {
         let id = point.tag("container_id").unwrap_or_default();
         let host = point.tag("host").unwrap_or_default();
+        let writer = point.tag(RUN_TAG).unwrap_or_default();
         let series = self
-            .containers
+            .read
             .entry((host.to_string(), id.to_string()))
+            .or_default()
+            .entry(writer.to_string())
             .or_insert_with(|| ContainerSeries {
                 container: Container {
                     id: id.into(),
@@ -238,14 +249,41 @@ impl Recording {
         series.samples.push(sample);
     }
 
-    /// Puts samples and events in time order (InfluxDB answers in order; a
-    /// file written by several actors interleaves them).
-    pub fn sort(&mut self) {
+    /// Takes one writer's samples per container, the writer with the most
+    /// (so the finest), and puts samples and events in time order (InfluxDB
+    /// answers in order; a file written by several actors interleaves
+    /// them). Answers a line for each container written by several, saying
+    /// which writer was used.
+    pub fn settle(&mut self) -> Vec<String> {
+        let mut said = Vec::new();
+        for (key, mut writers) in std::mem::take(&mut self.read) {
+            let chosen = writers
+                .iter()
+                .max_by_key(|(writer, series)| (series.samples.len(), std::cmp::Reverse(*writer)))
+                .map(|(writer, _)| writer.clone())
+                .expect("a container is read with a writer");
+            let series = writers.remove(&chosen).expect("chosen among them");
+            if !writers.is_empty() {
+                let left_out: Vec<String> = writers
+                    .iter()
+                    .map(|(writer, other)| describe_writer(writer, other))
+                    .collect();
+                said.push(format!(
+                    "{}: samples from {} writers in the window; using {}, leaving out {}",
+                    series.container.name,
+                    writers.len() + 1,
+                    describe_writer(&chosen, &series),
+                    left_out.join(", ")
+                ));
+            }
+            self.containers.insert(key, series);
+        }
         for series in self.containers.values_mut() {
             series.samples.sort_by_key(|s| s.t_ns);
             series.samples.dedup_by_key(|s| s.t_ns);
         }
         self.events.sort_by_key(|e| e.t_ns);
+        said
     }
 
     /// Keeps only what lies in `[from, to]` (nanoseconds).
@@ -261,6 +299,20 @@ impl Recording {
     }
 }
 
+/// A writer of a container's samples, for the line `settle` says.
+fn describe_writer(writer: &str, series: &ContainerSeries) -> String {
+    let who = if writer.is_empty() {
+        "the collector".to_string()
+    } else {
+        format!("record run {writer}")
+    };
+    format!(
+        "{who} ({}, {} samples)",
+        series.container.source,
+        series.samples.len()
+    )
+}
+
 fn text(value: Option<&ParsedValue>) -> String {
     match value {
         Some(ParsedValue::Text(text)) => text.clone(),
@@ -273,5 +325,50 @@ fn int(value: Option<&ParsedValue>) -> Option<i64> {
         Some(ParsedValue::Int(v)) => Some(*v),
         Some(ParsedValue::Float(v)) => Some(*v as i64),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::parse::parse_line;
+
+    fn read(lines: &[String]) -> Recording {
+        let mut recording = Recording::default();
+        for line in lines {
+            recording.add(&parse_line(line).unwrap());
+        }
+        recording
+    }
+
+    fn stats(id: &str, tags: &str, t: i64) -> String {
+        format!(
+            "docker_stats,container_id={id},container_name=n{id},host=h{tags} cpu_percent=1 {t}"
+        )
+    }
+
+    /// Two writers of one container (the collector's stream, a run's
+    /// cgroup readings) are never merged: the one with the most samples
+    /// is used, and the choice is said.
+    #[test]
+    fn one_writer_per_container_is_used_and_the_choice_said() {
+        let mut lines = Vec::new();
+        for t in 0..10 {
+            lines.push(stats("a", ",run_id=r1,source=cgroup", t * 100));
+        }
+        for t in 0..2 {
+            lines.push(stats("a", ",source=stream", t * 1000 + 7));
+            lines.push(stats("b", ",source=stream", t * 1000 + 7));
+        }
+        let mut recording = read(&lines);
+        let said = recording.settle();
+        let a = &recording.containers[&("h".to_string(), "a".to_string())];
+        assert_eq!(a.samples.len(), 10);
+        assert_eq!(a.container.source, "cgroup");
+        assert_eq!(
+            said,
+            ["na: samples from 2 writers in the window; using record run r1 (cgroup, 10 samples), leaving out the collector (stream, 2 samples)"]
+        );
+        assert_eq!(recording.containers.len(), 2);
     }
 }

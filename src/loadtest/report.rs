@@ -11,7 +11,7 @@ use crate::loadtest::budget::Budget;
 use crate::loadtest::influx_query::{quote_literal, InfluxQuery};
 use crate::loadtest::output::{self, Format};
 use crate::loadtest::points_file;
-use crate::loadtest::recording::{Metric, Recording, RunRecord, RUNS_MEASUREMENT};
+use crate::loadtest::recording::{Metric, Recording, RunRecord, RUNS_MEASUREMENT, RUN_TAG};
 use crate::loadtest::summary::{median_interval_ns, RunSummary, Window};
 use crate::schema::event_point::EVENTS_MEASUREMENT;
 use crate::schema::tags::STATS_MEASUREMENT;
@@ -99,6 +99,7 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
                     loaded.first_unreadable.join("; ")
                 );
             }
+            say_writers_chosen(&loaded.writers_chosen);
             let recording = loaded.recording;
             let run = recording.runs.first().cloned();
             let (from, to) = match &run {
@@ -126,10 +127,12 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
             if from >= to {
                 return Err("the window is empty: --from must be before --to".into());
             }
-            (read_window(&query, from, to).await?, run, from, to)
+            let run_id = run.as_ref().map(|r| r.id.as_str());
+            let mut recording = read_window(&query, from, to, run_id).await?;
+            say_writers_chosen(&recording.settle());
+            (recording, run, from, to)
         }
     };
-    recording.sort();
     recording.restrict(from_ns, to_ns);
     let requested = run
         .as_ref()
@@ -173,20 +176,49 @@ async fn find_run(query: &InfluxQuery, id: &str) -> Result<RunRecord, String> {
         .ok_or_else(|| format!("no run {id:?} in {RUNS_MEASUREMENT} at {}", query.url()))
 }
 
+/// Says, on standard error, which writer's samples were used for each
+/// container several wrote.
+fn say_writers_chosen(said: &[String]) {
+    for line in said {
+        eprintln!("report: {line}");
+    }
+}
+
 /// The stats fields the summary reads and the events, in `[from, to]`.
-async fn read_window(query: &InfluxQuery, from: i64, to: i64) -> Result<Recording, String> {
+/// For a run, only the stats points that run took (tagged with its id);
+/// runs recorded before the tag existed are read as a window.
+async fn read_window(
+    query: &InfluxQuery,
+    from: i64,
+    to: i64,
+    run_id: Option<&str>,
+) -> Result<Recording, String> {
     let fields: Vec<String> = Metric::ALL
         .iter()
         .map(|m| format!("\"{}\"", m.field()))
         .collect();
     let within = format!("time >= {from} AND time <= {to}");
     let mut recording = Recording::default();
-    let stats = format!(
-        "SELECT {} FROM \"{STATS_MEASUREMENT}\" WHERE {within} GROUP BY *",
-        fields.join(",")
-    );
-    for point in query.points(&stats).await? {
-        recording.add(&point);
+    let stats = |also: &str| {
+        format!(
+            "SELECT {} FROM \"{STATS_MEASUREMENT}\" WHERE {within}{also} GROUP BY *",
+            fields.join(",")
+        )
+    };
+    let mut points = Vec::new();
+    if let Some(id) = run_id {
+        points = query
+            .points(&stats(&format!(
+                " AND \"{RUN_TAG}\" = {}",
+                quote_literal(id)
+            )))
+            .await?;
+    }
+    if points.is_empty() {
+        points = query.points(&stats("")).await?;
+    }
+    for point in &points {
+        recording.add(point);
     }
     let events =
         format!("SELECT \"message\" FROM \"{EVENTS_MEASUREMENT}\" WHERE {within} GROUP BY *");

@@ -18,6 +18,7 @@ pub const BUILT_IN_TAGS: &[&str] = &[
     "compose_service",
     "source",
     "action",
+    "run_id",
 ];
 
 /// A container label copied into a tag: `label` or `label=tag_name`.
@@ -49,12 +50,14 @@ impl LabelTag {
 }
 
 /// The series key of a container's stats points; `source` says which
-/// sampling source produced them (`stream` or `cgroup`).
+/// sampling source produced them (`stream` or `cgroup`), `run_id` which
+/// `record` run took them (none for the long-running collector).
 pub fn stats_series(
     container: &ContainerInfo,
     host: &str,
     label_tags: &[LabelTag],
     source: &str,
+    run_id: Option<&str>,
 ) -> SeriesKey {
     let mut tags: Vec<(&str, &str)> = vec![
         ("container_id", &container.id),
@@ -68,6 +71,9 @@ pub fn stats_series(
     }
     if let Some(service) = container.labels.get(COMPOSE_SERVICE_LABEL) {
         tags.push(("compose_service", service));
+    }
+    if let Some(run_id) = run_id {
+        tags.push(("run_id", run_id));
     }
     for label in label_tags {
         if let Some(value) = container.labels.get(&label.label) {
@@ -120,6 +126,7 @@ mod tests {
             "node1",
             &[LabelTag::parse("team").unwrap()],
             "stream",
+            None,
         );
         assert_eq!(
             series.as_str(),

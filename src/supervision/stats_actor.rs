@@ -43,6 +43,8 @@ pub struct StatsSettings {
     pub cgroup: Option<CgroupSettings>,
     /// Which containers to follow (`record --containers`); empty: all.
     pub selection: Vec<ContainerFilter>,
+    /// The `record` run whose points these are (tag `run_id`).
+    pub run_id: Option<String>,
 }
 
 /// Why a StatsActor stopped.
@@ -229,7 +231,13 @@ impl StatsActor {
     /// are said once for the container, and counted.
     fn set_series(&mut self, info: &ContainerInfo, source: &str) {
         let settings = &self.links.settings;
-        let series = stats_series(info, &settings.host, &settings.label_tags, source);
+        let series = stats_series(
+            info,
+            &settings.host,
+            &settings.label_tags,
+            source,
+            settings.run_id.as_deref(),
+        );
         let cut = series.cut_tags();
         if !cut.is_empty() {
             Counters::add(&self.links.counters.tag_values_cut, cut.len() as u64);
