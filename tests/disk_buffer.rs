@@ -373,6 +373,66 @@ async fn a_full_disk_at_start_is_no_configuration_error_and_the_backlog_is_deliv
     );
 }
 
+/// A segment whose reads fail with EIO (the fault layer in
+/// tests/support/eio_shim.c: this kernel has no device-mapper) is named
+/// once, counted as one dropped point, and every other segment delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_failing_with_eio_is_skipped_and_the_rest_delivered() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let influx = InfluxServer::start(Options::default());
+    let db = "eio";
+    let buffer = tempdir("dss-eio");
+    let segment = |id: u64, name: &str| {
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("{name},src=test value={i}i {}", 1_000_000 + i))
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let path = format!("{buffer}/seg-{id:020}.log");
+        std::fs::write(&path, support::records::encode(&lines)).unwrap();
+        path
+    };
+    segment(1, "before");
+    let failing = segment(2, "failing");
+    segment(3, "after");
+    let shim = support::eio_shim();
+    let env = [
+        ("BUFFER_DIR", buffer.as_str()),
+        ("LD_PRELOAD", shim.as_str()),
+        ("DSS_EIO_PATH", failing.as_str()),
+    ];
+    let mut service = Service::start(&influx, db, &env);
+    support::eventually(
+        Duration::from_secs(30),
+        "the log to be delivered",
+        || async {
+            let buffered = service.metric("dss_points_buffered").await?;
+            (buffered == 0.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        service.metric("dss_disk_buffer_damaged_total").await,
+        Some(1.0)
+    );
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let logs = service.logs();
+    assert_eq!(
+        logs.matches(&format!("cannot read {failing}")).count(),
+        1,
+        "{logs}"
+    );
+    assert!(logs.contains("Input/output error"), "{logs}");
+    let books = service.books_at_exit();
+    assert!(books.written >= 200 && books.dropped == 1, "{books:?}");
+    for (measurement, expected) in [("before", 100), ("failing", 0), ("after", 100)] {
+        let stored = influx
+            .count(db, &format!("SELECT count(value) FROM {measurement}"))
+            .await;
+        assert_eq!(stored, expected, "{measurement}");
+    }
+    let _ = std::fs::remove_dir_all(&buffer);
+}
+
 fn segment_files(dir: &str) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()

@@ -182,7 +182,7 @@ impl BatchWriterActor {
         report_opened(&log, opened);
         Counters::add(
             &self.counters.disk_buffer_damaged,
-            opened.damage.len() as u64,
+            (opened.damage.len() + opened.unreadable.len()) as u64,
         );
         self.store = Store::Disk(Box::new(log));
         self
@@ -546,6 +546,14 @@ fn report_damage(damage: &Damage, counted: &str) {
 fn report_opened(log: &DiskLog, opened: &Opened) {
     for damage in &opened.damage {
         report_damage(damage, "counted as one dropped point");
+    }
+    for unreadable in &opened.unreadable {
+        log::error!(
+            "disk buffer: cannot read {} from offset {} ({}); what it holds past there is lost, counted as one dropped point, and the rest is delivered",
+            unreadable.file.display(),
+            unreadable.offset,
+            unreadable.error
+        );
     }
     if opened.ledger_missing {
         log::warn!(

@@ -16,6 +16,28 @@ pub mod victoria;
 
 use std::time::{Duration, Instant};
 
+/// The fault layer `eio_shim.c`, built once per test binary: with it in
+/// LD_PRELOAD, reads of the file named by DSS_EIO_PATH fail with EIO.
+pub fn eio_shim() -> String {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/eio_shim.c");
+            let library = format!(
+                "{}/dss-eio-shim-{}.so",
+                env!("CARGO_TARGET_TMPDIR"),
+                std::process::id()
+            );
+            let status = std::process::Command::new("cc")
+                .args(["-shared", "-fPIC", "-O2", "-o", &library, source, "-ldl"])
+                .status()
+                .expect("running cc to build the EIO fault layer");
+            assert!(status.success(), "cc could not build {source}");
+            library
+        })
+        .clone()
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

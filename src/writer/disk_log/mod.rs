@@ -144,6 +144,16 @@ pub struct Damage {
     pub bytes: u64,
 }
 
+/// A segment that could not be read to its end at start (EIO, no
+/// permission): what lies past `offset` is lost, counted as one dropped
+/// point as a damaged stretch is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub error: String,
+}
+
 /// What opening the log found.
 #[derive(Debug, Default)]
 pub struct Opened {
@@ -151,6 +161,7 @@ pub struct Opened {
     pub replayed: u64,
     pub segments: usize,
     pub damage: Vec<Damage>,
+    pub unreadable: Vec<Unreadable>,
     /// Segments were found without a ledger: their books start at zero.
     pub ledger_missing: bool,
     /// The books carried over, before anything new was collected.
@@ -408,9 +419,12 @@ impl DiskLog {
             ledger.ack_offset = 0;
         }
         // Segments behind the cursor were delivered or dropped; a crash
-        // between the ledger's write and their removal leaves them.
+        // between the ledger's write and their removal leaves them. They
+        // are removed once the log is open, and counted until they are.
+        let mut retired = VecDeque::new();
         for id in ids.iter().filter(|id| **id < ledger.ack_segment) {
-            std::fs::remove_file(dir.join(segment_name(*id)))?;
+            let bytes = std::fs::metadata(dir.join(segment_name(*id))).map_or(0, |m| m.len());
+            retired.push_back((*id, bytes));
         }
         ids.retain(|id| *id >= ledger.ack_segment);
         if ids.first().is_some_and(|first| *first > ledger.ack_segment) {
@@ -420,37 +434,34 @@ impl DiskLog {
 
         let mut segments = VecDeque::new();
         let mut damage = Vec::new();
+        let mut unreadable = Vec::new();
         for &id in &ids {
             let path = dir.join(segment_name(id));
-            let file = File::open(&path)?;
-            let bytes = file.metadata()?.len();
             let start = if id == ledger.ack_segment {
-                ledger.ack_offset.min(bytes)
+                ledger.ack_offset
             } else {
                 0
             };
-            let mut reader = SegmentReader::new(file, start, bytes);
-            let mut unacked = 0;
-            while let Some(item) = reader.next_item()? {
-                match item {
-                    Item::Record { .. } => unacked += 1,
-                    Item::Damaged { offset, bytes } if id > ledger.checked_segment => {
-                        damage.push(Damage {
-                            file: path.clone(),
-                            offset,
-                            bytes,
-                        })
-                    }
-                    Item::Damaged { .. } => {}
+            let counted = count_records(&path, start);
+            let newly_met = id > ledger.checked_segment;
+            if newly_met {
+                damage.extend(counted.damage);
+                if let Some(error) = counted.failure {
+                    unreadable.push(Unreadable {
+                        file: path,
+                        offset: counted.read_to,
+                        error: error.to_string(),
+                    });
                 }
             }
             segments.push_back(Segment {
                 id,
-                bytes,
-                unacked,
+                bytes: counted.bytes,
+                unacked: counted.records,
                 start: None,
             });
         }
+        ledger.dropped += unreadable.len() as u64;
         ledger.dropped += damage.len() as u64;
         if let Some(last) = ids.last() {
             ledger.checked_segment = *last;
@@ -515,6 +526,7 @@ impl DiskLog {
             damage_found: Vec::new(),
             damage_seen_to: (0, 0),
         };
+        log.retired = retired;
         // On a full disk the ledger may not be writable until delivery
         // frees room; a crash before then sends the log again.
         let _ = log.release_delivered();
@@ -532,6 +544,7 @@ impl DiskLog {
             replayed: buffered,
             segments: ids.len(),
             damage,
+            unreadable,
             ledger_missing,
             books,
         };
@@ -1114,6 +1127,55 @@ impl DiskLog {
                 );
             }
             Err(_) => {}
+        }
+    }
+}
+
+/// What a segment of an earlier run holds past `start`.
+struct Counted {
+    /// The file's length.
+    bytes: u64,
+    /// Intact records.
+    records: u64,
+    damage: Vec<Damage>,
+    /// Why it could not be read to its end, and how far it was.
+    failure: Option<io::Error>,
+    read_to: u64,
+}
+
+fn count_records(path: &Path, start: u64) -> Counted {
+    let mut counted = Counted {
+        bytes: 0,
+        records: 0,
+        damage: Vec::new(),
+        failure: None,
+        read_to: start,
+    };
+    let file = match File::open(path).and_then(|file| Ok((file.metadata()?.len(), file))) {
+        Ok((bytes, file)) => {
+            counted.bytes = bytes;
+            file
+        }
+        Err(error) => {
+            counted.failure = Some(error);
+            return counted;
+        }
+    };
+    let mut reader = SegmentReader::new(file, start.min(counted.bytes), counted.bytes);
+    loop {
+        counted.read_to = reader.offset();
+        match reader.next_item() {
+            Ok(Some(Item::Record { .. })) => counted.records += 1,
+            Ok(Some(Item::Damaged { offset, bytes })) => counted.damage.push(Damage {
+                file: path.to_path_buf(),
+                offset,
+                bytes,
+            }),
+            Ok(None) => return counted,
+            Err(error) => {
+                counted.failure = Some(error);
+                return counted;
+            }
         }
     }
 }

@@ -638,3 +638,23 @@ fn a_point_longer_than_a_record_holds_is_refused_at_push_not_written_as_damage()
     assert!(opened.damage.is_empty());
     assert_eq!(log.books().rejected, 1);
 }
+
+#[test]
+fn a_segment_that_cannot_be_read_at_start_is_counted_once_and_the_rest_delivered() {
+    let dir = dir();
+    write_segment(&dir, 1, &["a", "b"]);
+    write_segment(&dir, 2, &["lost"]);
+    write_segment(&dir, 3, &["c"]);
+    let obstacle = obstruct_segment(&dir, 2);
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.unreadable.len(), 1, "{:?}", opened.unreadable);
+    assert_eq!(opened.unreadable[0].file, obstacle);
+    assert_eq!(opened.books.dropped, 1, "counted as one dropped point");
+    assert_eq!(deliver_all(&mut log, 10), ["a", "b", "c"]);
+    assert!(balanced(&log));
+    log.close().unwrap();
+    drop(log);
+    // Still there at the next start: not counted again.
+    let (_, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.books.dropped, 1);
+}
