@@ -36,28 +36,36 @@
 //! * The books (`collected = written + dropped + rejected + buffered`) carry
 //!   over: the ledger keeps written, dropped and rejected of every earlier
 //!   run, and buffered is what the log still holds.
+//!
+//! This file opens the log and takes appends; `batches` reads batches and
+//! applies acknowledgements, `retiring` releases and drops segments and
+//! removes their files, `segments` names and counts segment files, `record`
+//! and `ledger` are the formats on disk, `syncer` the sync thread and
+//! `recent` the batch wait's clock.
 
+mod batches;
 pub mod ledger;
+mod recent;
 pub mod record;
+mod retiring;
+mod segments;
+mod syncer;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::buffer::{Books, Pushed, MAX_POINT_BYTES};
 use super::files::{is_disk_full, sync_dir};
-use crate::schema::line_protocol::timestamp_of;
+use batches::InFlight;
 use ledger::{Ledger, LedgerFile};
-use record::{Item, SegmentReader, HEADER_BYTES};
+use recent::RecentTimes;
+use record::{SegmentReader, HEADER_BYTES};
+use segments::{count_records, create_segment, segment_ids, segment_name, Segment};
+use syncer::Syncer;
 
-const SEGMENT_PREFIX: &str = "seg-";
-const SEGMENT_SUFFIX: &str = ".log";
 /// Appends gathered in memory beyond this are written at once, whatever
 /// the commit interval.
 const PENDING_LIMIT: usize = 1 << 20;
@@ -71,69 +79,6 @@ const MAX_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 /// full gives up at most a sixteenth of it.
 fn segment_bytes_for(max_bytes: u64) -> u64 {
     (max_bytes / 16).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
-}
-
-fn segment_name(id: u64) -> String {
-    format!("{SEGMENT_PREFIX}{id:020}{SEGMENT_SUFFIX}")
-}
-
-fn segment_id(name: &str) -> Option<u64> {
-    let digits = name
-        .strip_prefix(SEGMENT_PREFIX)?
-        .strip_suffix(SEGMENT_SUFFIX)?;
-    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
-}
-
-/// The segment ids in `dir`, oldest first.
-fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        if let Some(id) = entry?.file_name().to_str().and_then(segment_id) {
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
-    Ok(ids)
-}
-
-#[derive(Debug)]
-struct Segment {
-    id: u64,
-    /// Bytes in the file.
-    bytes: u64,
-    /// Intact records past the acknowledgement cursor.
-    unacked: u64,
-    /// Where its first byte stands among the bytes this run wrote (the
-    /// sync thread's positions); `None` for a segment of an earlier run.
-    start: Option<u64>,
-}
-
-/// The batch being sent (its body is the request's: only the points'
-/// timestamps are kept here).
-struct InFlight {
-    timestamps: Vec<i64>,
-    points: u64,
-    /// Where the cursor goes once it is acknowledged.
-    end_segment: u64,
-    end_offset: u64,
-    /// What the batch takes from each segment it spans.
-    per_segment: Vec<Share>,
-}
-
-/// What a batch takes from one segment.
-struct Share {
-    id: u64,
-    points: u64,
-    /// Records counted in the segment but found damaged when the batch read
-    /// to its end: damage that appeared while the service ran. They leave
-    /// the log as dropped when the batch is acknowledged, with the cursor.
-    lost: u64,
-}
-
-impl InFlight {
-    fn lost(&self) -> u64 {
-        self.per_segment.iter().map(|share| share.lost).sum()
-    }
 }
 
 /// A damaged stretch, found at start or while reading a batch.
@@ -166,184 +111,6 @@ pub struct Opened {
     pub ledger_missing: bool,
     /// The books carried over, before anything new was collected.
     pub books: Books,
-}
-
-/// When the waiting points among the newest `window` were taken, as a
-/// sliding-window minimum, so the writer's batch wait needs no list of
-/// every point; past the window a batch is due anyway.
-struct RecentTimes {
-    window: u64,
-    next_index: u64,
-    entries: VecDeque<(u64, Instant)>,
-}
-
-impl RecentTimes {
-    fn push(&mut self, taken: Instant) {
-        let index = self.next_index;
-        self.next_index += 1;
-        while self.entries.back().is_some_and(|(_, t)| *t >= taken) {
-            self.entries.pop_back();
-        }
-        self.entries.push_back((index, taken));
-        while self
-            .entries
-            .front()
-            .is_some_and(|(i, _)| i + self.window <= index)
-        {
-            self.entries.pop_front();
-        }
-    }
-
-    fn forget_before(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(i, _)| *i < index) {
-            self.entries.pop_front();
-        }
-    }
-
-    /// The newest points, from `index` on, were given up.
-    fn forget_from(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(i, _)| *i >= index) {
-            self.entries.pop_back();
-        }
-        self.next_index = index;
-    }
-
-    fn earliest_from(&self, index: u64) -> Option<Instant> {
-        self.entries
-            .iter()
-            .find(|(i, _)| *i >= index)
-            .map(|(_, t)| *t)
-    }
-}
-
-/// What the sync thread is told.
-enum SyncOrder {
-    /// Appends go to this segment now: sync the one before it, and follow
-    /// this one.
-    Follow(File),
-    /// Sync this once (the directory, after a segment was created).
-    Once(File),
-}
-
-/// Syncs the active segment on a thread of its own, on a clock of its own:
-/// every interval, if it holds bytes written since its last sync that have
-/// not left the log. What InfluxDB acknowledged (or what was dropped) in
-/// the meantime needs no sync: it no longer depends on the disk, so in a
-/// steady state, where each batch is acknowledged soon after it is written,
-/// most intervals sync nothing. A slow disk never stalls the actors'
-/// thread, and the actors' thread neither wakes it nor hands it anything
-/// but a new segment: each sync would otherwise cost that thread two system
-/// calls, which on a small host are a visible part of what a point costs.
-struct Syncer {
-    orders: mpsc::Sender<SyncOrder>,
-    progress: Arc<Progress>,
-}
-
-/// Where this run's appends stand, in bytes appended to the log's files
-/// since it was opened (a position across segments), shared with the sync
-/// thread.
-#[derive(Default)]
-struct Progress {
-    /// Written to the files.
-    written: AtomicU64,
-    /// Left the log (acknowledged or dropped): the acknowledgement cursor.
-    left: AtomicU64,
-    /// Syncs of the active segment, for `/metrics` and the tests.
-    syncs: AtomicU64,
-}
-
-/// Whether the bytes written up to `written` need a sync: some were
-/// written since the last one (`synced_to`) and have not all left the log.
-fn needs_sync(written: u64, left: u64, synced_to: u64) -> bool {
-    written > synced_to && left < written
-}
-
-impl Syncer {
-    fn start(active: &File, interval: Duration) -> io::Result<Syncer> {
-        let (orders, receiver) = mpsc::channel::<SyncOrder>();
-        let progress = Arc::new(Progress::default());
-        let mut following = active.try_clone()?;
-        let shared = Arc::clone(&progress);
-        std::thread::Builder::new()
-            .name("disk-buffer-sync".into())
-            .spawn(move || {
-                let mut outcome = SyncOutcome::default();
-                let mut synced_to = 0;
-                loop {
-                    match receiver.recv_timeout(interval) {
-                        Ok(SyncOrder::Follow(next)) => {
-                            let finished = std::mem::replace(&mut following, next);
-                            outcome.report(finished.sync_data());
-                        }
-                        Ok(SyncOrder::Once(file)) => outcome.report(file.sync_all()),
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            // Read before `left`: bytes written after this
-                            // load wait for the next interval.
-                            let written = shared.written.load(Ordering::Acquire);
-                            let left = shared.left.load(Ordering::Acquire);
-                            if needs_sync(written, left, synced_to) {
-                                outcome.report(following.sync_data());
-                                shared.syncs.fetch_add(1, Ordering::Relaxed);
-                            }
-                            synced_to = written;
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-            })?;
-        Ok(Syncer { orders, progress })
-    }
-
-    /// The active segment was written up to `position`: unless those bytes
-    /// leave the log first, they are synced within the interval.
-    fn written(&self, position: u64) {
-        self.progress.written.store(position, Ordering::Release);
-    }
-
-    /// The acknowledgement cursor moved to `position`.
-    fn left(&self, position: u64) {
-        self.progress.left.store(position, Ordering::Release);
-    }
-
-    fn syncs(&self) -> u64 {
-        self.progress.syncs.load(Ordering::Relaxed)
-    }
-
-    fn follow(&self, active: &File) {
-        match active.try_clone() {
-            Ok(file) => {
-                let _ = self.orders.send(SyncOrder::Follow(file));
-            }
-            Err(error) => log::error!("disk buffer: cannot sync the new segment: {error}"),
-        }
-    }
-
-    fn sync_once(&self, file: File) {
-        let _ = self.orders.send(SyncOrder::Once(file));
-    }
-}
-
-/// Logs a failing sync once, and its recovery.
-#[derive(Default)]
-struct SyncOutcome {
-    failing: bool,
-}
-
-impl SyncOutcome {
-    fn report(&mut self, result: io::Result<()>) {
-        match result {
-            Ok(()) if self.failing => {
-                self.failing = false;
-                log::info!("disk buffer: syncing to disk works again");
-            }
-            Ok(()) => {}
-            Err(error) if !self.failing => {
-                self.failing = true;
-                log::error!("disk buffer: cannot sync to disk: {error}");
-            }
-            Err(_) => {}
-        }
-    }
 }
 
 pub struct DiskLog {
@@ -674,217 +441,6 @@ impl DiskLog {
         self.save_ledger(true)
     }
 
-    /// Reads up to `max` of the oldest waiting points as a request body.
-    /// Only one batch is in flight at a time.
-    pub fn start_batch(&mut self, max: usize) -> Option<String> {
-        self.flush();
-        while self.in_flight.is_none() && self.waiting() > 0 {
-            match self.read_batch(max.max(1) as u64) {
-                Ok((body, batch)) if batch.points > 0 => {
-                    self.in_flight = Some(batch);
-                    return Some(body);
-                }
-                // Only damage was left to read: account for the records it
-                // took, and look further.
-                Ok((_, batch)) if batch.lost() > 0 => {
-                    self.in_flight = Some(batch);
-                    self.finish_batch(0);
-                }
-                Ok(_) => return None,
-                Err(error) => {
-                    log::error!("disk buffer: cannot read {}: {error}", self.dir.display());
-                    self.reader = None;
-                    return None;
-                }
-            }
-        }
-        None
-    }
-
-    fn read_batch(&mut self, max: u64) -> io::Result<(String, InFlight)> {
-        let mut body = String::new();
-        let mut batch = InFlight {
-            timestamps: Vec::new(),
-            points: 0,
-            end_segment: self.ledger.ack_segment,
-            end_offset: self.ledger.ack_offset,
-            per_segment: Vec::new(),
-        };
-        for index in 0..self.segments.len() {
-            match self.read_segment(index, max, &mut body, &mut batch) {
-                Ok(more_here) if batch.points >= max || more_here => break,
-                Ok(_) => {}
-                Err(error) => {
-                    self.reader = None;
-                    // What was read before the failure goes first; the
-                    // next batch meets the failure at its start.
-                    if batch.points == 0 {
-                        self.skip_unreadable(index, &error, &mut batch)?;
-                    }
-                    break;
-                }
-            }
-        }
-        self.tail.clear();
-        Ok((body, batch))
-    }
-
-    /// Reads the records of segment `index` into the batch, from the
-    /// cursor (the first segment) or its start; answers whether the
-    /// segment holds more than the batch took.
-    fn read_segment(
-        &mut self,
-        index: usize,
-        max: u64,
-        body: &mut String,
-        batch: &mut InFlight,
-    ) -> io::Result<bool> {
-        let (id, bytes) = (self.segments[index].id, self.segments[index].bytes);
-        let start = if index == 0 {
-            self.ledger.ack_offset
-        } else {
-            0
-        };
-        let mut reader = match self.reader.take() {
-            Some((reader_id, reader)) if reader_id == id && reader.offset() == start => reader,
-            _ => SegmentReader::new(File::open(self.dir.join(segment_name(id)))?, start, bytes),
-        };
-        reader.limit = bytes;
-        if id == self.active_id() {
-            reader.offer(self.tail_offset, &self.tail);
-        }
-        let mut points = 0;
-        let outcome = loop {
-            if batch.points >= max {
-                break Ok(());
-            }
-            match reader.next_item() {
-                Ok(Some(Item::Record { payload, .. })) => {
-                    // The lossy path walks byte by byte; lines this
-                    // service wrote are valid UTF-8, checked at speed.
-                    let line = match std::str::from_utf8(payload) {
-                        Ok(line) => Cow::Borrowed(line),
-                        Err(_) => String::from_utf8_lossy(payload),
-                    };
-                    batch.timestamps.extend(timestamp_of(&line));
-                    body.push_str(&line);
-                    body.push('\n');
-                    batch.points += 1;
-                    points += 1;
-                }
-                Ok(Some(Item::Damaged { offset, bytes })) => {
-                    self.note_damage(id, offset, bytes);
-                }
-                Ok(None) => break Ok(()),
-                Err(error) => break Err(error),
-            }
-        };
-        if outcome.is_err() && points == 0 {
-            return outcome.map(|()| false);
-        }
-        batch.end_segment = id;
-        batch.end_offset = reader.offset();
-        let more_here = reader.offset() < bytes;
-        // Read to its end, the segment has given every intact record it
-        // holds; what it still counts beyond them was damaged.
-        let lost = if more_here || outcome.is_err() {
-            0
-        } else {
-            self.segments[index].unacked.saturating_sub(points)
-        };
-        if points > 0 || lost > 0 {
-            batch.per_segment.push(Share { id, points, lost });
-        }
-        outcome?;
-        self.reader = Some((id, reader));
-        Ok(more_here)
-    }
-
-    /// Segment `index` cannot be read from the cursor on (deleted, EIO, no
-    /// permission): the batch takes its undelivered records as lost, so
-    /// that delivery goes on with the next segment. Named once, here.
-    fn skip_unreadable(
-        &mut self,
-        index: usize,
-        error: &io::Error,
-        batch: &mut InFlight,
-    ) -> io::Result<()> {
-        if index + 1 == self.segments.len() {
-            // Appends go elsewhere first, so there is a next segment.
-            self.rotate();
-            if index + 1 == self.segments.len() {
-                return Err(io::Error::new(
-                    error.kind(),
-                    format!("{error}, and no new segment can be started"),
-                ));
-            }
-        }
-        // Past the cursor (the first segment) or whole (the others).
-        let segment = &self.segments[index];
-        let lost = segment.unacked;
-        log::error!(
-            "disk buffer: cannot read {} ({error}); its {lost} undelivered point(s) are counted as dropped, and delivery goes on with the next segment",
-            self.dir.join(segment_name(segment.id)).display()
-        );
-        batch.per_segment.push(Share {
-            id: segment.id,
-            points: 0,
-            lost,
-        });
-        batch.end_segment = self.segments[index + 1].id;
-        batch.end_offset = 0;
-        Ok(())
-    }
-
-    /// Damage is counted where it is first met: at start for the
-    /// segments of earlier runs, while reading for those written since.
-    fn note_damage(&mut self, id: u64, offset: u64, bytes: u64) {
-        if id <= self.ledger.checked_segment || (id, offset) <= self.damage_seen_to {
-            return;
-        }
-        self.damage_seen_to = (id, offset);
-        self.damage_found.push(Damage {
-            file: self.dir.join(segment_name(id)),
-            offset,
-            bytes,
-        });
-    }
-
-    /// The server stored the batch, except `rejected` invalid points.
-    pub fn finish_batch(&mut self, rejected: usize) {
-        let Some(batch) = self.in_flight.take() else {
-            return;
-        };
-        let rejected = (rejected as u64).min(batch.points);
-        let lost = batch.lost();
-        self.ledger.written += batch.points - rejected;
-        self.ledger.rejected += rejected;
-        self.ledger.dropped += lost;
-        self.buffered -= batch.points + lost;
-        self.left += batch.points + lost;
-        for share in batch.per_segment {
-            if let Some(segment) = self.segments.iter_mut().find(|s| s.id == share.id) {
-                segment.unacked -= share.points + share.lost;
-            }
-        }
-        self.ledger.ack_segment = batch.end_segment;
-        self.ledger.ack_offset = batch.end_offset;
-        self.recent.forget_before(self.left);
-        // A file that cannot be removed is reported by release_delivered.
-        let _ = self.release_delivered();
-        if let Err(error) = self.save_ledger(false) {
-            log::error!(
-                "disk buffer: cannot update the ledger in {}: {error}",
-                self.dir.display()
-            );
-        }
-    }
-
-    /// The batch could not be written: it is read again for the next try.
-    pub fn retry_batch(&mut self) {
-        self.in_flight = None;
-    }
-
     fn save_ledger(&mut self, sync: bool) -> io::Result<()> {
         self.syncer.left(self.cursor_position());
         self.ledger_file.write(&mut self.ledger)?;
@@ -908,116 +464,6 @@ impl DiskLog {
     /// which something written had not been acknowledged yet.
     pub fn syncs(&self) -> u64 {
         self.syncer.syncs()
-    }
-
-    /// Takes the segments at the front none of whose points wait any more
-    /// off the log, moving the cursor past them, and removes their files.
-    fn release_delivered(&mut self) -> io::Result<()> {
-        while self.segments.len() > 1 && self.segments[0].unacked == 0 {
-            let segment = self.segments.pop_front().expect("more than one segment");
-            self.retire(segment);
-        }
-        if self.ledger.ack_segment < self.segments[0].id {
-            self.ledger.ack_segment = self.segments[0].id;
-            self.ledger.ack_offset = 0;
-        }
-        self.remove_retired()
-    }
-
-    /// A segment behind the cursor: its file is removed by
-    /// `remove_retired`, and counts against the budget until it is.
-    fn retire(&mut self, segment: Segment) {
-        self.forget_reader(segment.id);
-        self.retired.push_back((segment.id, segment.bytes));
-    }
-
-    /// Removes the files of retired segments, once the ledger that moves
-    /// the cursor past them is synced (a crash never leaves a cursor
-    /// pointing into a removed file). A file that cannot be removed stays
-    /// counted in the log's bytes, is named once, and is tried again at the
-    /// next commit.
-    fn remove_retired(&mut self) -> io::Result<()> {
-        if self.retired.is_empty() {
-            return Ok(());
-        }
-        // On a full disk the files go even when the ledger cannot be
-        // written, since removing them is what frees room: the cursor then
-        // stands before the next segment, which opening handles.
-        let saved = match self.save_ledger(true) {
-            Err(error) if is_disk_full(&error) => Ok(()),
-            other => other,
-        };
-        let result = saved.and_then(|()| {
-            let mut first_failure = Ok(());
-            let mut kept = VecDeque::new();
-            for (id, bytes) in std::mem::take(&mut self.retired) {
-                let path = self.dir.join(segment_name(id));
-                match std::fs::remove_file(&path) {
-                    Ok(()) => self.disk_bytes -= bytes,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                        self.disk_bytes -= bytes
-                    }
-                    Err(error) => {
-                        kept.push_back((id, bytes));
-                        if first_failure.is_ok() {
-                            first_failure = Err(io::Error::new(
-                                error.kind(),
-                                format!("cannot remove {}: {error}", path.display()),
-                            ));
-                        }
-                    }
-                }
-            }
-            self.retired = kept;
-            first_failure
-        });
-        match &result {
-            Ok(()) if self.removal_failing => {
-                self.removal_failing = false;
-                log::info!(
-                    "disk buffer: the segments behind the cursor in {} are removed again",
-                    self.dir.display()
-                );
-            }
-            Err(error) if !self.removal_failing => {
-                self.removal_failing = true;
-                log::error!(
-                    "disk buffer: {error}; its bytes still count against buffer.max_disk_bytes, and it is tried again at each commit"
-                );
-            }
-            _ => {}
-        }
-        result
-    }
-
-    /// Drops the oldest segment to make room, answering how many waiting
-    /// points went with it; `None` when it cannot go (it holds the batch in
-    /// flight, or it is the one taking appends).
-    fn drop_front(&mut self) -> Option<u64> {
-        if self.in_flight.is_some() || self.segments.len() < 2 {
-            return None;
-        }
-        let segment = self.segments.pop_front()?;
-        let lost = segment.unacked;
-        self.ledger.dropped += lost;
-        self.buffered -= lost;
-        self.left += lost;
-        self.recent.forget_before(self.left);
-        self.ledger.ack_segment = self.segments[0].id;
-        self.ledger.ack_offset = 0;
-        self.retire(segment);
-        let _ = self.remove_retired();
-        Some(lost)
-    }
-
-    fn forget_reader(&mut self, id: u64) {
-        if self
-            .reader
-            .as_ref()
-            .is_some_and(|(reader_id, _)| *reader_id == id)
-        {
-            self.reader = None;
-        }
     }
 
     /// Writes the gathered appends to the active segment. A full disk
@@ -1129,63 +575,6 @@ impl DiskLog {
             Err(_) => {}
         }
     }
-}
-
-/// What a segment of an earlier run holds past `start`.
-struct Counted {
-    /// The file's length.
-    bytes: u64,
-    /// Intact records.
-    records: u64,
-    damage: Vec<Damage>,
-    /// Why it could not be read to its end, and how far it was.
-    failure: Option<io::Error>,
-    read_to: u64,
-}
-
-fn count_records(path: &Path, start: u64) -> Counted {
-    let mut counted = Counted {
-        bytes: 0,
-        records: 0,
-        damage: Vec::new(),
-        failure: None,
-        read_to: start,
-    };
-    let file = match File::open(path).and_then(|file| Ok((file.metadata()?.len(), file))) {
-        Ok((bytes, file)) => {
-            counted.bytes = bytes;
-            file
-        }
-        Err(error) => {
-            counted.failure = Some(error);
-            return counted;
-        }
-    };
-    let mut reader = SegmentReader::new(file, start.min(counted.bytes), counted.bytes);
-    loop {
-        counted.read_to = reader.offset();
-        match reader.next_item() {
-            Ok(Some(Item::Record { .. })) => counted.records += 1,
-            Ok(Some(Item::Damaged { offset, bytes })) => counted.damage.push(Damage {
-                file: path.to_path_buf(),
-                offset,
-                bytes,
-            }),
-            Ok(None) => return counted,
-            Err(error) => {
-                counted.failure = Some(error);
-                return counted;
-            }
-        }
-    }
-}
-
-fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dir.join(segment_name(id)))
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The disk log's rules, each pinned with a few points: order, books that
 //! balance across restarts and crashes, the byte budget, and damage.
 
+use super::syncer::needs_sync;
 use super::*;
+use std::fs::OpenOptions;
+use std::sync::atomic::Ordering;
 
 fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
