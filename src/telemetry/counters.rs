@@ -45,8 +45,9 @@ pub struct Counters {
     pub points_spooled: AtomicU64,
     /// Points waiting or in flight (a gauge).
     pub points_buffered: AtomicU64,
-    /// Damaged stretches of the disk buffer's log skipped at start, each
-    /// also counted as one dropped point.
+    /// Damaged stretches of the disk buffer's log skipped, and segments that
+    /// could not be read at start (each of those counted as one dropped
+    /// point).
     pub disk_buffer_damaged: AtomicU64,
     /// Syncs of the disk buffer's active segment: intervals in which what
     /// was written to it had not all been acknowledged yet.
@@ -159,7 +160,7 @@ impl Counters {
             exposed("dss_buffered_bytes", None, Gauge,
                 "Bytes of encoded points waiting or in flight (on disk with the disk buffer).", &self.buffered_bytes),
             exposed("dss_disk_buffer_damaged_total", None, Counter,
-                "Damaged stretches of the disk buffer skipped, at start (each counted as one dropped point) or while reading (their records counted as dropped).", &self.disk_buffer_damaged),
+                "Damaged stretches of the disk buffer skipped, and segments that could not be read at start: at start each counted as one dropped point, while reading their records counted as dropped.", &self.disk_buffer_damaged),
             exposed("dss_disk_buffer_syncs_total", None, Counter,
                 "Syncs of the disk buffer's log to disk: intervals in which points written to it were not all acknowledged by InfluxDB yet (what InfluxDB acknowledged needs no sync).", &self.disk_buffer_syncs),
             exposed("dss_containers_watched", None, Gauge,

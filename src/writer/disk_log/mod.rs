@@ -29,6 +29,13 @@
 //!   when the disk is full, the oldest segment is dropped (its undelivered
 //!   points counted as dropped). The segment holding the batch in flight is
 //!   never dropped; when nothing else can go, the newest points do.
+//! * A segment that cannot be read (EIO, no permission, deleted) never
+//!   stops delivery: at start, what lies past the failure counts as one
+//!   dropped point, as a damaged stretch does; while reading a batch, its
+//!   undelivered records count as dropped. Either is named once.
+//! * On a full disk the log still opens and delivers: a delivered
+//!   segment's file is removed even when the ledger cannot be written,
+//!   since removing it is what frees room.
 //! * At start every segment past the cursor is read and checked: intact
 //!   records are delivered first, in order; each damaged stretch (a torn
 //!   write, flipped bytes) is skipped, reported with its file and offset,
