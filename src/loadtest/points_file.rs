@@ -8,14 +8,13 @@ use std::path::Path;
 use crate::loadtest::recording::Recording;
 use crate::schema::parse::parse_line;
 
-/// What a file held: the points read, the lines that were not points (the
-/// first few, with their line numbers, for the message), and which writer
-/// was used for containers written by several.
+/// What a file held: the points read (to be restricted to a window and
+/// settled), and the lines that were not points (the first few, with their
+/// line numbers, for the message).
 pub struct Loaded {
     pub recording: Recording,
     pub unreadable: u64,
     pub first_unreadable: Vec<String>,
-    pub writers_chosen: Vec<String>,
 }
 
 pub fn read(path: &Path) -> Result<Loaded, String> {
@@ -25,7 +24,6 @@ pub fn read(path: &Path) -> Result<Loaded, String> {
         recording: Recording::default(),
         unreadable: 0,
         first_unreadable: Vec::new(),
-        writers_chosen: Vec::new(),
     };
     for (number, line) in BufReader::with_capacity(1 << 20, file).lines().enumerate() {
         let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -45,6 +43,5 @@ pub fn read(path: &Path) -> Result<Loaded, String> {
             }
         }
     }
-    loaded.writers_chosen = loaded.recording.settle();
     Ok(loaded)
 }

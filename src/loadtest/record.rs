@@ -399,9 +399,10 @@ fn summarise(
     args: &RecordArgs,
 ) -> Result<(RunSummary, Recording), String> {
     let loaded = points_file::read(points)?;
-    // One writer, this run: nothing to choose.
     let mut recording = loaded.recording;
     recording.restrict(run.start_ns, run.end_ns);
+    // One writer, this run: nothing to choose, nothing to say.
+    recording.settle();
     let window = Window {
         from_ns: run.start_ns,
         to_ns: run.end_ns,

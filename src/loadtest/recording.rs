@@ -286,15 +286,30 @@ impl Recording {
         said
     }
 
-    /// Keeps only what lies in `[from, to]` (nanoseconds).
+    /// The times of every sample read, settled or not.
+    pub fn sample_times(&self) -> impl Iterator<Item = i64> + '_ {
+        let settled = self.containers.values();
+        let unsettled = self.read.values().flat_map(|writers| writers.values());
+        settled
+            .chain(unsettled)
+            .flat_map(|series| series.samples.iter().map(|s| s.t_ns))
+    }
+
+    /// Keeps only what lies in `[from, to]` (nanoseconds), settled or not.
     pub fn restrict(&mut self, from_ns: i64, to_ns: i64) {
+        let within = |s: &Sample| s.t_ns >= from_ns && s.t_ns <= to_ns;
         for series in self.containers.values_mut() {
-            series
-                .samples
-                .retain(|s| s.t_ns >= from_ns && s.t_ns <= to_ns);
+            series.samples.retain(within);
         }
         self.containers
             .retain(|_, series| !series.samples.is_empty());
+        for writers in self.read.values_mut() {
+            for series in writers.values_mut() {
+                series.samples.retain(within);
+            }
+            writers.retain(|_, series| !series.samples.is_empty());
+        }
+        self.read.retain(|_, writers| !writers.is_empty());
         self.events.retain(|e| e.t_ns >= from_ns && e.t_ns <= to_ns);
     }
 }

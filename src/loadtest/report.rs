@@ -99,7 +99,6 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
                     loaded.first_unreadable.join("; ")
                 );
             }
-            say_writers_chosen(&loaded.writers_chosen);
             let recording = loaded.recording;
             let run = recording.runs.first().cloned();
             let (from, to) = match &run {
@@ -128,12 +127,12 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
                 return Err("the window is empty: --from must be before --to".into());
             }
             let run_id = run.as_ref().map(|r| r.id.as_str());
-            let mut recording = read_window(&query, from, to, run_id).await?;
-            say_writers_chosen(&recording.settle());
-            (recording, run, from, to)
+            (read_window(&query, from, to, run_id).await?, run, from, to)
         }
     };
+    // The writer of each container is chosen by its samples in the window.
     recording.restrict(from_ns, to_ns);
+    say_writers_chosen(&recording.settle());
     let requested = run
         .as_ref()
         .and_then(|r| r.interval_ns)
@@ -150,13 +149,9 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
 
 /// The first and last sample of a file without a run record.
 fn span(recording: &Recording) -> Option<(i64, i64)> {
-    let times = recording
-        .containers
-        .values()
-        .flat_map(|c| [c.samples.first(), c.samples.last()])
-        .flatten()
-        .map(|s| s.t_ns);
-    let (min, max) = times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let (min, max) = recording
+        .sample_times()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
     (min <= max).then_some((min, max))
 }
 

@@ -239,7 +239,7 @@ impl StatsActor {
             settings.run_id.as_deref(),
         );
         let cut = series.cut_tags();
-        if !cut.is_empty() {
+        if !cut.is_empty() && self.links.health.first_tags_cut(&self.id) {
             Counters::add(&self.links.counters.tag_values_cut, cut.len() as u64);
             log::warn!(
                 "container {} ({}): the value of tag(s) {} is longer than InfluxDB takes in a series key; written cut to at most {MAX_TAG_VALUE_BYTES} bytes, ending in {CUT_MARKER}",

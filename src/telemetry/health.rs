@@ -138,6 +138,8 @@ struct Followed {
     generation: Option<u64>,
     /// Whether falling back from its cgroup to the stream was said.
     fallback_said: bool,
+    /// Whether its tag values cut to fit InfluxDB's limits were said.
+    tags_cut_said: bool,
 }
 
 impl Followed {
@@ -358,6 +360,7 @@ impl Health {
                 last_sample_ms: Arc::new(AtomicI64::new(0)),
                 generation: None,
                 fallback_said: false,
+                tags_cut_said: false,
             });
     }
 
@@ -375,6 +378,15 @@ impl Health {
         entry.name = name.to_string();
         entry.generation = Some(generation);
         Arc::clone(&entry.last_sample_ms)
+    }
+
+    /// Whether the cut of a followed container's tag values is said (and
+    /// counted) for the first time: a restarted stream makes its series
+    /// key again.
+    pub fn first_tags_cut(&self, id: &str) -> bool {
+        self.followed()
+            .get_mut(id)
+            .is_some_and(|entry| !std::mem::replace(&mut entry.tags_cut_said, true))
     }
 
     /// Whether this is the first cgroup fallback of a followed container

@@ -242,9 +242,18 @@ impl Buffer {
     /// Every point still buffered, oldest first (the batch in flight, then
     /// the waiting points), for the spool.
     pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.lines_where(|_| true)
+    }
+
+    /// The buffered points whose arrival numbers `keep` takes, oldest first.
+    pub fn lines_where<'a>(
+        &'a self,
+        keep: impl Fn(u64) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a str> + 'a {
         self.in_flight
             .iter()
             .chain(self.waiting.iter())
+            .filter(move |q| keep(q.seq))
             .map(|q| q.line.as_str())
     }
 

@@ -3,7 +3,7 @@
 //! kept for a retry).
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -11,6 +11,10 @@ use super::error::{Rejection, WriteError};
 use super::BatchWriterActor;
 use crate::clock::now_ns;
 use crate::telemetry::counters::Counters;
+
+/// How soon a batch is asked for again after the disk buffer could not be
+/// read for a passing reason.
+const READ_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 impl BatchWriterActor {
     /// Decides what to do next: write now, or sleep until the next point is
@@ -99,6 +103,11 @@ impl BatchWriterActor {
         let body = self.store.start_batch(self.batch_limit.current());
         self.report_damage_found();
         let Some(body) = body else {
+            if self.store.waiting() > 0 {
+                // The disk buffer could not be read just now (said once
+                // there): ask again shortly, not only when a point comes.
+                ctx.run_later(READ_AGAIN_AFTER, |writer, ctx| writer.poll(ctx));
+            }
             return;
         };
         self.request_in_flight = true;
@@ -125,9 +134,9 @@ impl BatchWriterActor {
                 self.on_success();
             }
             Err(WriteError::Rejected {
-                dropped: Rejection::Unknown,
+                dropped: Rejection::Unknown { said },
                 ..
-            }) if size > 1 => {
+            }) if size > 1 && said != Some(size) => {
                 // Stored in part, and which part is not said: the same
                 // points go again in halves (InfluxDB stores a point sent
                 // twice once) until each answer is exact, so the books
@@ -148,7 +157,8 @@ impl BatchWriterActor {
                 // them again would only repeat the refusal.
                 let dropped = match dropped {
                     Rejection::Exactly(n) => n.min(size),
-                    Rejection::All | Rejection::Unknown => size,
+                    // Unknown here: one point, or `dropped=` the whole batch.
+                    Rejection::All | Rejection::Unknown { .. } => size,
                 };
                 self.store.finish_batch(dropped);
                 self.batch_limit.answered();

@@ -62,10 +62,15 @@ fn report_opened(log: &DiskLog, opened: &Opened) {
     }
     for unreadable in &opened.unreadable {
         log::error!(
-            "disk buffer: cannot read {} from offset {} ({}); what it holds past there is lost, counted as one dropped point, and the rest is delivered",
+            "disk buffer: cannot read {} from offset {} ({}); what it holds past there is lost ({}), what it holds before is delivered with the rest, and the file is then moved aside for you to check",
             unreadable.file.display(),
             unreadable.offset,
-            unreadable.error
+            unreadable.error,
+            if unreadable.counted {
+                "counted as one dropped point"
+            } else {
+                "counted when first met"
+            }
         );
     }
     if opened.ledger_missing {

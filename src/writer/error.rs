@@ -219,8 +219,10 @@ pub enum Rejection {
     /// 1.x reports a partial write of unparseable lines as `dropped=0`,
     /// and when the storage engine also refuses points it reports only
     /// those. The batch must be sent again in parts until every answer is
-    /// exact (a point stored twice is stored once).
-    Unknown,
+    /// exact (a point stored twice is stored once). `said` is the
+    /// answer's `dropped=N`: exact only when it is the whole batch (then
+    /// every line was parsed, and none stored).
+    Unknown { said: Option<usize> },
 }
 
 /// How the service authenticates, for messages that say what to fix.
@@ -307,7 +309,8 @@ fn shorten(reason: &str) -> String {
 /// points its storage accepts. Its answer is exact only when nothing was
 /// stored: no `partial write` (every line failed to parse, or the request
 /// was refused whole), or a `dropped=N` of the whole batch; the batch size
-/// is not known here, so `Unknown` covers every other partial write.
+/// is not known here, so `Unknown` covers every partial write, with the N
+/// it said.
 /// The v2 API (2.x, 3.x) refuses a batch whole unless it says `partial
 /// write ... dropped=N`.
 fn rejection(credentials: &Credentials, reason: &str) -> Rejection {
@@ -318,7 +321,7 @@ fn rejection(credentials: &Credentials, reason: &str) -> Rejection {
     });
     match (credentials, partial, dropped) {
         (_, false, _) => Rejection::All,
-        (Credentials::User(_), true, _) => Rejection::Unknown,
+        (Credentials::User(_), true, said) => Rejection::Unknown { said },
         (Credentials::Token, true, Some(n)) => Rejection::Exactly(n),
         (Credentials::Token, true, None) => Rejection::All,
     }
@@ -359,7 +362,7 @@ impl fmt::Display for WriteError {
             WriteError::Rejected { url, dropped: Rejection::All, reason } => {
                 write!(f, "InfluxDB at {url} rejected a whole batch: {reason}")
             }
-            WriteError::Rejected { url, dropped: Rejection::Unknown, reason } => {
+            WriteError::Rejected { url, dropped: Rejection::Unknown { .. }, reason } => {
                 write!(f, "InfluxDB at {url} rejected some points of a batch without saying how many: {reason}")
             }
             WriteError::Redirect { url, status, location } => write!(
@@ -422,7 +425,7 @@ mod tests {
             matches!(
                 partial,
                 WriteError::Rejected {
-                    dropped: Rejection::Unknown,
+                    dropped: Rejection::Unknown { .. },
                     ..
                 }
             ),
@@ -458,7 +461,7 @@ mod tests {
             matches!(
                 parse,
                 WriteError::Rejected {
-                    dropped: Rejection::Unknown,
+                    dropped: Rejection::Unknown { .. },
                     ..
                 }
             ),
@@ -482,6 +485,26 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A 1.x `dropped=N` is kept with the answer: it is exact when it is
+    /// the whole batch (every line parsed, none stored).
+    #[test]
+    fn a_1x_partial_write_keeps_what_dropped_said() {
+        let retention = classify(
+            400,
+            r#"{"error":"partial write: points beyond retention policy dropped=5"}"#,
+        );
+        assert!(
+            matches!(
+                retention,
+                WriteError::Rejected {
+                    dropped: Rejection::Unknown { said: Some(5) },
+                    ..
+                }
+            ),
+            "{retention:?}"
+        );
     }
 
     #[test]
@@ -581,7 +604,7 @@ mod tests {
             matches!(
                 retention,
                 WriteError::Rejected {
-                    dropped: Rejection::Unknown,
+                    dropped: Rejection::Unknown { .. },
                     ..
                 }
             ),

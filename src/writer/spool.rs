@@ -190,7 +190,7 @@ pub fn save<'a>(
         .last()
         .and_then(|p| p.file_name()?.to_str()?.get(6..26)?.parse::<u64>().ok())
         .unwrap_or(0);
-    let stamp = stamp.max(newest + 1);
+    let stamp = stamp.max(newest.saturating_add(1));
     let path = dir.join(format!("{PREFIX}{stamp:020}{EXTENSION}"));
     let temporary = dir.join(format!(
         "{TEMPORARY_PREFIX}{stamp:020}{TEMPORARY_EXTENSION}"
@@ -248,6 +248,8 @@ pub struct Backlog {
 #[derive(Debug)]
 struct Tracked {
     path: PathBuf,
+    /// The arrival number of its first point.
+    start: u64,
     /// The arrival number after its last point; `None` while it loads.
     end: Option<u64>,
     /// Not read to its end: never removed, never replaced.
@@ -255,10 +257,12 @@ struct Tracked {
 }
 
 impl Backlog {
-    /// Starts tracking a file being loaded.
-    pub fn track(&mut self, path: &Path) {
+    /// Starts tracking a file being loaded; its first point will get the
+    /// arrival number `next_seq`.
+    pub fn track(&mut self, path: &Path, next_seq: u64) {
         self.files.push_back(Tracked {
             path: path.to_path_buf(),
+            start: next_seq,
             end: None,
             keep: false,
         });
@@ -307,6 +311,15 @@ impl Backlog {
             .iter()
             .filter(|f| !f.keep)
             .map(|f| f.path.as_path())
+    }
+
+    /// Whether the point with arrival number `seq` came from a kept file:
+    /// that file still holds it, so a save leaves it out (saved again, it
+    /// would be loaded twice at every start).
+    pub fn from_kept_file(&self, seq: u64) -> bool {
+        self.files
+            .iter()
+            .any(|f| f.keep && f.start <= seq && f.end.is_none_or(|end| seq < end))
     }
 }
 
@@ -447,11 +460,11 @@ mod tests {
     #[test]
     fn the_backlog_releases_a_file_once_the_buffer_holds_none_of_its_points() {
         let mut backlog = Backlog::default();
-        backlog.track(Path::new("a"));
+        backlog.track(Path::new("a"), 0);
         backlog.loaded(2, false);
-        backlog.track(Path::new("empty"));
+        backlog.track(Path::new("empty"), 2);
         backlog.loaded(2, false);
-        backlog.track(Path::new("b"));
+        backlog.track(Path::new("b"), 2);
         assert!(backlog.release(1).is_empty());
         assert_eq!(
             backlog.release(2),
@@ -466,10 +479,11 @@ mod tests {
     #[test]
     fn a_kept_file_is_never_removed_nor_replaced() {
         let mut backlog = Backlog::default();
-        backlog.track(Path::new("unreadable"));
+        backlog.track(Path::new("unreadable"), 0);
         backlog.loaded(1, true);
-        backlog.track(Path::new("b"));
+        backlog.track(Path::new("b"), 1);
         backlog.loaded(2, false);
+        assert!(backlog.from_kept_file(0) && !backlog.from_kept_file(1));
         assert_eq!(backlog.replaceable().collect::<Vec<_>>(), [Path::new("b")]);
         assert_eq!(backlog.release(2), [PathBuf::from("b")]);
         assert!(backlog.is_empty());
@@ -492,7 +506,7 @@ mod tests {
         let mut buffer = Buffer::new(30 * Buffer::cost_of("a"));
         let mut backlog = Backlog::default();
         for (file, points) in [("a", 10), ("b", 20)] {
-            backlog.track(Path::new(file));
+            backlog.track(Path::new(file), buffer.next_seq());
             for _ in 0..points {
                 buffer.push(file.into(), Instant::now());
             }

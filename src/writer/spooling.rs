@@ -21,7 +21,10 @@ impl BatchWriterActor {
         };
         let now = Instant::now();
         let result = spool::load(&dir, |loading| match loading {
-            Loading::File(path) => self.spool_backlog.track(path),
+            Loading::File(path) => {
+                let next_seq = self.memory_next_seq();
+                self.spool_backlog.track(path, next_seq)
+            }
             Loading::Line(line) => self.push(line, now),
             Loading::Done(report) => {
                 let next_seq = self.memory_next_seq();
@@ -124,11 +127,22 @@ impl BatchWriterActor {
             .replaceable()
             .map(PathBuf::from)
             .collect();
-        match spool::save(&dir, buffer.lines(), &replaces) {
+        let backlog = &self.spool_backlog;
+        let in_kept_files = buffer
+            .lines_where(|seq| backlog.from_kept_file(seq))
+            .count();
+        let lines = buffer.lines_where(|seq| !backlog.from_kept_file(seq));
+        match spool::save(&dir, lines, &replaces) {
             Ok(path) => {
                 self.spool_backlog.clear();
+                // Every one is on disk now: in the new file, or still in
+                // the kept file it came from.
                 buffer.mark_spooled();
-                log::info!("saved {count} undelivered point(s) to {}", path.display());
+                log::info!(
+                    "saved {} undelivered point(s) to {} ({in_kept_files} more stay in the unreadable spool file(s) they came from)",
+                    count - in_kept_files as u64,
+                    path.display()
+                );
                 Ok(count)
             }
             Err((path, error)) => Err(format!(

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io;
 
 use super::record::{Item, SegmentReader};
-use super::segments::segment_name;
+use super::segments::{is_transient, segment_name};
 use super::{Damage, DiskLog};
 use crate::schema::line_protocol::timestamp_of;
 
@@ -47,18 +47,30 @@ impl DiskLog {
         while self.in_flight.is_none() && self.waiting() > 0 {
             match self.read_batch(max.max(1) as u64) {
                 Ok((body, batch)) if batch.points > 0 => {
+                    self.read_failing = false;
                     self.in_flight = Some(batch);
                     return Some(body);
                 }
-                // Only damage was left to read: account for the records it
-                // took, and look further.
-                Ok((_, batch)) if batch.lost() > 0 => {
+                // Only damage or an unreadable segment was met: account for
+                // the records lost, move the cursor past them, look further.
+                Ok((_, batch))
+                    if batch.lost() > 0
+                        || (batch.end_segment, batch.end_offset)
+                            != (self.ledger.ack_segment, self.ledger.ack_offset) =>
+                {
                     self.in_flight = Some(batch);
                     self.finish_batch(0);
                 }
                 Ok(_) => return None,
                 Err(error) => {
-                    log::error!("disk buffer: cannot read {}: {error}", self.dir.display());
+                    // A passing error: the writer asks again shortly.
+                    if !self.read_failing {
+                        self.read_failing = true;
+                        log::error!(
+                            "disk buffer: cannot read {} just now: {error}; trying again",
+                            self.dir.display()
+                        );
+                    }
                     self.reader = None;
                     return None;
                 }
@@ -85,6 +97,9 @@ impl DiskLog {
                     // What was read before the failure goes first; the
                     // next batch meets the failure at its start.
                     if batch.points == 0 {
+                        if is_transient(&error) {
+                            return Err(error);
+                        }
                         self.skip_unreadable(index, &error, &mut batch)?;
                     }
                     break;
@@ -105,7 +120,10 @@ impl DiskLog {
         body: &mut String,
         batch: &mut InFlight,
     ) -> io::Result<bool> {
-        let (id, bytes) = (self.segments[index].id, self.segments[index].bytes);
+        let segment = &self.segments[index];
+        // A segment that could not be read to its end is read up to where
+        // it failed, no further.
+        let (id, bytes) = (segment.id, segment.readable_to.unwrap_or(segment.bytes));
         let start = if index == 0 {
             self.ledger.ack_offset
         } else {
@@ -185,8 +203,15 @@ impl DiskLog {
                 ));
             }
         }
-        // Past the cursor (the first segment) or whole (the others).
-        let segment = &self.segments[index];
+        // Past the cursor (the first segment) or whole (the others); it is
+        // moved aside, not removed, once it leaves the log.
+        let from = if index == 0 {
+            self.ledger.ack_offset
+        } else {
+            0
+        };
+        let segment = &mut self.segments[index];
+        segment.readable_to = Some(from);
         let lost = segment.unacked;
         log::error!(
             "disk buffer: cannot read {} ({error}); its {lost} undelivered point(s) are counted as dropped, and delivery goes on with the next segment",

@@ -70,7 +70,7 @@ use batches::InFlight;
 use ledger::{Ledger, LedgerFile};
 use recent::RecentTimes;
 use record::{SegmentReader, HEADER_BYTES};
-use segments::{count_records, create_segment, segment_ids, segment_name, Segment};
+use segments::{count_records, create_segment, segment_ids, segment_name, Retired, Segment};
 use syncer::Syncer;
 
 /// Appends gathered in memory beyond this are written at once, whatever
@@ -98,12 +98,14 @@ pub struct Damage {
 
 /// A segment that could not be read to its end at start (EIO, no
 /// permission): what lies past `offset` is lost, counted as one dropped
-/// point as a damaged stretch is.
+/// point as a damaged stretch is, the first time it is met.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
     pub file: PathBuf,
     pub offset: u64,
     pub error: String,
+    /// Met for the first time: counted now.
+    pub counted: bool,
 }
 
 /// What opening the log found.
@@ -152,11 +154,14 @@ pub struct DiskLog {
     unreported_drops: u64,
     /// Set while writes to the log fail, so a failure is logged once.
     failing: bool,
-    /// Segments behind the cursor whose files are not removed yet (id,
-    /// bytes): their bytes are still in `disk_bytes`.
-    retired: VecDeque<(u64, u64)>,
+    /// Segments behind the cursor whose files are not gone yet: their
+    /// bytes are still in `disk_bytes`.
+    retired: VecDeque<Retired>,
     /// Set while retired files cannot be removed, so it is logged once.
     removal_failing: bool,
+    /// Set while batches cannot be read for a passing reason, so it is
+    /// logged once.
+    read_failing: bool,
     syncer: Syncer,
     /// Bytes written to the files since opening (the sync thread's scale).
     written_position: u64,
@@ -198,7 +203,11 @@ impl DiskLog {
         let mut retired = VecDeque::new();
         for id in ids.iter().filter(|id| **id < ledger.ack_segment) {
             let bytes = std::fs::metadata(dir.join(segment_name(*id))).map_or(0, |m| m.len());
-            retired.push_back((*id, bytes));
+            retired.push_back(Retired {
+                id: *id,
+                bytes,
+                aside: false,
+            });
         }
         ids.retain(|id| *id >= ledger.ack_segment);
         if ids.first().is_some_and(|first| *first > ledger.ack_segment) {
@@ -217,25 +226,30 @@ impl DiskLog {
                 0
             };
             let counted = count_records(&path, start);
+            // Damage is counted where it is first met; a segment that
+            // cannot be read is said at every start, counted once.
             let newly_met = id > ledger.checked_segment;
             if newly_met {
                 damage.extend(counted.damage);
-                if let Some(error) = counted.failure {
-                    unreadable.push(Unreadable {
-                        file: path,
-                        offset: counted.read_to,
-                        error: error.to_string(),
-                    });
-                }
+            }
+            let readable_to = counted.failure.as_ref().map(|_| counted.read_to);
+            if let Some(error) = counted.failure {
+                unreadable.push(Unreadable {
+                    file: path,
+                    offset: counted.read_to,
+                    error: error.to_string(),
+                    counted: newly_met,
+                });
             }
             segments.push_back(Segment {
                 id,
                 bytes: counted.bytes,
                 unacked: counted.records,
                 start: None,
+                readable_to,
             });
         }
-        ledger.dropped += unreadable.len() as u64;
+        ledger.dropped += unreadable.iter().filter(|u| u.counted).count() as u64;
         ledger.dropped += damage.len() as u64;
         if let Some(last) = ids.last() {
             ledger.checked_segment = *last;
@@ -254,6 +268,7 @@ impl DiskLog {
             bytes: 0,
             unacked: 0,
             start: Some(0),
+            readable_to: None,
         });
         sync_dir(dir)?;
 
@@ -270,7 +285,8 @@ impl DiskLog {
             dir: dir.to_path_buf(),
             max_bytes,
             segment_bytes: segment_bytes_for(max_bytes),
-            disk_bytes: segments.iter().map(|s| s.bytes).sum(),
+            disk_bytes: segments.iter().map(|s| s.bytes).sum::<u64>()
+                + retired.iter().map(|r| r.bytes).sum::<u64>(),
             segments,
             active,
             pending: Vec::new(),
@@ -293,6 +309,7 @@ impl DiskLog {
             failing: false,
             retired: VecDeque::new(),
             removal_failing: false,
+            read_failing: false,
             syncer,
             written_position: 0,
             tail: Vec::new(),
@@ -567,6 +584,7 @@ impl DiskLog {
                     bytes: 0,
                     unacked: 0,
                     start: Some(self.written_position),
+                    readable_to: None,
                 });
                 if let Ok(dir) = File::open(&self.dir) {
                     self.syncer.sync_once(dir);

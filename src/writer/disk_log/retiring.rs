@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io;
 
-use super::segments::{segment_name, Segment};
+use super::segments::{aside_name, segment_name, Retired, Segment};
 use super::DiskLog;
 use crate::writer::files::is_disk_full;
 
@@ -28,7 +28,11 @@ impl DiskLog {
     /// `remove_retired`, and counts against the budget until it is.
     pub(super) fn retire(&mut self, segment: Segment) {
         self.forget_reader(segment.id);
-        self.retired.push_back((segment.id, segment.bytes));
+        self.retired.push_back(Retired {
+            id: segment.id,
+            bytes: segment.bytes,
+            aside: segment.readable_to.is_some(),
+        });
     }
 
     /// Removes the files of retired segments, once the ledger that moves
@@ -50,15 +54,27 @@ impl DiskLog {
         let result = saved.and_then(|()| {
             let mut first_failure = Ok(());
             let mut kept = VecDeque::new();
-            for (id, bytes) in std::mem::take(&mut self.retired) {
-                let path = self.dir.join(segment_name(id));
-                match std::fs::remove_file(&path) {
-                    Ok(()) => self.disk_bytes -= bytes,
+            for retired in std::mem::take(&mut self.retired) {
+                let path = self.dir.join(segment_name(retired.id));
+                let gone = if retired.aside {
+                    let aside = self.dir.join(aside_name(retired.id));
+                    std::fs::rename(&path, &aside).inspect(|()| {
+                        log::warn!(
+                            "disk buffer: {} could not be read to its end; moved aside to {} for you to check (it no longer counts against buffer.max_disk_bytes)",
+                            path.display(),
+                            aside.display()
+                        )
+                    })
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match gone {
+                    Ok(()) => self.disk_bytes -= retired.bytes,
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                        self.disk_bytes -= bytes
+                        self.disk_bytes -= retired.bytes
                     }
                     Err(error) => {
-                        kept.push_back((id, bytes));
+                        kept.push_back(retired);
                         if first_failure.is_ok() {
                             first_failure = Err(io::Error::new(
                                 error.kind(),

@@ -46,6 +46,37 @@ pub(super) struct Segment {
     /// Where its first byte stands among the bytes this run wrote (the
     /// sync thread's positions); `None` for a segment of an earlier run.
     pub(super) start: Option<u64>,
+    /// For a segment that could not be read to its end: the offset the
+    /// read failed at. Reading stops there, and once the segment leaves the
+    /// log its file is moved aside for the operator, not removed.
+    pub(super) readable_to: Option<u64>,
+}
+
+/// A segment behind the cursor whose file is not gone yet: its bytes count
+/// against the budget until it is.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retired {
+    pub(super) id: u64,
+    pub(super) bytes: u64,
+    /// Could not be read to its end: moved aside, not removed.
+    pub(super) aside: bool,
+}
+
+/// Where an unreadable segment's file is moved when it leaves the log: a
+/// name the log does not read, beside it.
+pub(super) fn aside_name(id: u64) -> String {
+    format!("unreadable-{}", segment_name(id))
+}
+
+/// Whether a read error may pass by itself (no descriptor or memory to
+/// spare just now), so the segment is read again later rather than given
+/// up.
+pub(super) fn is_transient(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::Interrupted
+        || matches!(
+            error.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN)
+        )
 }
 
 /// What a segment of an earlier run holds past `start`.
@@ -62,17 +93,15 @@ pub(super) struct Counted {
 
 pub(super) fn count_records(path: &Path, start: u64) -> Counted {
     let mut counted = Counted {
-        bytes: 0,
+        // Known even when the file cannot be opened for reading.
+        bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
         records: 0,
         damage: Vec::new(),
         failure: None,
         read_to: start,
     };
-    let file = match File::open(path).and_then(|file| Ok((file.metadata()?.len(), file))) {
-        Ok((bytes, file)) => {
-            counted.bytes = bytes;
-            file
-        }
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(error) => {
             counted.failure = Some(error);
             return counted;

@@ -1,6 +1,8 @@
 //! The disk log's rules, each pinned with a few points: order, books that
 //! balance across restarts and crashes, the byte budget, and damage.
 
+use super::ledger::Ledger;
+use super::segments;
 use super::syncer::needs_sync;
 use super::*;
 use std::fs::OpenOptions;
@@ -655,9 +657,43 @@ fn a_segment_that_cannot_be_read_at_start_is_counted_once_and_the_rest_delivered
     assert_eq!(opened.books.dropped, 1, "counted as one dropped point");
     assert_eq!(deliver_all(&mut log, 10), ["a", "b", "c"]);
     assert!(balanced(&log));
+    // Out of the log, it is moved aside for the operator, not removed.
+    let aside = dir.join(segments::aside_name(2));
+    assert!(aside.join("obstacle").exists(), "not moved aside");
     log.close().unwrap();
     drop(log);
-    // Still there at the next start: not counted again.
     let (_, opened) = open(&dir, PLENTY);
-    assert_eq!(opened.books.dropped, 1);
+    assert_eq!(opened.books.dropped, 1, "counted once");
+    assert!(opened.unreadable.is_empty());
+}
+
+/// A crash between the ledger's sync and the removal of a delivered
+/// segment leaves its file behind the cursor: opening counts it until it is
+/// gone, and never counts it twice.
+#[test]
+fn a_delivered_segment_left_by_a_crash_is_counted_until_removed_at_start() {
+    let dir = dir();
+    let delivered = write_segment(&dir, 1, &["old"; 50]);
+    write_segment(&dir, 2, &["new"]);
+    let (mut ledger_file, _) = LedgerFile::open(&dir).unwrap();
+    let mut ledger = Ledger {
+        ack_segment: 2,
+        written: 50,
+        ..Ledger::default()
+    };
+    ledger_file.write(&mut ledger).unwrap();
+    drop(ledger_file);
+    let obstacle = obstruct_segment(&dir, 1);
+    let (mut log, opened) = open(&dir, PLENTY);
+    assert_eq!(opened.books.written, 50);
+    assert!(
+        log.bytes() >= std::fs::metadata(&obstacle).unwrap().len(),
+        "the file left behind is not counted"
+    );
+    assert_eq!(deliver_all(&mut log, 10), ["new"]);
+    std::fs::remove_dir_all(&obstacle).unwrap();
+    log.commit();
+    assert!(!delivered.exists());
+    assert!(log.bytes() < 100, "{} bytes counted", log.bytes());
+    assert!(balanced(&log));
 }
