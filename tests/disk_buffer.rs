@@ -314,6 +314,27 @@ async fn a_full_disk_drops_the_oldest_points_and_the_service_recovers_when_space
     }
 }
 
+/// Writes segment `id` of a disk buffer in `dir` as an earlier run would
+/// have: `points` points of `measurement`, values 0, 1, ...; answers its path.
+fn write_segment(dir: &str, id: u64, measurement: &str, points: u64) -> String {
+    let lines: Vec<String> = (0..points)
+        .map(|i| format!("{measurement},src=test value={i}i {}", 1_000_000 + i))
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let path = format!("{dir}/seg-{id:020}.log");
+    std::fs::write(&path, support::records::encode(&lines)).unwrap();
+    path
+}
+
+/// Waits until the service's buffer holds no point.
+async fn wait_until_delivered(service: &Service, timeout: Duration) {
+    support::eventually(timeout, "the log to be delivered", || async {
+        let buffered = service.metric("dss_points_buffered").await?;
+        (buffered == 0.0).then_some(())
+    })
+    .await;
+}
+
 /// Fills the filesystem of `dir` until a write fails for want of room.
 fn fill_up(dir: &str) {
     use std::io::Write;
@@ -338,15 +359,7 @@ async fn a_full_disk_at_start_is_no_configuration_error_and_the_backlog_is_deliv
     let db = "full_at_start";
     influx.stop();
     let disk = Tmpfs::mount("1m");
-    let lines: Vec<String> = (0..3000)
-        .map(|i| format!("backlog,src=test value={i}i {}", 1_000_000 + i))
-        .collect();
-    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    std::fs::write(
-        format!("{}/seg-00000000000000000001.log", disk.0),
-        support::records::encode(&lines),
-    )
-    .unwrap();
+    write_segment(&disk.0, 1, "backlog", 3000);
     fill_up(&disk.0);
     let env = [
         ("BUFFER_DIR", disk.0.as_str()),
@@ -382,18 +395,9 @@ async fn a_segment_failing_with_eio_is_skipped_and_the_rest_delivered() {
     let influx = InfluxServer::start(Options::default());
     let db = "eio";
     let buffer = tempdir("dss-eio");
-    let segment = |id: u64, name: &str| {
-        let lines: Vec<String> = (0..100)
-            .map(|i| format!("{name},src=test value={i}i {}", 1_000_000 + i))
-            .collect();
-        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let path = format!("{buffer}/seg-{id:020}.log");
-        std::fs::write(&path, support::records::encode(&lines)).unwrap();
-        path
-    };
-    segment(1, "before");
-    let failing = segment(2, "failing");
-    segment(3, "after");
+    write_segment(&buffer, 1, "before", 100);
+    let failing = write_segment(&buffer, 2, "failing", 100);
+    write_segment(&buffer, 3, "after", 100);
     let shim = support::eio_shim();
     let env = [
         ("BUFFER_DIR", buffer.as_str()),
@@ -401,15 +405,7 @@ async fn a_segment_failing_with_eio_is_skipped_and_the_rest_delivered() {
         ("DSS_EIO_PATH", failing.as_str()),
     ];
     let mut service = Service::start(&influx, db, &env);
-    support::eventually(
-        Duration::from_secs(30),
-        "the log to be delivered",
-        || async {
-            let buffered = service.metric("dss_points_buffered").await?;
-            (buffered == 0.0).then_some(())
-        },
-    )
-    .await;
+    wait_until_delivered(&service, Duration::from_secs(30)).await;
     assert_eq!(
         service.metric("dss_disk_buffer_damaged_total").await,
         Some(1.0)
@@ -532,15 +528,7 @@ async fn a_torn_and_a_corrupt_segment_are_reported_and_everything_else_delivered
             "the damage in {file} at {offset} is not reported:\n{logs}"
         );
     }
-    support::eventually(
-        Duration::from_secs(60),
-        "the log to be delivered",
-        || async {
-            let buffered = service.metric("dss_points_buffered").await?;
-            (buffered == 0.0).then_some(())
-        },
-    )
-    .await;
+    wait_until_delivered(&service, Duration::from_secs(60)).await;
     assert!(service.terminate().await.success());
 
     let mut delivered: BTreeSet<(String, i64)> = BTreeSet::new();
