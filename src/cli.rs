@@ -51,7 +51,7 @@ report (--run ID | --from TIME [--to TIME] | --last 15m | --file points.lp)
   TIME: RFC 3339 (2026-11-25T10:00:00Z), `now`, or a duration ago (15m).
 
 BUDGET: SELECTOR:METRIC[.STATISTIC]OP NUMBER, e.g. 'web-*:cpu_limit_percent.p95<=90',
-  '*:oom_kills==0'. See README.md, section Load tests.";
+  '*:oom_kills==0'. See docs/load-tests.md.";
 
 #[derive(Debug, PartialEq)]
 pub enum Command {

@@ -472,11 +472,11 @@ fn the_example_file_lists_exactly_the_declared_settings_with_their_variables() {
 }
 
 #[test]
-fn the_readme_configuration_table_is_the_declared_settings() {
-    let readme = include_str!("../README.md");
+fn the_configuration_reference_table_is_the_declared_settings() {
+    let reference = include_str!("../docs/configuration.md");
     let table = config::settings::reference_table();
     assert!(
-        readme.contains(&table),
-        "README.md's configuration table differs from src/config/settings.rs; it should read:\n\n{table}"
+        reference.contains(&table),
+        "docs/configuration.md's configuration table differs from src/config/settings.rs; it should read:\n\n{table}"
     );
 }

@@ -201,7 +201,7 @@ async fn events_keep_being_applied_when_listing_containers_takes_longer_than_the
     assert!(service.terminate().await.success());
 }
 
-/// README's read-only socket proxy: the service needs nothing but `GET` of
+/// The read-only socket proxy of docs/installation.md: the service needs nothing but `GET` of
 /// the version, info, events, the container list, inspect and stats. The
 /// test proxy refuses anything else, and any refusal fails the test.
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! The service image, built locally by scripts/build-image (the README's
-//! test command builds it first), run as a container on the real engine:
+//! The service image, built locally by scripts/build-image (the test
+//! command, scripts/test, builds it first), run as a container on the real engine:
 //! small, unprivileged, healthy, writing its siblings' stats, and back with
 //! no gap longer than the restart after its process is killed.
 
@@ -69,7 +69,7 @@ fn run_service_image(name: &str, db: &str, options: &[&str]) -> Container {
         "BATCH_WAIT_MS=300".to_string(),
         format!("HEALTH_LISTEN=127.0.0.1:{}", support::free_port()),
     ];
-    // The socket's group on this host, as the README tells users to grant
+    // The socket's group on this host, as docs/installation.md tells users to grant
     // it: the image's build-time group is another host's.
     let socket_group = std::fs::metadata("/var/run/docker.sock")
         .map(|m| std::os::unix::fs::MetadataExt::gid(&m).to_string())
@@ -162,7 +162,7 @@ async fn the_image_runs_unprivileged_reports_healthy_and_survives_a_killed_proce
     );
 }
 
-/// The compose lines README documents for `STATS_SAMPLING=cgroup`: the
+/// The compose lines docs/cgroup-sampling.md documents for `STATS_SAMPLING=cgroup`: the
 /// host's cgroup hierarchy and /proc mounted read-only into the unprivileged
 /// container are enough to sample other containers from their cgroups.
 #[tokio::test(flavor = "multi_thread")]

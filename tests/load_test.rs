@@ -140,7 +140,7 @@ async fn a_recorded_run_answers_for_every_container_and_reads_back_the_same() {
     let database = format!("loadtest_{}", std::process::id());
     let env = influx_env(&database);
     // The long-running service writes the same containers to the same
-    // database, as the README recommends: a report of the run must give
+    // database, as the docs recommend: a report of the run must give
     // the numbers record printed all the same.
     let mut service = Service::start(shared(), &database, &[]);
     let filter = format!("{}*", containers.name(""));

@@ -1,5 +1,5 @@
 //! The module tree reads as the data flow, and a lower layer never imports
-//! a higher one (README, "How it works"): every `crate::` path outside test
+//! a higher one (docs/design/architecture.md): every `crate::` path outside test
 //! modules is checked against the layer order.
 
 use std::path::{Path, PathBuf};

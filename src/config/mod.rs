@@ -361,7 +361,7 @@ pub fn load(
         let setting = settings::by_key(key).ok_or_else(|| ConfigError::Flag {
             flag: flag.clone(),
             message: format!(
-                "`{key}` is not a setting; see the configuration reference in README.md"
+                "`{key}` is not a setting; see the configuration reference in docs/configuration.md"
             ),
         })?;
         let table = single_value_table(setting.key, value.clone());

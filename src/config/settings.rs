@@ -4,11 +4,11 @@
 //!
 //! Everything else follows from this table: the loader takes its defaults
 //! (the lowest layer) and ranges from it, error messages name its keys and
-//! variables, `check-config` is its `show`s in order, and the README's
+//! variables, `check-config` is its `show`s in order, and docs/configuration.md's
 //! configuration table is [`reference_table`]. The typed parse of each value
 //! is the loader's `Layer` field (deserializing the file into it is what
 //! gives line, column and key for errors); `tests/config_loading.rs` fails
-//! when the README, `config/docker-stats.toml` or the `Layer` keys disagree
+//! when docs/configuration.md, `config/docker-stats.toml` or the `Layer` keys disagree
 //! with this table.
 
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub struct Setting {
     pub range: Option<Range>,
     /// Whether the value must never be printed.
     pub secret: bool,
-    /// What it does, as the README's table says it.
+    /// What it does, as docs/configuration.md's table says it.
     pub doc: &'static str,
     /// Its effective value as `check-config` shows it, written as in the
     /// file (secrets masked).
@@ -189,7 +189,7 @@ pub const SETTINGS: &[Setting] = &[
         |c| duration(c.docker.stats_parse_timeout)),
     ranged("docker.stats_read_interval", "STATS_READ_INTERVAL",
         Computed("`batch.wait`, between `50ms` and `1s`"), duration_range(1, HOUR),
-        "stats streams are read together on this beat instead of waking once per sample (less CPU); samples wait in the socket meanwhile, nothing is lost; shorter than `STATS_PARSE_TIMEOUT`",
+        "stats streams are read together once per this interval (the read beat) instead of waking once per sample (less CPU); samples wait in the socket meanwhile, nothing is lost; shorter than `STATS_PARSE_TIMEOUT`",
         |c| duration(c.docker.stats_read_interval)),
     ranged("docker.reconcile_interval", "RECONCILE_INTERVAL", Value(r#""30s""#), duration_range(100, Duration::from_secs(24 * 3600)),
         "how often the followed containers are compared with the running ones",
@@ -288,7 +288,7 @@ pub fn defaults_table() -> toml::Table {
         .expect("every declared default is a TOML value")
 }
 
-/// The README's configuration table, rows in declaration order.
+/// The configuration table of docs/configuration.md, rows in declaration order.
 pub fn reference_table() -> String {
     let mut out = String::from(
         "| File key | Environment variable | Default | Meaning |\n|---|---|---|---|\n",
