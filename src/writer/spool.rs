@@ -10,8 +10,9 @@
 //!   buffered (spooled ones not yet delivered included) to a new file,
 //!   created exclusively with mode 0600 under a temporary name, syncs it,
 //!   renames it, syncs the directory, and only then removes the files it
-//!   replaces. A crash at any step leaves either the old files or the new
-//!   one, never both as live spool files.
+//!   replaces. A crash before the rename leaves the old files only; one
+//!   between the rename and the removals leaves both, whose points are
+//!   then delivered twice (InfluxDB stores a point sent twice once).
 //! * Only files the service named (`spool-<20 digits>.log`) are loaded;
 //!   leftover temporaries of an interrupted save are removed.
 //! * Loading streams record by record into the writer's buffer, so the byte
@@ -21,9 +22,11 @@
 //! * Damaged or torn records are skipped, and so are lines that break the
 //!   encoder's own rules (`check_line`); both are reported (file and first
 //!   offset).
-//! * `Backlog` follows how many points of each loaded file are still pending
-//!   (they are the oldest in the buffer, so they leave it first); a file is
-//!   removed as soon as none of its points are.
+//! * `Backlog` knows which run of the buffer's arrival numbers each loaded
+//!   file's points got; a file is removed as soon as the buffer holds none
+//!   of them (never while one is in flight).
+//! * A file that cannot be read to its end is never removed or replaced,
+//!   and a save leaves its points in it; the files after it still load.
 
 use std::collections::VecDeque;
 use std::fs::File;
