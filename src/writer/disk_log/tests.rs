@@ -532,12 +532,7 @@ fn obstruct_segment(dir: &Path, id: u64) -> PathBuf {
 fn a_delivered_segment_that_cannot_be_removed_still_counts_against_the_budget() {
     let dir = dir();
     let (mut log, _) = open(&dir, MIN_MAX_BYTES);
-    let line = "x".repeat(1000);
-    for _ in 0..100 {
-        log.push(line.clone(), Instant::now());
-    }
-    log.commit();
-    let first = segment_ids(&dir).unwrap()[0];
+    let (first, _) = fill_segments(&mut log, &dir)[0];
     let first_bytes = std::fs::metadata(dir.join(segment_name(first)))
         .unwrap()
         .len();
