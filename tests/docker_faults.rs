@@ -230,6 +230,34 @@ async fn works_through_a_read_only_socket_proxy() {
         Vec::<String>::new(),
         "requests a read-only proxy refuses"
     );
+    // Each request names the API version the engine speaks (it is older
+    // than the newest the service was tested with), so every answer has the
+    // shape of that version; only the version probe itself is unversioned.
+    let speaks = engine_api_version();
+    let prefix = format!(" /v{speaks}/");
+    let requests = proxy.requests();
+    assert!(
+        requests.iter().any(|r| r.contains("/stats")),
+        "{requests:#?}"
+    );
+    let unversioned: Vec<&String> = requests
+        .iter()
+        .filter(|r| !r.contains(&prefix) && !r.starts_with("GET /version "))
+        .collect();
+    assert!(
+        unversioned.is_empty(),
+        "requests without {prefix:?}: {unversioned:#?}"
+    );
+}
+
+/// The machine's engine's API version, e.g. `1.41`.
+fn engine_api_version() -> String {
+    let out = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .expect("running docker version");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! Connecting to the Docker engine: the socket, API version negotiation, and
-//! the engine facts the rest of the service needs (its name and platform).
+//! Connecting to the Docker engine: the socket, the API version it is spoken
+//! to in (`engine::api_version`), and the engine facts the rest of the
+//! service needs (its name and platform).
 
 use std::time::Duration;
 
 use bollard::Docker;
 
+use super::api_version::{choose, with_version, ApiVersion, Choice, NEWEST_TESTED};
 use crate::backoff::Backoff;
 
 /// The daemon's platform decides which formulas apply.
@@ -71,21 +73,46 @@ impl std::error::Error for ConnectError {
 /// their own stall timeout instead (`engine::stats_stream`).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
 
-/// Connects once: socket, version negotiation, engine info.
+/// Connects once: socket, the API version to speak, engine info.
 pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
     let path = socket_path.trim_start_matches("unix://").to_string();
-    let docker =
-        Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            .map_err(|_| ConnectError::SocketMissing { path: path.clone() })?;
+    let socket = |version: ApiVersion| {
+        Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, &version.into())
+            .map_err(|_| ConnectError::SocketMissing { path: path.clone() })
+    };
     let unreachable = |error| ConnectError::Unreachable {
         path: path.clone(),
         error,
     };
-    // Older engines (API 1.41 here) reject requests made with a newer version
-    // than they speak; negotiation settles on the lower of the two.
-    let docker = docker.negotiate_version().await.map_err(unreachable)?;
+    // Which versions the engine speaks is asked without naming one: an
+    // engine refuses a version it does not speak, even for this question.
+    let probe = socket(NEWEST_TESTED)?.with_request_modifier(|r| with_version(r, None));
+    let version = probe.version().await.map_err(unreachable)?;
+    let speaks = version.api_version.as_deref().and_then(ApiVersion::parse);
+    let oldest = version
+        .min_api_version
+        .as_deref()
+        .and_then(ApiVersion::parse);
+    let api = match speaks.map(|newest| choose(newest, oldest)) {
+        Some(Choice::Tested(api)) => api,
+        Some(Choice::Untested(api)) => {
+            log::warn!(
+                "the Docker engine no longer speaks API {NEWEST_TESTED}, the newest this \
+                 service is tested with; speaking its oldest, {api}"
+            );
+            api
+        }
+        None => {
+            log::warn!(
+                "the Docker engine did not say which API versions it speaks ({:?}); \
+                 speaking {NEWEST_TESTED}",
+                version.api_version
+            );
+            NEWEST_TESTED
+        }
+    };
+    let docker = socket(api)?.with_request_modifier(move |r| with_version(r, Some(api)));
     let info = docker.info().await.map_err(unreachable)?;
-    let version = docker.version().await.map_err(unreachable)?;
     // Podman's compatible API names itself among the version's components.
     let podman = version
         .components
@@ -97,7 +124,7 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
         _ if podman => Platform::Podman,
         _ => Platform::Linux,
     };
-    let api_version = docker.client_version().to_string();
+    let api_version = api.to_string();
     Ok(Engine {
         docker,
         name: info.name.unwrap_or_else(|| "unknown".into()),

@@ -3,6 +3,7 @@
 //! following its events, and reading stats streams off its socket on a
 //! shared beat.
 
+pub mod api_version;
 pub mod client;
 pub mod container;
 pub mod events;

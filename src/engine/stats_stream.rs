@@ -3,7 +3,7 @@
 //!
 //! bollard's `stats()` decodes the stream for us, but a malformed frame ends
 //! its stream and it puts no bound on a frame's size. This reader keeps the
-//! negotiated API version and does the framing itself (`engine::frames`), so
+//! chosen API version (`engine::api_version`) and does the framing itself (`engine::frames`), so
 //! that an oversized frame is counted and skipped instead of costing the
 //! stream; frames are decoded by the stream source (`sources::stream`),
 //! which skips and counts malformed ones the same way.
@@ -25,7 +25,7 @@ use crate::engine::paced_io::{PacedUnixStream, ReadPacer};
 #[derive(Debug, Clone)]
 pub struct StreamTarget {
     pub socket_path: PathBuf,
-    /// The API version negotiated with the engine, e.g. `1.41`.
+    /// The API version spoken to the engine (`engine::api_version`), e.g. `1.41`.
     pub api_version: String,
     pub line_limit: usize,
     pub buffer_limit: usize,

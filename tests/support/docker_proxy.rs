@@ -33,6 +33,8 @@ struct State {
     /// forwarded; any other is recorded and its connection closed.
     read_only: AtomicBool,
     refused: Mutex<Vec<String>>,
+    /// Every request line the clients sent, in order.
+    seen: Mutex<Vec<String>>,
     /// Requests whose line contains the text get their answer this late.
     slow_requests: Mutex<Option<(String, Duration)>>,
     stats_requests: std::sync::atomic::AtomicUsize,
@@ -156,6 +158,12 @@ impl DockerProxy {
         }
     }
 
+    /// Every request line the clients sent so far, e.g.
+    /// `GET /v1.41/containers/json?all=false HTTP/1.1`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
     /// Stats requests seen so far (each connection carries one).
     pub fn stats_requests(&self) -> usize {
         self.state.stats_requests.load(Ordering::SeqCst)
@@ -209,6 +217,11 @@ async fn forward(client: UnixStream, channel: Channel, state: Arc<State>) {
                         }
                     }
                 }
+            }
+            {
+                let text = String::from_utf8_lossy(&buffer[..n]);
+                let mut seen = state.seen.lock().unwrap();
+                seen.extend(request_lines(&text).map(str::to_string));
             }
             if state.read_only.load(Ordering::SeqCst) {
                 let text = String::from_utf8_lossy(&buffer[..n]);
