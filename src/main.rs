@@ -10,23 +10,26 @@ use docker_stats_service::telemetry::server;
 use docker_stats_service::{app, cli, config, loadtest, logging};
 
 fn main() -> ExitCode {
-    let (command, overrides) = match cli::parse(std::env::args().skip(1)) {
+    let (command, overrides) = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli::Command::Run(overrides)) => (Run::Service, overrides),
         Ok(cli::Command::HealthCheck(overrides, scope)) => (Run::HealthCheck(scope), overrides),
         Ok(cli::Command::CheckConfig(overrides)) => (Run::CheckConfig, overrides),
         Ok(cli::Command::Record(overrides, args)) => (Run::Record(args), overrides),
         Ok(cli::Command::Report(overrides, args)) => (Run::Report(args), overrides),
-        Ok(cli::Command::Help) => {
-            println!("{}", cli::USAGE);
-            return Exit::Clean.into();
+        Ok(cli::Command::Completions(shell)) => {
+            return printed(cli::write_completions(shell, &mut std::io::stdout()));
         }
-        Ok(cli::Command::Version) => {
-            println!("docker-stats-service {}", env!("CARGO_PKG_VERSION"));
-            return Exit::Clean.into();
-        }
-        Err(message) => {
-            eprintln!("docker-stats-service: {message}");
-            return Exit::Configuration.into();
+        Ok(cli::Command::Man) => return printed(cli::write_man_page(&mut std::io::stdout())),
+        // Help and version go to stdout and exit 0; usage errors to stderr,
+        // exit 2 like any configuration error.
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                Exit::Configuration
+            } else {
+                Exit::Clean
+            }
+            .into();
         }
     };
     let loaded = config::check_environment_encoding(|name| std::env::var_os(name))
@@ -77,6 +80,17 @@ fn main() -> ExitCode {
             system
                 .block_on(loadtest::report::report(config, args))
                 .into()
+        }
+    }
+}
+
+/// How printing a completion script or the man page went.
+fn printed(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => Exit::Clean.into(),
+        Err(error) => {
+            eprintln!("docker-stats-service: writing to stdout: {error}");
+            Exit::Failed.into()
         }
     }
 }

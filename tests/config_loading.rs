@@ -382,7 +382,7 @@ fn the_binary_exits_2_with_the_message_before_doing_any_work() {
             &["--set", "batch.nope=1"],
             "`batch.nope` is not a setting",
         ),
-        (&[], &["--frobnicate"], "unknown argument"),
+        (&[], &["--frobnicate"], "unexpected argument '--frobnicate'"),
     ];
     for (env, args, expected) in cases {
         let mut env = env.to_vec();
