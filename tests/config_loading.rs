@@ -480,3 +480,13 @@ fn the_configuration_reference_table_is_the_declared_settings() {
         "docs/configuration.md's configuration table differs from src/config/settings.rs; it should read:\n\n{table}"
     );
 }
+
+#[test]
+fn the_metrics_table_is_what_the_service_exposes() {
+    let reference = include_str!("../docs/monitoring.md");
+    let table = docker_stats_service::telemetry::metrics::reference_table();
+    assert!(
+        reference.contains(&table),
+        "docs/monitoring.md's /metrics table differs from what src/telemetry writes; it should read:\n\n{table}"
+    );
+}

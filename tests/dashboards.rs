@@ -515,6 +515,17 @@ fn the_compose_and_stack_files_are_accepted_by_docker_compose() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    // Compose v2 warns that `version:` is obsolete; v1.27+ needs none.
+    for file in [
+        "deploy/docker-compose.yml",
+        "deploy/docker-compose.influxdb2.yml",
+        "deploy/docker-compose.cgroup.yml",
+    ] {
+        assert!(
+            yaml(file).get("version").is_none(),
+            "{file} has a version key"
+        );
+    }
     let compose = yaml("deploy/docker-compose.yml");
     let collector = &compose["services"]["docker-stats"];
     assert_eq!(collector["restart"], "unless-stopped");

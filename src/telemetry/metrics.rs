@@ -99,6 +99,50 @@ pub fn render(health: &Health) -> String {
     out
 }
 
+/// docs/monitoring.md's table of `/metrics`, made from what `render`
+/// writes: each family's name, type, labels and help. A write error and a
+/// followed container are put in so that their families show their labels.
+pub fn reference_table() -> String {
+    use std::collections::BTreeSet;
+    let health = Health::new(Default::default(), std::time::Duration::from_secs(60));
+    health.write_failed("timeout", String::new(), false);
+    health.stream_started("id", 1, "name");
+    let text = render(&health);
+    let mut rows: Vec<(String, String, BTreeSet<String>, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            rows.push((name.into(), String::new(), BTreeSet::new(), help.into()));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let (Some(row), Some((_, kind))) = (rows.last_mut(), rest.split_once(' ')) {
+                row.1 = kind.into();
+            }
+        } else if let (Some(row), Some((_, labels))) = (rows.last_mut(), line.split_once('{')) {
+            // `reason`'s values are fixed and worth listing; the others'
+            // (container, class) are whatever occurs.
+            for pair in labels.split('}').next().unwrap_or("").split(',') {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                match key {
+                    "le" => {}
+                    "reason" => {
+                        row.2
+                            .insert(format!("`reason=\"{}\"`", value.trim_matches('"')));
+                    }
+                    _ => {
+                        row.2.insert(format!("`{key}`"));
+                    }
+                }
+            }
+        }
+    }
+    let mut table = String::from("| Metric | Type | Labels | What it is |\n|---|---|---|---|\n");
+    for (name, kind, labels, help) in rows {
+        let labels = labels.into_iter().collect::<Vec<_>>().join(", ");
+        table.push_str(&format!("| `{name}` | {kind} | {labels} | {help} |\n"));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
