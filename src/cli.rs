@@ -133,7 +133,11 @@ Documentation: README.md and docs/ in the source repository.";
     name = "docker-stats-service",
     version = VERSION,
     about = ABOUT,
-    after_help = AFTER_HELP
+    after_help = AFTER_HELP,
+    // An option given twice takes its last value, as before clap (a wrapper
+    // may append --log-level to the user's arguments); repeatable ones
+    // (--set, --budget, --containers) still collect every value.
+    args_override_self = true
 )]
 struct Cli {
     #[command(flatten)]
@@ -159,7 +163,8 @@ struct GlobalArgs {
         global = true,
         display_order = 92,
         value_name = "LEVEL",
-        value_parser = PossibleValuesParser::new(["trace", "debug", "info", "warn", "error", "silent"])
+        ignore_case = true,
+        value_parser = log_levels()
     )]
     log_level: Option<String>,
 }
@@ -342,6 +347,19 @@ impl From<ReportCli> for ReportArgs {
     }
 }
 
+/// The levels `config::LogLevel` reads, with its aliases.
+fn log_levels() -> PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    PossibleValuesParser::new([
+        PossibleValue::new("trace"),
+        PossibleValue::new("debug"),
+        PossibleValue::new("info"),
+        PossibleValue::new("warn").alias("warning"),
+        PossibleValue::new("error"),
+        PossibleValue::new("silent").alias("off"),
+    ])
+}
+
 fn key_value(pair: &str) -> Result<(String, String), String> {
     let (key, value) = pair
         .split_once('=')
@@ -424,6 +442,47 @@ mod tests {
         };
         assert_eq!(o.config_file, Some(PathBuf::from("b.toml")));
         assert_eq!(o.set, vec![("batch.size".into(), "5".into())]);
+    }
+
+    #[test]
+    fn a_repeated_option_takes_its_last_value_and_repeatable_ones_collect() {
+        let Command::Record(o, record) = parse(args(&[
+            "--log-level",
+            "debug",
+            "record",
+            "--set",
+            "batch.size=5",
+            "--set",
+            "batch.wait=1s",
+            "--out",
+            "a",
+            "--out",
+            "b",
+            "--budget",
+            "*:oom_kills==0",
+            "--budget",
+            "*:restarts==0",
+            "--log-level",
+            "WARNING",
+        ]))
+        .unwrap() else {
+            panic!("expected record")
+        };
+        assert_eq!(record.out, Some(PathBuf::from("b")));
+        assert_eq!(record.budgets.len(), 2);
+        assert_eq!(
+            o.set,
+            vec![
+                ("batch.size".into(), "5".into()),
+                ("batch.wait".into(), "1s".into()),
+                ("log_level".into(), "WARNING".into())
+            ]
+        );
+        // The config reads the level's aliases and any case, as the flag does.
+        for level in ["off", "Silent", "warning", "TRACE"] {
+            assert!(parse(args(&["--log-level", level])).is_ok(), "{level}");
+            assert!(crate::config::LogLevel::parse(level).is_ok(), "{level}");
+        }
     }
 
     #[test]

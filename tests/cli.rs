@@ -42,7 +42,8 @@ fn markdown_files() -> Vec<PathBuf> {
 }
 
 /// The shell lines of a markdown file's fenced code blocks, with `\`
-/// continuations joined and `#` comments removed.
+/// continuations joined and `#` comments removed, and its inline code
+/// spans that name the service.
 fn code_lines(path: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     let mut in_block = false;
@@ -53,6 +54,14 @@ fn code_lines(path: &Path) -> Vec<String> {
             continue;
         }
         if !in_block {
+            // Inline commands: `docker-stats-service healthcheck --liveness`.
+            lines.extend(
+                line.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .filter(|span| span.contains("docker-stats-service "))
+                    .map(str::to_string),
+            );
             continue;
         }
         let line = match line.find(" #") {
@@ -75,7 +84,7 @@ fn code_lines(path: &Path) -> Vec<String> {
 /// assignments) or after `cargo run ... --`; `None` for other lines and for
 /// synopses (`[--flag ...]`).
 fn invocation(line: &str) -> Option<Vec<String>> {
-    if line.contains("[--") || line.contains("(--") {
+    if ["[--", "(--", " <", "..."].iter().any(|s| line.contains(s)) {
         return None;
     }
     let words = shlex::split(line)?;
@@ -91,8 +100,18 @@ fn invocation(line: &str) -> Option<Vec<String>> {
             return None;
         }
         rest.into_iter().skip_while(|w| w != "--").skip(1).collect()
-    } else if first == "docker-stats-service" || first.ends_with("/docker-stats-service") {
+    } else if is_service(&first) {
         words.collect()
+    } else if first == "docker" {
+        // `docker exec CONTAINER docker-stats-service ...`, or `docker run
+        // ... IMAGE ...` with the service's image: what follows is its
+        // command line.
+        let rest: Vec<String> = words.collect();
+        if !matches!(rest.first().map(String::as_str), Some("exec" | "run")) {
+            return None;
+        }
+        let at = rest.iter().position(|w| is_service(w) || is_image(w))?;
+        rest[at + 1..].to_vec()
     } else {
         return None;
     };
@@ -102,6 +121,14 @@ fn invocation(line: &str) -> Option<Vec<String>> {
             .take_while(|w| !matches!(w.as_str(), "|" | "&&" | ";" | ">" | "2>&1"))
             .collect(),
     )
+}
+
+fn is_service(word: &str) -> bool {
+    word == "docker-stats-service" || word.ends_with("/docker-stats-service")
+}
+
+fn is_image(word: &str) -> bool {
+    word.split(':').next() == Some("docker-stats-service")
 }
 
 #[test]
@@ -188,18 +215,24 @@ fn usage_errors_exit_2_on_stderr_and_help_exits_0_on_stdout() {
 
 #[test]
 fn version_names_the_commit_built() {
-    let head = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(root())
-        .output()
-        .expect("git");
-    assert!(head.status.success(), "the test needs the git checkout");
+    // build.rs takes DSS_GIT_COMMIT when it is set, else git's HEAD.
+    let commit = match std::env::var("DSS_GIT_COMMIT") {
+        Ok(commit) if !commit.is_empty() => commit,
+        _ => {
+            let head = Command::new("git")
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .current_dir(root())
+                .output()
+                .expect("git");
+            assert!(head.status.success(), "the test needs the git checkout");
+            text(&head.stdout).trim().to_string()
+        }
+    };
     let version = binary(&["--version"]);
     assert!(version.status.success());
     let expected = format!(
-        "docker-stats-service {} (commit {})\n",
+        "docker-stats-service {} (commit {commit})\n",
         env!("CARGO_PKG_VERSION"),
-        text(&head.stdout).trim()
     );
     assert_eq!(text(&version.stdout), expected);
 }
@@ -207,9 +240,8 @@ fn version_names_the_commit_built() {
 fn completion_script(shell: &str) -> PathBuf {
     let out = binary(&["completions", shell]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let dir = std::env::temp_dir().join(format!("dss-completions-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(shell);
+    // Cargo's scratch directory for tests, under target/: nothing is left in /tmp.
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("completions.{shell}"));
     std::fs::write(&path, out.stdout).unwrap();
     path
 }
@@ -286,9 +318,7 @@ fn zsh_reads_its_completion_script() {
 fn the_man_page_renders_without_warnings_and_names_every_command() {
     let page = binary(&["man"]);
     assert!(page.status.success());
-    let dir = std::env::temp_dir().join(format!("dss-man-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("docker-stats-service.1");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-stats-service.1");
     std::fs::write(&path, &page.stdout).unwrap();
     let out = Command::new("groff")
         // -P-cbou: plain text, no bold or underline overstrikes.
