@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use docker_stats_service::cli;
+#[path = "support/markdown.rs"]
+mod markdown;
+use markdown::{markdown_files, root};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use docker_stats_service::cli;
 
 fn binary(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_docker-stats-service"))
@@ -22,23 +22,6 @@ fn binary(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn markdown_files() -> Vec<PathBuf> {
-    let mut files = vec![root().join("README.md")];
-    let mut dirs = vec![root().join("docs")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The shell lines of a markdown file's fenced code blocks, with `\`

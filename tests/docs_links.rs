@@ -2,28 +2,11 @@
 //! docs/ names a file that exists and, with `#anchor`, a heading of that
 //! file (as GitHub makes anchors from headings).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn markdown_files() -> Vec<PathBuf> {
-    let mut files = vec![root().join("README.md")];
-    let mut dirs = vec![root().join("docs")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+#[path = "support/markdown.rs"]
+mod markdown;
+use markdown::markdown_files;
 
 /// The targets of `[text](target)` links outside code blocks and spans.
 fn links(text: &str) -> Vec<String> {
