@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use docker_stats_service::engine::api_version::{ApiVersion, NEWEST_TESTED};
-use support::containers::TestContainers;
+use support::containers::{docker, TestContainers};
 use support::docker_proxy::DockerProxy;
 use support::eventually;
 use support::influx::shared;
@@ -234,7 +234,7 @@ async fn works_through_a_read_only_socket_proxy() {
     // Each request names the version the service speaks to this engine (its
     // own, up to the newest tested), so every answer has that version's
     // shape; only the probe that asks which versions it speaks names none.
-    let speaks = ApiVersion::parse(&engine_api_version())
+    let speaks = ApiVersion::parse(&docker(&["version", "--format", "{{.Server.APIVersion}}"]))
         .unwrap()
         .min(NEWEST_TESTED);
     let prefix = format!(" /v{speaks}/");
@@ -251,16 +251,6 @@ async fn works_through_a_read_only_socket_proxy() {
         unversioned.is_empty(),
         "requests without {prefix:?}: {unversioned:#?}"
     );
-}
-
-/// The newest API version the machine's engine speaks, e.g. `1.41`.
-fn engine_api_version() -> String {
-    let out = std::process::Command::new("docker")
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .output()
-        .expect("running docker version");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]

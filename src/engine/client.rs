@@ -76,17 +76,17 @@ const REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Connects once: socket, the API version to speak, engine info.
 pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
     let path = socket_path.trim_start_matches("unix://").to_string();
-    let socket = |version: ApiVersion| {
-        Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, &version.into())
-            .map_err(|_| ConnectError::SocketMissing { path: path.clone() })
-    };
+    // bollard's own version never reaches the wire (see engine::api_version):
+    // the request modifier names the version on every request.
+    let client = Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, &NEWEST_TESTED.into())
+        .map_err(|_| ConnectError::SocketMissing { path: path.clone() })?;
     let unreachable = |error| ConnectError::Unreachable {
         path: path.clone(),
         error,
     };
     // Which versions the engine speaks is asked without naming one: an
     // engine refuses a version it does not speak, even for this question.
-    let probe = socket(NEWEST_TESTED)?.with_request_modifier(|r| with_version(r, None));
+    let probe = client.with_request_modifier(|r| with_version(r, None));
     let version = probe.version().await.map_err(unreachable)?;
     let speaks = version.api_version.as_deref().and_then(ApiVersion::parse);
     let oldest = version
@@ -111,7 +111,7 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
             NEWEST_TESTED
         }
     };
-    let docker = socket(api)?.with_request_modifier(move |r| with_version(r, Some(api)));
+    let docker = probe.with_request_modifier(move |r| with_version(r, Some(api)));
     let info = docker.info().await.map_err(unreachable)?;
     // Podman's compatible API names itself among the version's components.
     let podman = version
