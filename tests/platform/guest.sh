@@ -8,7 +8,9 @@ share=/mnt/host
 repo=$(cat "$share/repo-path")
 # DSS_EMULATED_CPU: the tests that compare timings over one engine second
 # widen their tolerances to what a TCG vCPU allows (tests/support/mod.rs).
-export HOME=/root PATH="$share/bin:$PATH" DSS_EMULATED_CPU=1
+# DSS_COMPOSE: the compose files are checked with Compose v2 here
+# (tests/dashboards.rs); the host has docker-compose 1.29.
+export HOME=/root PATH="$share/bin:$PATH" DSS_EMULATED_CPU=1 DSS_COMPOSE="docker compose"
 mkdir -p "$repo"
 mountpoint -q "$repo" || mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose repo "$repo"
 cd "$repo"
@@ -18,6 +20,22 @@ echo "== $(uname -r), $(systemctl --version | head -1), cgroup $(stat -fc %T /sy
 docker version --format 'docker {{.Server.Version}}, API {{.Server.APIVersion}} (min {{.Server.MinAPIVersion}})'
 docker info --format 'cgroup driver {{.CgroupDriver}}, cgroup version {{.CgroupVersion}}'
 podman --version
+docker compose version
+# The packages this run proves, and those last proven on this suite: when
+# the lane fails, the packages that changed since are named.
+suite=$(cat "$share/suite")
+proven=tests/platform/proven-$suite
+dpkg-query -W -f '${Package} ${Version}\n' docker.io docker-cli docker-compose \
+  containerd runc podman crun conmon netavark passt systemd "linux-image-$(uname -r)" \
+  | sed "s/^linux-image-$(uname -r) /linux-image /" >/tmp/versions
+echo "== packages (Debian $suite)"
+cat /tmp/versions
+changed() {
+  # "PACKAGE PROVEN -> NOW" for each package whose version differs.
+  awk 'NR == FNR { proven[$1] = $2; next }
+       proven[$1] != $2 { print "   " $1 " " (proven[$1] == "" ? "(new)" : proven[$1]) " -> " $2 }' \
+    "$proven" /tmp/versions
+}
 
 scripts/build-test-image
 docker load -q -i "$share/service-image.tar"
@@ -31,5 +49,15 @@ while read -r name binary arguments; do
 done <"$share/test-binaries"
 if [ -n "$failed" ]; then
   echo "== failed in the VM:$failed"
+  if [ -n "$(changed)" ]; then
+    echo "== packages changed since the versions last proven ($proven):"
+    changed
+  else
+    echo "== with the versions last proven ($proven)"
+  fi
   exit 1
+fi
+if [ -n "$(changed)" ]; then
+  echo "== passed with packages other than $proven names; record these there:"
+  changed
 fi
