@@ -32,7 +32,7 @@ echo "== packages (Debian $suite)"
 cat /tmp/versions
 changed() {
   # "PACKAGE PROVEN -> NOW" for each package whose version differs.
-  awk 'NR == FNR { proven[$1] = $2; next }
+  awk 'NR == FNR { if (!/^#/) proven[$1] = $2; next }
        proven[$1] != $2 { print "   " $1 " " (proven[$1] == "" ? "(new)" : proven[$1]) " -> " $2 }' \
     "$proven" /tmp/versions
 }

@@ -42,6 +42,7 @@ record() { # engine socket prefix
   # Stopped: the frame the stream sends after its container exits.
   curl -sN --max-time 20 --unix-socket "$socket" "http://localhost/containers/fx-stop/stats?stream=true" \
     | tail -1 >"$out/${prefix}_just_stopped.json"
+  curl -s --unix-socket "$socket" http://localhost/containers/fx-mem/json >"$out/${prefix}_inspect.json"
   $cli stats --no-stream --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}}' fx-idle fx-cpu fx-mem fx-cache >"$out/${prefix}_cli_stats.txt" || true
   $cli rm -f fx-idle fx-cpu fx-mem fx-cache fx-stop >/dev/null
   curl -s --max-time 5 --unix-socket "$socket" \
@@ -49,7 +50,12 @@ record() { # engine socket prefix
     >"$out/${prefix}_container_events.jsonl"
   curl -s --unix-socket "$socket" http://localhost/version >"$out/${prefix}_version.json"
 }
-record docker /var/run/docker.sock docker26_v2
-record podman /run/podman/podman.sock podman5_v2
+# Named after the engine's version: docker28_v2 and podman58_v2 on forky
+# (trixie's, recorded before, are docker26_v2 and podman5_v2). Requests name
+# no API version, so each payload has its engine's newest shape.
+docker_major=$(docker version --format '{{.Server.Version}}' | cut -d. -f1)
+podman_version=$(podman version --format '{{.Server.Version}}' | cut -d. -f1,2 | tr -d .)
+record docker /var/run/docker.sock "docker${docker_major}_v2"
+record podman /run/podman/podman.sock "podman${podman_version}_v2"
 kill $service
 ls -l "$out"
