@@ -117,7 +117,7 @@ fn event_points_carry_the_details_for_annotations() {
     );
 }
 
-/// Docker 26 and Podman 5 (recorded in the platform lane's VM) start and
+/// Docker 26 and 28.5, Podman 5.4 and 5.8 (recorded in the platform lane's VM) start and
 /// stop containers with the same actions the Supervisor acts on; Podman
 /// adds `init`, `cleanup` and `remove` (its `destroy`), which change nothing
 /// the `die` before them did not.
@@ -126,6 +126,8 @@ fn modern_engines_events_start_and_stop_the_same_way() {
     for (name, containers) in [
         ("engine_26_container_events.jsonl", 5),
         ("podman_5_container_events.jsonl", 5),
+        ("engine_28_container_events.jsonl", 5),
+        ("podman_5_8_container_events.jsonl", 5),
     ] {
         let events: Vec<ContainerEvent> = recorded_from(name)
             .iter()

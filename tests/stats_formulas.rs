@@ -29,6 +29,15 @@ const FIXTURES: &[&str] = &[
     "podman5_v2_idle.json",
     "podman5_v2_mem_limited.json",
     "podman5_v2_page_cache.json",
+    "docker28_v2_cpu_limited.json",
+    "docker28_v2_idle.json",
+    "docker28_v2_just_stopped.json",
+    "docker28_v2_mem_limited.json",
+    "docker28_v2_page_cache.json",
+    "podman58_v2_cpu_limited.json",
+    "podman58_v2_idle.json",
+    "podman58_v2_mem_limited.json",
+    "podman58_v2_page_cache.json",
 ];
 
 fn fixture_text(name: &str) -> &'static str {

@@ -2,7 +2,7 @@
 //! request.
 //!
 //! An engine answers a request in the shape of the API version its path
-//! names (`/v1.45/containers/json`); a request without one gets the
+//! names (`/v1.51/containers/json`); a request without one gets the
 //! engine's newest shape, which a later engine may change (API 1.52 removed
 //! fields of events and inspect). The service therefore names a version on
 //! every request: the engine's own when it is older than the newest the
@@ -22,12 +22,12 @@ pub struct ApiVersion {
     pub minor: u32,
 }
 
-/// The newest API version the service is proven against: Docker 26.1 in
+/// The newest API version the service is proven against: Docker 28.5 in
 /// the platform lane (docs/platforms.md). Raise it only with a lane run on
 /// an engine that speaks the new version.
 pub const NEWEST_TESTED: ApiVersion = ApiVersion {
     major: 1,
-    minor: 45,
+    minor: 51,
 };
 
 impl ApiVersion {
@@ -132,20 +132,24 @@ mod tests {
             choose(v("1.41"), Some(v("1.12"))),
             Choice::Tested(v("1.41"))
         );
-        // Docker 28.5 and 29.0 still speak 1.45.
+        // Docker 26.1, 28.5; Docker 29.0 still speaks 1.51.
+        assert_eq!(
+            choose(v("1.45"), Some(v("1.24"))),
+            Choice::Tested(v("1.45"))
+        );
         assert_eq!(
             choose(v("1.51"), Some(v("1.24"))),
-            Choice::Tested(v("1.45"))
+            Choice::Tested(v("1.51"))
         );
         assert_eq!(
             choose(v("1.52"), Some(v("1.44"))),
-            Choice::Tested(v("1.45"))
+            Choice::Tested(v("1.51"))
         );
-        assert_eq!(choose(v("1.45"), None), Choice::Tested(v("1.45")));
+        assert_eq!(choose(v("1.51"), None), Choice::Tested(v("1.51")));
         // An engine that no longer speaks it: its oldest, said to be untested.
         assert_eq!(
-            choose(v("1.60"), Some(v("1.50"))),
-            Choice::Untested(v("1.50"))
+            choose(v("1.60"), Some(v("1.55"))),
+            Choice::Untested(v("1.55"))
         );
     }
 

@@ -45,6 +45,9 @@ record() { # engine socket prefix
   curl -s --unix-socket "$socket" http://localhost/containers/fx-mem/json >"$out/${prefix}_inspect.json"
   $cli stats --no-stream --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}}' fx-idle fx-cpu fx-mem fx-cache >"$out/${prefix}_cli_stats.txt" || true
   $cli rm -f fx-idle fx-cpu fx-mem fx-cache fx-stop >/dev/null
+  # The removals' die and destroy events may come after rm returns; until=
+  # counts whole seconds.
+  sleep 2
   curl -s --max-time 5 --unix-socket "$socket" \
     "http://localhost/events?since=$since&until=$(date +%s)&filters=%7B%22type%22%3A%5B%22container%22%5D%7D" \
     >"$out/${prefix}_container_events.jsonl"
