@@ -139,10 +139,11 @@ pub async fn run(config: Config) -> Exit {
         Platform::Linux | Platform::Windows => "Docker engine",
     };
     log::info!(
-        "connected to {kind} {:?} at {} (API {})",
+        "connected to {kind} {:?} (API {}) at {} ({})",
         engine.name,
+        engine.api_version,
         config.docker.socket_path,
-        engine.api_version
+        config.origin("docker.socket_path")
     );
 
     let collection = Collection::start(

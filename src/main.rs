@@ -41,6 +41,11 @@ fn main() -> ExitCode {
             return Exit::Configuration.into();
         }
     };
+    let connects = matches!(command, Run::Service | Run::Record(_) | Run::CheckConfig);
+    if let Some(error) = config.engine_error().filter(|_| connects) {
+        eprintln!("docker-stats-service: configuration error: {error}");
+        return Exit::Configuration.into();
+    }
     match command {
         Run::CheckConfig => {
             print!("{}", config::describe(&config));

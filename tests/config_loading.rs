@@ -490,3 +490,47 @@ fn the_metrics_table_is_what_the_service_exposes() {
         "docs/monitoring.md's /metrics table differs from what src/telemetry writes; it should read:\n\n{table}"
     );
 }
+
+/// Without `DOCKER_SOCKET_PATH` the socket is found as the docker CLI finds
+/// it (`engine::discovery`): `DOCKER_HOST` first, and a `DOCKER_HOST` the
+/// service cannot speak to is a configuration error that does not repeat
+/// the address. A configured socket path beats both.
+#[test]
+fn docker_host_names_the_socket_unless_one_is_configured() {
+    let c = load(
+        None,
+        &[("DOCKER_HOST", "unix:///run/user/1000/docker.sock")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.docker.socket_path, "/run/user/1000/docker.sock");
+    assert_eq!(
+        c.origin("docker.socket_path"),
+        "environment variable DOCKER_HOST"
+    );
+    let c = load(
+        None,
+        &[
+            ("DOCKER_HOST", "unix:///run/user/1000/docker.sock"),
+            ("DOCKER_SOCKET_PATH", "/srv/docker.sock"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.docker.socket_path, "/srv/docker.sock");
+    // An error for the commands that connect (run, record, check-config),
+    // not for those that never reach an engine.
+    let e = load(None, &[("DOCKER_HOST", "tcp://10.0.0.7:2376")], &[])
+        .unwrap()
+        .engine_error()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("DOCKER_HOST") && e.contains("tcp://") && e.contains("Unix socket"),
+        "{e}"
+    );
+    assert!(!e.contains("10.0.0.7"), "{e}");
+    let (code, stderr) = run_to_exit(&[("DOCKER_HOST", "ssh://me@build-host")], &["check-config"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("build-host"), "{stderr}");
+}

@@ -253,6 +253,34 @@ async fn works_through_a_read_only_socket_proxy() {
     );
 }
 
+/// A user who may not use the system's socket (uid 65534, outside its
+/// group) finds the engine at `$XDG_RUNTIME_DIR/docker.sock`, where
+/// rootless Docker puts its socket (a proxy to this machine's engine stands
+/// in for one), says which socket it chose, and collects.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_without_the_system_socket_finds_the_rootless_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let influx = shared();
+    let db = "rootless_discovery";
+    let containers = TestContainers::new("rootless");
+    let idle = containers.idle("idle");
+    let runtime = support::influx::tempdir("dss-runtime");
+    let socket = format!("{runtime}/docker.sock");
+    let _proxy = DockerProxy::start_at(socket.clone()).await;
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut service =
+        Service::start_as_nobody_without_the_socket(influx, db, &[("XDG_RUNTIME_DIR", &runtime)]);
+    service
+        .wait_for_log(
+            &format!("at {socket} (found: rootless Docker's socket"),
+            Duration::from_secs(20),
+        )
+        .await;
+    wait_for_points(influx, db, &idle, Duration::from_secs(20)).await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+}
+
 #[test]
 fn the_test_proxy_refuses_what_a_read_only_proxy_refuses() {
     use support::docker_proxy::read_only_allows;

@@ -299,6 +299,8 @@ fn samples_after_a_container_stopped_are_empty() {
         "v1_stopped_empty.json",
         "docker26_v2_just_stopped.json",
         "podman5_v2_stopped_error.json",
+        "docker28_v2_just_stopped.json",
+        "podman58_v2_stopped_error.json",
     ] {
         assert_eq!(read_time_ns(&fixture(name)), None, "{name}");
     }

@@ -18,6 +18,7 @@ pub use error::ConfigError;
 pub use settings::MIN_INTERVAL;
 pub use values::{Api, LogLevel, Protocol, Sampling};
 
+use crate::engine::discovery;
 use crate::schema::fields::FieldSelection;
 use crate::schema::tags::LabelTag;
 
@@ -65,6 +66,10 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
     pub socket_path: String,
+    /// `DOCKER_HOST` names an engine the service cannot reach (and no socket
+    /// is configured): an error for the commands that connect to one
+    /// (`Config::engine_error`), nothing to those that do not.
+    pub unsupported_host: Option<discovery::UnsupportedHost>,
     /// `DOCKER=true`: the service runs in a container, so InfluxDB defaults
     /// to `host.docker.internal` instead of `localhost`.
     pub in_container: bool,
@@ -100,6 +105,19 @@ pub struct InfluxConfig {
 }
 
 impl Config {
+    /// Why the engine cannot be reached as configured, for the commands
+    /// that connect to it (`run`, `record`, `check-config`).
+    pub fn engine_error(&self) -> Option<ConfigError> {
+        self.docker
+            .unsupported_host
+            .as_ref()
+            .map(|unsupported| ConfigError::Env {
+                var: "DOCKER_HOST",
+                key: "docker.socket_path",
+                message: unsupported.to_string(),
+            })
+    }
+
     /// Where a setting's value came from, for messages.
     pub fn origin(&self, key: &str) -> String {
         self.origins
@@ -385,7 +403,19 @@ pub fn load(
             .entry(setting.key)
             .or_insert_with(|| "default".into());
     }
-    finish(layer, origins)
+    let mut config = finish(layer, origins)?;
+    // No socket configured: found as the docker CLI and the rootless
+    // engines place it (engine::discovery).
+    if config.origin("docker.socket_path") == "default" {
+        match discovery::discover(&env, discovery::access) {
+            Ok(found) => {
+                config.docker.socket_path = found.path;
+                config.origins.insert("docker.socket_path", found.how);
+            }
+            Err(unsupported) => config.docker.unsupported_host = Some(unsupported),
+        }
+    }
+    Ok(config)
 }
 
 fn read_file_layer(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -624,6 +654,7 @@ fn finish(layer: Layer, origins: BTreeMap<&'static str, String>) -> Result<Confi
         }),
         docker: DockerConfig {
             socket_path: declared(layer.docker.socket_path),
+            unsupported_host: None,
             in_container,
             stats_buffer_size: declared(layer.docker.stats_buffer_size),
             stats_line_size: declared(layer.docker.stats_line_size),

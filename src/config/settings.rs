@@ -176,7 +176,7 @@ pub const SETTINGS: &[Setting] = &[
         "running in a container: InfluxDB host defaults to `host.docker.internal`",
         |c| c.docker.in_container.to_string()),
     plain("docker.socket_path", "DOCKER_SOCKET_PATH", Value(r#""/var/run/docker.sock""#),
-        "the engine's Unix socket",
+        "the engine's Unix socket; unset, it is found: `DOCKER_HOST` (`unix://` only; another scheme is a configuration error), else this path if this user may use it, else rootless Docker's `$XDG_RUNTIME_DIR/docker.sock`, else Podman's `$XDG_RUNTIME_DIR/podman/podman.sock` (`XDG_RUNTIME_DIR` unset: `/run/user/<uid>`), else this path",
         |c| quoted(&c.docker.socket_path)),
     plain("docker.stats_buffer_size", "STATS_BUFFER_SIZE", Value("1048576"),
         "most bytes a stats stream holds between reads; at least `STATS_LINE_SIZE`",

@@ -6,6 +6,7 @@
 pub mod api_version;
 pub mod client;
 pub mod container;
+pub mod discovery;
 pub mod events;
 pub mod frames;
 pub mod paced_io;

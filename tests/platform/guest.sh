@@ -20,11 +20,12 @@ echo "== $(uname -r), $(systemctl --version | head -1), cgroup $(stat -fc %T /sy
 docker version --format 'docker {{.Server.Version}}, API {{.Server.APIVersion}} (min {{.Server.MinAPIVersion}})'
 docker info --format 'cgroup driver {{.CgroupDriver}}, cgroup version {{.CgroupVersion}}'
 podman --version
-docker compose version
+docker compose version || echo "no docker compose"
 # The packages this run proves, and those last proven on this suite: when
 # the lane fails, the packages that changed since are named.
-suite=$(cat "$share/suite")
+suite=$(cat "$share/suite" 2>/dev/null || echo unknown)
 proven=tests/platform/proven-$suite
+[ -f "$proven" ] || { echo "== no $proven: every package counts as new"; proven=/dev/null; }
 dpkg-query -W -f '${Package} ${Version}\n' docker.io docker-cli docker-compose \
   containerd runc podman crun conmon netavark passt systemd "linux-image-$(uname -r)" \
   | sed "s/^linux-image-$(uname -r) /linux-image /" >/tmp/versions
@@ -32,8 +33,10 @@ echo "== packages (Debian $suite)"
 cat /tmp/versions
 changed() {
   # "PACKAGE PROVEN -> NOW" for each package whose version differs.
-  awk 'NR == FNR { if (!/^#/) proven[$1] = $2; next }
-       proven[$1] != $2 { print "   " $1 " " (proven[$1] == "" ? "(new)" : proven[$1]) " -> " $2 }' \
+  awk 'FILENAME == ARGV[1] { if (!/^#/) proven[$1] = $2; next }
+       { seen[$1] = 1 }
+       proven[$1] != $2 { print "   " $1 " " (proven[$1] == "" ? "(new)" : proven[$1]) " -> " $2 }
+       END { for (p in proven) if (!(p in seen)) print "   " p " " proven[p] " -> (gone)" }' \
     "$proven" /tmp/versions
 }
 

@@ -42,16 +42,38 @@ impl Service {
         let socket_group = std::fs::metadata("/var/run/docker.sock")
             .expect("the Docker socket")
             .gid();
+        Self::spawn(
+            Self::nobody(&format!("--groups={socket_group}")),
+            influx,
+            database,
+            env,
+            &[],
+        )
+    }
+
+    /// As `start_as_nobody`, but outside the Docker socket's group: a user
+    /// who may not use the system's socket.
+    pub fn start_as_nobody_without_the_socket(
+        influx: &Influx,
+        database: &str,
+        env: &[(&str, &str)],
+    ) -> Service {
+        Self::spawn(Self::nobody("--clear-groups"), influx, database, env, &[])
+    }
+
+    /// `setpriv` running the binary as uid and gid 65534 with no
+    /// capabilities and the given supplementary groups.
+    fn nobody(groups: &str) -> Command {
         let mut command = Command::new("setpriv");
         command.args([
             "--reuid=65534",
             "--regid=65534",
-            &format!("--groups={socket_group}"),
+            groups,
             "--inh-caps=-all",
             "--bounding-set=-all",
             BINARY,
         ]);
-        Self::spawn(command, influx, database, env, &[])
+        command
     }
 
     fn spawn(
