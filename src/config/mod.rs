@@ -407,11 +407,12 @@ pub fn load(
     // No socket configured: found as the docker CLI and the rootless
     // engines place it (engine::discovery).
     if config.origin("docker.socket_path") == "default" {
-        match discovery::discover(&env, discovery::access) {
-            Ok(found) => {
+        match discovery::discover(&config.docker.socket_path, &env, discovery::usable) {
+            Ok(Some(found)) => {
                 config.docker.socket_path = found.path;
                 config.origins.insert("docker.socket_path", found.how);
             }
+            Ok(None) => {}
             Err(unsupported) => config.docker.unsupported_host = Some(unsupported),
         }
     }

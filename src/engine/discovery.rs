@@ -2,32 +2,20 @@
 //! found the way the docker CLI finds its engine, then the sockets of the
 //! rootless engines a user without access to the system's socket runs.
 //!
-//! In order: `DOCKER_HOST` (a `unix://` path); the system socket
-//! `/var/run/docker.sock` when this user may use it; rootless Docker's
-//! `$XDG_RUNTIME_DIR/docker.sock`; Podman's `$XDG_RUNTIME_DIR/podman/podman.sock`
-//! (`podman system service`); else the system socket, whose connection
-//! error then says what is wrong with it.
+//! In order: `DOCKER_HOST` (a `unix://` path); the system socket (the
+//! setting's default, `/var/run/docker.sock`) when this user may use it;
+//! rootless Docker's `$XDG_RUNTIME_DIR/docker.sock`; Podman's
+//! `$XDG_RUNTIME_DIR/podman/podman.sock` (`podman system service`); else
+//! the system socket, whose connection error then says what is wrong with it.
 
 use std::path::{Path, PathBuf};
 
-/// The socket docker's CLI and the engine's packages use.
-pub const SYSTEM_SOCKET: &str = "/var/run/docker.sock";
-
-/// A socket found, and how: the origin `check-config` and the start-up log
-/// name.
+/// A socket other than the system's, and how it was found: the origin
+/// `check-config` and the start-up log name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub path: String,
     pub how: String,
-}
-
-/// What can be known of a candidate socket without connecting to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Missing,
-    /// There, but this user may not read and write it.
-    Denied,
-    Usable,
 }
 
 /// `DOCKER_HOST` names an engine the service cannot speak to: it reads
@@ -50,49 +38,42 @@ impl std::fmt::Display for UnsupportedHost {
     }
 }
 
-/// Chooses the socket from the environment `env` and what `access` says of
-/// each candidate path.
+/// Chooses the socket from the environment `env` and whether this user may
+/// use each candidate path (`usable`); `None`: the system socket
+/// `system_socket`, usable or not.
 pub fn discover(
+    system_socket: &str,
     env: impl Fn(&str) -> Option<String>,
-    access: impl Fn(&Path) -> Access,
-) -> Result<Found, UnsupportedHost> {
+    usable: impl Fn(&Path) -> bool,
+) -> Result<Option<Found>, UnsupportedHost> {
     if let Some(host) = env("DOCKER_HOST").filter(|h| !h.trim().is_empty()) {
         let host = host.trim();
         return match host.strip_prefix("unix://") {
             // `unix://` alone is the system socket, as for the docker CLI.
-            Some(path) => Ok(Found {
-                path: if path.is_empty() { SYSTEM_SOCKET } else { path }.to_string(),
+            Some(path) => Ok(Some(Found {
+                path: if path.is_empty() { system_socket } else { path }.to_string(),
                 how: "environment variable DOCKER_HOST".into(),
-            }),
+            })),
             None => Err(UnsupportedHost {
                 scheme: scheme_of(host).unwrap_or("(no scheme)").to_string(),
             }),
         };
     }
-    if access(Path::new(SYSTEM_SOCKET)) == Access::Usable {
-        return Ok(Found {
-            path: SYSTEM_SOCKET.into(),
-            how: "default".into(),
-        });
+    if usable(Path::new(system_socket)) {
+        return Ok(None);
     }
     let runtime_dir = runtime_dir(&env);
     let user_sockets = [
         ("docker.sock", "rootless Docker's socket"),
         ("podman/podman.sock", "Podman's socket"),
     ];
-    for (name, what) in user_sockets {
+    Ok(user_sockets.into_iter().find_map(|(name, what)| {
         let path = runtime_dir.join(name);
-        if access(&path) == Access::Usable {
-            return Ok(Found {
-                path: path.display().to_string(),
-                how: format!("found: {what}, as {SYSTEM_SOCKET} is not usable by this user"),
-            });
-        }
-    }
-    Ok(Found {
-        path: SYSTEM_SOCKET.into(),
-        how: "default".into(),
-    })
+        usable(&path).then(|| Found {
+            path: path.display().to_string(),
+            how: format!("found: {what}, as {system_socket} is not usable by this user"),
+        })
+    }))
 }
 
 /// The URL scheme of `host` (`tcp`, `ssh`): only the characters a scheme
@@ -118,28 +99,21 @@ fn runtime_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
         })
 }
 
-/// Whether this process (its effective ids) may use the socket at `path`.
-pub fn access(path: &Path) -> Access {
+/// Whether this process (its effective ids) may read and write the socket
+/// at `path`; false for one that is not there.
+pub fn usable(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return Access::Missing;
+        return false;
     };
-    if !path.exists() {
-        return Access::Missing;
-    }
     // SAFETY: a valid C string; faccessat only reads it.
-    let allowed = unsafe {
+    unsafe {
         libc::faccessat(
             libc::AT_FDCWD,
             c_path.as_ptr(),
             libc::R_OK | libc::W_OK,
             libc::AT_EACCESS,
-        )
-    } == 0;
-    if allowed {
-        Access::Usable
-    } else {
-        Access::Denied
+        ) == 0
     }
 }
 
@@ -148,45 +122,34 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn found(
-        vars: &[(&str, &str)],
-        usable: &[&str],
-        denied: &[&str],
-    ) -> Result<Found, UnsupportedHost> {
+    const SYSTEM_SOCKET: &str = "/var/run/docker.sock";
+
+    /// What is found with these variables when only the `usable` paths may
+    /// be used.
+    fn found(vars: &[(&str, &str)], usable: &[&str]) -> Result<Option<Found>, UnsupportedHost> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         discover(
+            SYSTEM_SOCKET,
             |name| vars.get(name).cloned(),
-            |path| {
-                let path = path.to_str().unwrap();
-                if usable.contains(&path) {
-                    Access::Usable
-                } else if denied.contains(&path) {
-                    Access::Denied
-                } else {
-                    Access::Missing
-                }
-            },
+            |path| usable.contains(&path.to_str().unwrap()),
         )
     }
 
     #[test]
     fn docker_host_comes_first() {
-        let found = found(
-            &[("DOCKER_HOST", "unix:///tmp/d.sock")],
-            &[SYSTEM_SOCKET],
-            &[],
-        )
-        .unwrap();
+        let found = found(&[("DOCKER_HOST", "unix:///tmp/d.sock")], &[SYSTEM_SOCKET])
+            .unwrap()
+            .unwrap();
         assert_eq!(found.path, "/tmp/d.sock");
         assert_eq!(found.how, "environment variable DOCKER_HOST");
     }
 
     #[test]
     fn a_docker_host_that_is_no_unix_socket_is_refused_without_its_address() {
-        let error = found(&[("DOCKER_HOST", "ssh://me@build-host")], &[], &[]).unwrap_err();
+        let error = found(&[("DOCKER_HOST", "ssh://me@build-host")], &[]).unwrap_err();
         assert_eq!(error.scheme, "ssh");
         let message = error.to_string();
         assert!(
@@ -195,22 +158,19 @@ mod tests {
         );
         for unschemed in ["localhost:2375", "me@host:22/x://y"] {
             assert_eq!(
-                found(&[("DOCKER_HOST", unschemed)], &[], &[])
+                found(&[("DOCKER_HOST", unschemed)], &[])
                     .unwrap_err()
                     .scheme,
                 "(no scheme)"
             );
         }
-        assert_eq!(
-            found(&[("DOCKER_HOST", "unix://")], &[], &[]).unwrap().path,
-            SYSTEM_SOCKET
-        );
+        let unix = found(&[("DOCKER_HOST", "unix://")], &[]).unwrap().unwrap();
+        assert_eq!(unix.path, SYSTEM_SOCKET);
+        assert_eq!(unix.how, "environment variable DOCKER_HOST");
         // Empty is unset, as for the docker CLI.
         assert_eq!(
-            found(&[("DOCKER_HOST", "")], &[SYSTEM_SOCKET], &[])
-                .unwrap()
-                .path,
-            SYSTEM_SOCKET
+            found(&[("DOCKER_HOST", "")], &[SYSTEM_SOCKET]).unwrap(),
+            None
         );
     }
 
@@ -218,7 +178,7 @@ mod tests {
     fn the_system_socket_when_this_user_may_use_it() {
         let runtime = [("XDG_RUNTIME_DIR", "/run/user/1000")];
         let both = [SYSTEM_SOCKET, "/run/user/1000/docker.sock"];
-        assert_eq!(found(&runtime, &both, &[]).unwrap().path, SYSTEM_SOCKET);
+        assert_eq!(found(&runtime, &both).unwrap(), None);
     }
 
     #[test]
@@ -230,12 +190,14 @@ mod tests {
                 "/run/user/1000/docker.sock",
                 "/run/user/1000/podman/podman.sock",
             ],
-            &[SYSTEM_SOCKET],
         )
+        .unwrap()
         .unwrap();
         assert_eq!(rootless.path, "/run/user/1000/docker.sock");
         assert!(rootless.how.contains("rootless Docker"), "{}", rootless.how);
-        let podman = found(&runtime, &["/run/user/1000/podman/podman.sock"], &[]).unwrap();
+        let podman = found(&runtime, &["/run/user/1000/podman/podman.sock"])
+            .unwrap()
+            .unwrap();
         assert_eq!(podman.path, "/run/user/1000/podman/podman.sock");
         assert!(podman.how.contains("Podman"), "{}", podman.how);
     }
@@ -243,12 +205,7 @@ mod tests {
     #[test]
     fn with_nothing_usable_the_system_socket_says_what_is_wrong() {
         let runtime = [("XDG_RUNTIME_DIR", "/run/user/1000")];
-        assert_eq!(
-            found(&runtime, &[], &[SYSTEM_SOCKET]).unwrap(),
-            Found {
-                path: SYSTEM_SOCKET.into(),
-                how: "default".into()
-            }
-        );
+        // The system socket's own origin, `default`, stays.
+        assert_eq!(found(&runtime, &[]).unwrap(), None);
     }
 }
