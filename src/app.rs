@@ -134,9 +134,11 @@ pub async fn run(config: Config) -> Exit {
             return drain(&writer, &counters, Instant::now() + config.shutdown_timeout).await;
         }
     };
-    let kind = match engine.platform {
-        Platform::Podman => "Podman's Docker-compatible API",
-        Platform::Linux | Platform::Windows => "Docker engine",
+    let kind = match (engine.platform, engine.rootless_user) {
+        (Platform::Podman, None) => "Podman's Docker-compatible API",
+        (Platform::Podman, Some(_)) => "rootless Podman's Docker-compatible API",
+        (Platform::Linux | Platform::Windows, None) => "Docker engine",
+        (Platform::Linux | Platform::Windows, Some(_)) => "rootless Docker engine",
     };
     log::info!(
         "connected to {kind} {:?} (API {}) at {} ({})",

@@ -2,6 +2,7 @@
 //! to in (`engine::api_version`), and the engine facts the rest of the
 //! service needs (its name and platform).
 
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -32,6 +33,9 @@ pub struct Engine {
     pub cgroup_driver: Option<String>,
     /// The host's memory in bytes (`docker info` MemTotal).
     pub memory: Option<u64>,
+    /// A rootless engine's user: the owner of its socket. Its containers'
+    /// cgroups live under that user's systemd manager.
+    pub rootless_user: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -125,6 +129,18 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
         _ => Platform::Linux,
     };
     let api_version = api.to_string();
+    // Rootless Docker and rootless Podman both say so among their security
+    // options; the user they run as owns the socket they listen on.
+    let rootless = info
+        .security_options
+        .iter()
+        .flatten()
+        .any(|option| option.split(',').any(|part| part == "name=rootless"));
+    let rootless_user = if rootless {
+        std::fs::metadata(&path).ok().map(|socket| socket.uid())
+    } else {
+        None
+    };
     Ok(Engine {
         docker,
         name: info.name.unwrap_or_else(|| "unknown".into()),
@@ -132,6 +148,7 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
         api_version,
         cgroup_driver: info.cgroup_driver.map(|d| format!("{d}")),
         memory: info.mem_total.and_then(|m| u64::try_from(m).ok()),
+        rootless_user,
     })
 }
 

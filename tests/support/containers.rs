@@ -65,7 +65,8 @@ impl TestContainers {
         Self::with_cli("docker", test)
     }
 
-    /// Containers of another CLI (`podman`), whose image is already there.
+    /// Containers of another CLI (`podman`, or a rootless engine's wrapper
+    /// of `support::rootless`), whose image is already there.
     pub fn with_cli(cli: &'static str, test: &str) -> Self {
         TestContainers {
             cli,
@@ -190,9 +191,10 @@ impl Drop for TestContainers {
             .unwrap_or_default();
         if !containers.is_empty() {
             // Podman would wait 10 s per container for a graceful stop.
-            let mut args = match self.cli {
-                "podman" => vec!["rm", "-f", "-t", "0"],
-                _ => vec!["rm", "-f"],
+            let mut args = if self.cli.ends_with("podman") {
+                vec!["rm", "-f", "-t", "0"]
+            } else {
+                vec!["rm", "-f"]
             };
             args.extend(containers.iter().map(String::as_str));
             let _ = Command::new(self.cli).args(&args).output();

@@ -10,6 +10,7 @@ pub mod fake_influx;
 pub mod influx;
 pub mod podman;
 pub mod records;
+pub mod rootless;
 pub mod samples;
 pub mod service;
 pub mod victoria;

@@ -61,13 +61,34 @@ impl Service {
         Self::spawn(Self::nobody("--clear-groups"), influx, database, env, &[])
     }
 
-    /// `setpriv` running the binary as uid and gid 65534 with no
-    /// capabilities and the given supplementary groups.
+    /// Starts the service as `uid` (its own group, no others, no
+    /// capabilities): a user running it beside their rootless engine.
+    pub fn start_as_user(
+        uid: u32,
+        influx: &Influx,
+        database: &str,
+        env: &[(&str, &str)],
+    ) -> Service {
+        Self::spawn(
+            Self::setpriv(uid, "--clear-groups"),
+            influx,
+            database,
+            env,
+            &[],
+        )
+    }
+
     fn nobody(groups: &str) -> Command {
+        Self::setpriv(65534, groups)
+    }
+
+    /// `setpriv` running the binary as `uid` (and the same gid) with no
+    /// capabilities and the given supplementary groups.
+    fn setpriv(uid: u32, groups: &str) -> Command {
         let mut command = Command::new("setpriv");
         command.args([
-            "--reuid=65534",
-            "--regid=65534",
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
             groups,
             "--inh-caps=-all",
             "--bounding-set=-all",

@@ -13,6 +13,15 @@
 //! Podman names them its own way: `machine.slice/libpod-<id>.scope` with
 //! the systemd manager, `libpod_parent/libpod-<id>` with cgroupfs.
 //!
+//! A rootless engine (rootless Docker, rootless Podman) asks the user's own
+//! systemd manager for its scopes: they live below
+//! `user.slice/user-<uid>.slice/user@<uid>.service/`, in its `user.slice`
+//! by default.
+//!
+//! The engine's declared driver is tried first, then the other one, so that
+//! a misreported driver still finds the files; when neither does, the error
+//! names both layouts and every directory tried.
+//!
 //! Discovery only checks that the directories exist; whether the files in
 //! them can be read is the sampler's business, and a failure there falls back
 //! to the stream source.
@@ -70,22 +79,40 @@ pub enum ContainerCgroup {
     PerController(Vec<(&'static str, PathBuf)>),
 }
 
-/// Discovery failed: names every directory tried, so the one log line
-/// about it tells an operator what to mount.
+/// Discovery failed: names every layout and directory tried, so the one
+/// log line about it tells an operator what to mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotFound {
     pub container_id: String,
-    pub tried: Vec<PathBuf>,
+    pub tried: Vec<Attempt>,
+}
+
+/// One layout looked for: its description and the directories missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub layout: String,
+    pub missing: Vec<PathBuf>,
 }
 
 impl fmt::Display for NotFound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tried: Vec<String> = self.tried.iter().map(|p| p.display().to_string()).collect();
+        let tried: Vec<String> = self
+            .tried
+            .iter()
+            .map(|attempt| {
+                let missing: Vec<String> = attempt
+                    .missing
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                format!("{}: {}", attempt.layout, missing.join(", "))
+            })
+            .collect();
         write!(
             f,
-            "no cgroup directory for container {} (tried {}); mount the host's /sys/fs/cgroup read-only at the configured cgroup root",
+            "no cgroup directory for container {} under any known layout (tried {}); mount the host's /sys/fs/cgroup read-only at the configured cgroup root",
             short(&self.container_id),
-            tried.join(", ")
+            tried.join("; ")
         )
     }
 }
@@ -99,6 +126,8 @@ pub struct CgroupLayout {
     version: CgroupVersion,
     driver: CgroupDriver,
     runtime: Runtime,
+    /// The uid whose systemd manager a rootless engine's scopes live under.
+    rootless_user: Option<u32>,
 }
 
 impl CgroupLayout {
@@ -115,6 +144,7 @@ impl CgroupLayout {
             version,
             driver,
             runtime: Runtime::Docker,
+            rootless_user: None,
         }
     }
 
@@ -123,31 +153,78 @@ impl CgroupLayout {
         CgroupLayout { runtime, ..self }
     }
 
+    /// The same mount, for an engine running rootless as `uid`.
+    pub fn rootless(self, uid: Option<u32>) -> CgroupLayout {
+        CgroupLayout {
+            rootless_user: uid,
+            ..self
+        }
+    }
+
     pub fn version(&self) -> CgroupVersion {
         self.version
     }
 
     /// Finds the container's directories; `cgroup_parent` is the container's
     /// `HostConfig.CgroupParent` (empty when the engine's default applies).
+    /// The declared driver's layout is tried first, then the other's.
     pub fn locate(&self, id: &str, cgroup_parent: &str) -> Result<ContainerCgroup, NotFound> {
-        let relative = relative_path(self.driver, self.runtime, id, cgroup_parent);
-        let not_found = |tried| NotFound {
+        let other = match self.driver {
+            CgroupDriver::Cgroupfs => CgroupDriver::Systemd,
+            CgroupDriver::Systemd => CgroupDriver::Cgroupfs,
+        };
+        let mut tried = Vec::new();
+        for driver in [self.driver, other] {
+            let relative =
+                relative_path(driver, self.runtime, self.rootless_user, id, cgroup_parent);
+            match self.directories(&relative) {
+                Ok(found) => return Ok(found),
+                Err(missing) => tried.push(Attempt {
+                    layout: self.describe(driver),
+                    missing,
+                }),
+            }
+        }
+        Err(NotFound {
             container_id: id.to_string(),
             tried,
+        })
+    }
+
+    /// The layout as the error names it: "systemd driver, cgroup v2,
+    /// rootless under user@1000.service".
+    fn describe(&self, driver: CgroupDriver) -> String {
+        let driver = match driver {
+            CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
         };
+        let version = match self.version {
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+        };
+        match self.rootless_user {
+            Some(uid) => {
+                format!("{driver} driver, cgroup {version}, rootless under user@{uid}.service")
+            }
+            None => format!("{driver} driver, cgroup {version}"),
+        }
+    }
+
+    /// The container's directories at `relative`, or the ones missing.
+    fn directories(&self, relative: &Path) -> Result<ContainerCgroup, Vec<PathBuf>> {
         match self.version {
             CgroupVersion::V2 => {
-                let dir = self.root.join(&relative);
+                let dir = self.root.join(relative);
                 if dir.is_dir() {
                     Ok(ContainerCgroup::Unified(dir))
                 } else {
-                    Err(not_found(vec![dir]))
+                    Err(vec![dir])
                 }
             }
             CgroupVersion::V1 => {
                 let mut dirs: Vec<(&'static str, PathBuf)> = V1_CONTROLLERS
                     .iter()
-                    .map(|c| (*c, self.root.join(c).join(&relative)))
+                    .map(|c| (*c, self.root.join(c).join(relative)))
                     .collect();
                 let missing: Vec<PathBuf> = dirs
                     .iter()
@@ -157,14 +234,14 @@ impl CgroupLayout {
                 // systemd's hybrid layout mounts the unified hierarchy
                 // beside the controllers, and the engine places the
                 // container there too: its pressure files are there.
-                let unified = self.root.join(HYBRID_UNIFIED).join(&relative);
+                let unified = self.root.join(HYBRID_UNIFIED).join(relative);
                 if unified.is_dir() {
                     dirs.push((HYBRID_UNIFIED, unified));
                 }
                 if missing.is_empty() {
                     Ok(ContainerCgroup::PerController(dirs))
                 } else {
-                    Err(not_found(missing))
+                    Err(missing)
                 }
             }
         }
@@ -173,10 +250,19 @@ impl CgroupLayout {
 
 /// The container's cgroup path below the root (below each controller's
 /// mount on v1).
-fn relative_path(driver: CgroupDriver, runtime: Runtime, id: &str, cgroup_parent: &str) -> PathBuf {
-    let (default_parent, default_slice, prefix) = match runtime {
-        Runtime::Docker => ("docker", "system.slice", "docker"),
-        Runtime::Podman => ("libpod_parent", "machine.slice", "libpod"),
+fn relative_path(
+    driver: CgroupDriver,
+    runtime: Runtime,
+    rootless_user: Option<u32>,
+    id: &str,
+    cgroup_parent: &str,
+) -> PathBuf {
+    let (default_parent, default_slice, prefix) = match (runtime, rootless_user) {
+        (Runtime::Docker, None) => ("docker", "system.slice", "docker"),
+        (Runtime::Podman, None) => ("libpod_parent", "machine.slice", "libpod"),
+        // The user's manager has no system.slice or machine.slice.
+        (Runtime::Docker, Some(_)) => ("docker", "user.slice", "docker"),
+        (Runtime::Podman, Some(_)) => ("libpod_parent", "user.slice", "libpod"),
     };
     match driver {
         CgroupDriver::Cgroupfs => {
@@ -194,9 +280,18 @@ fn relative_path(driver: CgroupDriver, runtime: Runtime, id: &str, cgroup_parent
                 "" => default_slice,
                 slice => slice,
             };
-            expand_slice(slice).join(format!("{prefix}-{id}.scope"))
+            let scope = expand_slice(slice).join(format!("{prefix}-{id}.scope"));
+            match rootless_user {
+                Some(uid) => user_manager(uid).join(scope),
+                None => scope,
+            }
         }
     }
+}
+
+/// Where the user's systemd manager keeps the cgroups it creates.
+fn user_manager(uid: u32) -> PathBuf {
+    PathBuf::from(format!("user.slice/user-{uid}.slice/user@{uid}.service"))
 }
 
 /// systemd nests a slice under each of its dash-separated prefixes:
@@ -378,23 +473,80 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_names_every_path_tried() {
+    fn finds_rootless_scopes_under_the_users_manager() {
+        // As rootless Podman 5.8 and rootless Docker 28.5 place them (the
+        // platform lane's forky VM): Podman reports "user.slice" as the
+        // parent, Docker none.
+        let manager = "user.slice/user-1000.slice/user@1000.service/user.slice";
+        for (runtime, prefix, parent) in [
+            (Runtime::Podman, "libpod", "user.slice"),
+            (Runtime::Docker, "docker", ""),
+        ] {
+            let scope = format!("{manager}/{prefix}-{ID}.scope");
+            let tree = Tree::v2(&format!("rootless-{prefix}"), &scope);
+            let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Systemd)
+                .with_runtime(runtime)
+                .rootless(Some(1000));
+            assert_eq!(
+                layout.locate(ID, parent),
+                Ok(ContainerCgroup::Unified(tree.0.join(&scope)))
+            );
+            // The same engine seen as rootful looks elsewhere.
+            let rootful =
+                CgroupLayout::detect(&tree.0, CgroupDriver::Systemd).with_runtime(runtime);
+            assert!(rootful.locate(ID, parent).is_err());
+        }
+    }
+
+    #[test]
+    fn a_misreported_driver_still_finds_the_directory() {
+        let scope = format!("system.slice/docker-{ID}.scope");
+        let tree = Tree::v2("v2-misreported", &scope);
+        let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
+        assert_eq!(
+            layout.locate(ID, ""),
+            Ok(ContainerCgroup::Unified(tree.0.join(scope)))
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_names_every_layout_and_path_tried() {
         let tree = Tree::v1("v1-missing", &format!("docker/{ID}"));
         std::fs::remove_dir(tree.0.join(format!("pids/docker/{ID}"))).unwrap();
         let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Cgroupfs);
         let error = layout.locate(ID, "").unwrap_err();
-        assert_eq!(error.tried, vec![tree.0.join(format!("pids/docker/{ID}"))]);
+        assert_eq!(error.tried[0].layout, "cgroupfs driver, cgroup v1");
+        assert_eq!(
+            error.tried[0].missing,
+            vec![tree.0.join(format!("pids/docker/{ID}"))]
+        );
+        assert_eq!(error.tried[1].layout, "systemd driver, cgroup v1");
+        assert_eq!(error.tried[1].missing.len(), V1_CONTROLLERS.len());
         let message = error.to_string();
         assert!(message.contains(&ID[..12]), "{message}");
         assert!(message.contains("pids/docker/"), "{message}");
+        assert!(message.contains("systemd driver, cgroup v1: "), "{message}");
 
         let empty = Tree::new("v2-missing");
         empty.file("cgroup.controllers");
-        let layout = CgroupLayout::detect(&empty.0, CgroupDriver::Systemd);
-        let error = layout.locate(ID, "").unwrap_err();
+        let layout = CgroupLayout::detect(&empty.0, CgroupDriver::Systemd)
+            .with_runtime(Runtime::Podman)
+            .rootless(Some(1000));
+        let error = layout.locate(ID, "user.slice").unwrap_err();
         assert_eq!(
             error.tried,
-            vec![empty.0.join(format!("system.slice/docker-{ID}.scope"))]
+            vec![
+                Attempt {
+                    layout: "systemd driver, cgroup v2, rootless under user@1000.service".into(),
+                    missing: vec![empty.0.join(format!(
+                        "user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"
+                    ))],
+                },
+                Attempt {
+                    layout: "cgroupfs driver, cgroup v2, rootless under user@1000.service".into(),
+                    missing: vec![empty.0.join(format!("user.slice/libpod-{ID}"))],
+                },
+            ]
         );
     }
 

@@ -56,7 +56,9 @@ impl CgroupSettings {
             Platform::Podman => Runtime::Podman,
             Platform::Linux | Platform::Windows => Runtime::Docker,
         };
-        let layout = CgroupLayout::detect(&config.cgroup_root, driver).with_runtime(runtime);
+        let layout = CgroupLayout::detect(&config.cgroup_root, driver)
+            .with_runtime(runtime)
+            .rootless(engine.rootless_user);
         let online_cpus = std::fs::read_to_string(config.proc_root.join("stat"))
             .ok()
             .and_then(|text| system_cpu(&text))
@@ -67,8 +69,12 @@ impl CgroupSettings {
                     .map(|n| n.get() as u32)
             })
             .unwrap_or(1);
+        let rootless = match engine.rootless_user {
+            Some(uid) => format!(", rootless under user@{uid}.service"),
+            None => String::new(),
+        };
         log::info!(
-            "sampling containers from their cgroups ({:?}, {driver:?} driver, under {}) every {}",
+            "sampling containers from their cgroups ({:?}, {driver:?} driver{rootless}, under {}) every {}",
             layout.version(),
             config.cgroup_root.display(),
             humantime::format_duration(config.interval)

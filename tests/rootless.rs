@@ -1,0 +1,264 @@
+//! The service beside rootless Podman and rootless Docker, in the platform
+//! lane's VM (scripts/platform-lane): a user's engine on the user's own
+//! socket, its containers in scopes of the user's systemd manager
+//! (`user@1000.service`, which delegates the cpu, memory and pids
+//! controllers). Each engine is proven on both sources, once with the
+//! service run by that user (finding the socket by itself) and once run by
+//! root and pointed at the user's socket. Neither engine is installed on the
+//! host, so this target is built with `test = false` and run by the lane
+//! (tests/platform/tests).
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::containers::{run_cli, TestContainers};
+use support::influx::{shared, Influx};
+use support::rootless::{RootlessEngine, RUNTIME_DIR, UID};
+use support::samples::{count_points, stored_points, wait_for_points};
+use support::service::Service;
+
+/// One rootless engine and one service at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const BUSY: &[&str] = &["sh", "-c", "while :; do :; done"];
+/// 20 MB of anonymous memory: dd's buffer, filled and then held while dd
+/// waits to write into a pipe nobody reads.
+const HOLDS_MEMORY: &[&str] = &["sh", "-c", "dd if=/dev/zero bs=20M count=1 | sleep 3600"];
+
+/// Who runs the service, and how it finds the engine.
+enum RunBy {
+    /// The engine's user, with no socket configured: discovery finds it in
+    /// `$XDG_RUNTIME_DIR` (/var/run/docker.sock is root's and the docker
+    /// group's).
+    TheUser,
+    /// root, with `DOCKER_SOCKET_PATH` set to the user's socket.
+    Root,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    Stream,
+    Cgroup,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rootless_podman_as_its_user_through_the_stream() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let engine = RootlessEngine::podman();
+    prove(
+        &engine,
+        "rootless_podman_stream",
+        RunBy::TheUser,
+        Source::Stream,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rootless_podman_as_root_from_the_cgroup_files() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let engine = RootlessEngine::podman();
+    prove(
+        &engine,
+        "rootless_podman_cgroup",
+        RunBy::Root,
+        Source::Cgroup,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rootless_docker_as_root_through_the_stream() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let engine = RootlessEngine::docker();
+    prove(
+        &engine,
+        "rootless_docker_stream",
+        RunBy::Root,
+        Source::Stream,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rootless_docker_as_its_user_from_the_cgroup_files() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let engine = RootlessEngine::docker();
+    prove(
+        &engine,
+        "rootless_docker_cgroup",
+        RunBy::TheUser,
+        Source::Cgroup,
+    )
+    .await;
+}
+
+/// What `tests/podman.rs` and the collector's tests prove of a rootful
+/// engine, here of a rootless one: a container held at half a core reads
+/// 50 ± 4 % (and, from cpu.stat, is throttled); memory within 5% of the
+/// engine's own `stats`; name, image and a label tagged; a container started
+/// later found through the events.
+async fn prove(engine: &RootlessEngine, db: &str, run_by: RunBy, source: Source) {
+    let influx = shared();
+    let containers = TestContainers::with_cli(engine.cli, db);
+    let busy = containers.run("busy", &["--cpus", "0.5", "--label", "team=load"], BUSY);
+    let memory = containers.run("memory", &[], HOLDS_MEMORY);
+
+    let mut env = vec![("STATS_LABEL_TAGS", "team")];
+    if source == Source::Cgroup {
+        env.extend([("STATS_SAMPLING", "cgroup"), ("STATS_INTERVAL", "100ms")]);
+    }
+    let podman = engine.cli.ends_with("podman");
+    let mut service = match run_by {
+        RunBy::TheUser => {
+            env.push(("XDG_RUNTIME_DIR", RUNTIME_DIR));
+            Service::start_as_user(UID, influx, db, &env)
+        }
+        RunBy::Root => {
+            env.push(("DOCKER_SOCKET_PATH", &engine.socket));
+            Service::start(influx, db, &env)
+        }
+    };
+    let connected = if podman {
+        "connected to rootless Podman's Docker-compatible API"
+    } else {
+        "connected to rootless Docker engine"
+    };
+    service
+        .wait_for_log(connected, Duration::from_secs(30))
+        .await;
+    if let RunBy::TheUser = run_by {
+        let found = if podman {
+            "(found: Podman's socket"
+        } else {
+            "(found: rootless Docker's socket"
+        };
+        let logs = service.logs();
+        assert!(
+            logs.contains(&format!("at {} {found}", engine.socket)),
+            "{logs}"
+        );
+    }
+    if source == Source::Cgroup {
+        service
+            .wait_for_log(
+                &format!("rootless under user@{UID}.service"),
+                Duration::from_secs(5),
+            )
+            .await;
+    }
+    // Podman's stream sends a sample every 5 s, Docker's every second; the
+    // first has no CPU %. The cgroup source reads every 100 ms.
+    let enough = match (source, podman) {
+        (Source::Cgroup, _) => 40,
+        (Source::Stream, true) => 4,
+        (Source::Stream, false) => 8,
+    };
+    wait_for_count(influx, db, &busy, enough).await;
+    wait_for_count(influx, db, &memory, 2).await;
+    let shown = stats_mem_usage(engine.cli, &containers.name("memory"));
+
+    // A container started now is found through the engine's events.
+    let late = containers.run("late", &[], &["sleep", "3600"]);
+    wait_for_points(influx, db, &late, Duration::from_secs(30)).await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let logs = service.logs();
+    assert!(!logs.contains("cannot sample container"), "{logs}");
+
+    let points = stored_points(influx, db, &busy).await;
+    let expected_source = match source {
+        Source::Stream => "stream",
+        Source::Cgroup => "cgroup",
+    };
+    assert!(
+        points
+            .values()
+            .all(|row| row["source"].as_str() == Some(expected_source)),
+        "a point not from the {expected_source} source"
+    );
+    let first = points.values().next().unwrap();
+    assert_eq!(first["container_name"], containers.name("busy"));
+    assert_eq!(first["team"], "load");
+    assert!(
+        first["image"]
+            .as_str()
+            .unwrap()
+            .contains("dss-test/busybox"),
+        "{first:?}"
+    );
+    let cpu = mean_after(&points, "cpu_percent", 1);
+    assert!((cpu - 50.0).abs() <= 4.0, "mean cpu_percent {cpu}");
+    if source == Source::Cgroup {
+        // cpu.stat's throttling, there because the cpu controller is
+        // delegated to the user's manager.
+        let throttled = points
+            .values()
+            .filter_map(|row| float(row, "cpu_throttled_periods"))
+            .fold(0.0, f64::max);
+        assert!(
+            throttled > 0.0,
+            "a container held at half a core is throttled"
+        );
+    }
+
+    let stored = stored_points(influx, db, &memory)
+        .await
+        .values()
+        .last()
+        .and_then(|row| float(row, "mem_used"))
+        .unwrap();
+    assert!(
+        (stored - shown).abs() <= 0.05 * shown,
+        "mem_used {stored} vs {} stats {shown}",
+        engine.cli
+    );
+    assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
+}
+
+fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
+    row.get(field).and_then(Value::as_f64)
+}
+
+/// The mean of a field over the points after the first `skip`.
+fn mean_after(points: &BTreeMap<i64, HashMap<String, Value>>, field: &str, skip: usize) -> f64 {
+    let values: Vec<f64> = points
+        .values()
+        .skip(skip)
+        .filter_map(|row| float(row, field))
+        .collect();
+    assert!(!values.is_empty(), "no {field} stored");
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The memory usage `<cli> stats` shows, in bytes: Podman prints SI units
+/// ("10.1MB"), Docker binary ones ("20.2MiB").
+fn stats_mem_usage(cli: &str, name: &str) -> f64 {
+    let shown = run_cli(
+        cli,
+        &["stats", "--no-stream", "--format", "{{.MemUsage}}", name],
+    );
+    let used = shown.split(" / ").next().unwrap().trim();
+    let split = used.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+    let (number, unit) = used.split_at(split);
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other:?} in {shown:?}"),
+    };
+    number.parse::<f64>().unwrap() * scale
+}
+
+async fn wait_for_count(influx: &Influx, db: &str, id: &str, at_least: u64) {
+    support::eventually(Duration::from_secs(60), "points", || async {
+        (count_points(influx, db, id).await >= at_least).then_some(())
+    })
+    .await;
+}
