@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::time::timeout_at;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Sampling};
 use crate::engine::client::{connect_with_retry, Engine, Platform};
 use crate::engine::paced_io::ReadPacer;
 use crate::engine::stats_stream::StreamTarget;
@@ -191,6 +191,22 @@ impl Collection {
         counters: &Arc<Counters>,
         health: &Arc<Health>,
     ) -> Collection {
+        if !engine.has_container_cgroups() {
+            log::warn!(
+                "the rootless engine runs its containers without cgroups of their own ({} \
+                 cgroup driver, not systemd: the user has no systemd session): the CPU, memory, \
+                 block I/O and pids figures it reports are those of the cgroup that started \
+                 them, so only network fields are written{}; give the user a session \
+                 (loginctl enable-linger USER, with libpam-systemd and dbus-user-session \
+                 installed) and restart the engine to measure them",
+                engine.cgroup_driver.as_deref().unwrap_or("no"),
+                if config.stats.sampling == Sampling::Cgroup {
+                    ", from the stream (there are no cgroup files to sample)"
+                } else {
+                    ""
+                }
+            );
+        }
         let pacer = ReadPacer::new(config.docker.stats_read_interval);
         pacer.start();
         let settings = Arc::new(StatsSettings {
@@ -199,6 +215,7 @@ impl Collection {
             label_tags: config.stats.label_tags.clone(),
             stream: StreamSettings::new(
                 engine.platform,
+                !engine.has_container_cgroups(),
                 StreamTarget {
                     socket_path: config
                         .docker

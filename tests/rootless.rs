@@ -96,6 +96,60 @@ async fn rootless_docker_as_its_user_from_the_cgroup_files() {
     .await;
 }
 
+/// A user without a systemd session: Podman falls back to its cgroupfs
+/// manager, and the container runs in the cgroup of the Podman process that
+/// started it, without its limit (`podman stats` showed 716% and 1042% for
+/// it). The service says so once and writes the container's network
+/// fields only, from the stream, even when told to sample cgroups: never a
+/// CPU or memory figure of another cgroup.
+#[tokio::test(flavor = "multi_thread")]
+async fn rootless_podman_without_a_user_session_writes_only_what_is_the_containers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let engine = support::rootless::sessionless_podman();
+    let influx = shared();
+    let db = "rootless_sessionless";
+    let containers = TestContainers::with_cli(engine.cli, db);
+    let busy = containers.run("busy", &["--cpus", "0.5"], BUSY);
+    let mut service = Service::start(
+        influx,
+        db,
+        &[
+            ("DOCKER_SOCKET_PATH", &engine.socket),
+            ("STATS_SAMPLING", "cgroup"),
+        ],
+    );
+    let counted =
+        format!("SELECT count(net_in_bytes) FROM docker_stats WHERE container_id = '{busy}'");
+    support::eventually(Duration::from_secs(60), "network points", || async {
+        (influx.count(db, &counted).await >= 3).then_some(())
+    })
+    .await;
+    assert!(service.terminate().await.success(), "{}", service.logs());
+    let logs = service.logs();
+    let warning = "runs its containers without cgroups of their own (cgroupfs cgroup driver";
+    assert_eq!(logs.matches(warning).count(), 1, "{logs}");
+    assert!(!logs.contains("cannot sample container"), "{logs}");
+    let points = stored_points(influx, db, &busy).await;
+    assert!(points.len() >= 3);
+    for (time, row) in &points {
+        assert_eq!(row["source"], "stream", "at {time}");
+        assert!(float(row, "net_in_bytes").is_some(), "at {time}: {row:?}");
+        for other in [
+            "cpu_percent",
+            "cpu_total_usage",
+            "mem_used",
+            "mem_usage",
+            "pids_current",
+            "blkio_read_bytes",
+        ] {
+            assert!(
+                row.get(other).is_none_or(Value::is_null),
+                "{other} stored at {time}: {row:?}"
+            );
+        }
+    }
+}
+
 /// What `tests/podman.rs` and the collector's tests prove of a rootful
 /// engine, here of a rootless one: a container held at half a core reads
 /// 50 ± 4 % (and, from cpu.stat, is throttled); memory within 5% of the

@@ -73,6 +73,7 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
         run_id: None,
         stream: StreamSettings::new(
             engine.platform,
+            false,
             StreamTarget {
                 socket_path: "/var/run/docker.sock".into(),
                 api_version: engine.api_version.clone(),

@@ -33,9 +33,24 @@ pub struct Engine {
     pub cgroup_driver: Option<String>,
     /// The host's memory in bytes (`docker info` MemTotal).
     pub memory: Option<u64>,
+    /// The engine runs rootless (its security options say `name=rootless`).
+    pub rootless: bool,
     /// A rootless engine's user: the owner of its socket. Its containers'
     /// cgroups live under that user's systemd manager.
     pub rootless_user: Option<u32>,
+}
+
+impl Engine {
+    /// Whether each container has a cgroup of its own. A rootless engine
+    /// gets cgroups only from the user's systemd manager: with the cgroupfs
+    /// driver (Podman's fallback when the user has no systemd session) its
+    /// containers run in the cgroup of whoever started them, so the CPU,
+    /// memory, block I/O and pids figures it reports are that cgroup's, not
+    /// the container's (Podman 5.8 showed 716% for a container given half
+    /// of 2 CPUs).
+    pub fn has_container_cgroups(&self) -> bool {
+        !self.rootless || self.cgroup_driver.as_deref() == Some("systemd")
+    }
 }
 
 #[derive(Debug)]
@@ -148,6 +163,7 @@ pub async fn connect(socket_path: &str) -> Result<Engine, ConnectError> {
         api_version,
         cgroup_driver: info.cgroup_driver.map(|d| format!("{d}")),
         memory: info.mem_total.and_then(|m| u64::try_from(m).ok()),
+        rootless,
         rootless_user,
     })
 }

@@ -92,6 +92,61 @@ fn wait_for(path: &str, timeout: Duration) {
     }
 }
 
+/// A user with no systemd session (no lingering, never logged in), as on
+/// a host without `libpam-systemd`: Podman falls back to its cgroupfs
+/// manager and runs containers in the cgroup of whoever started them.
+pub const SESSIONLESS_USER: &str = "dss-sessionless";
+pub const SESSIONLESS_UID: u32 = 1001;
+
+/// That user's Podman API on a socket in a directory of the test's own
+/// (the user has no `/run/user/1001`), with the wrapper
+/// `dss-sessionless-podman` for its CLI.
+pub fn sessionless_podman() -> RootlessEngine {
+    if Command::new("id")
+        .arg(SESSIONLESS_USER)
+        .output()
+        .unwrap()
+        .status
+        .code()
+        != Some(0)
+    {
+        run_cli(
+            "useradd",
+            &[
+                "--create-home",
+                "--uid",
+                &SESSIONLESS_UID.to_string(),
+                SESSIONLESS_USER,
+            ],
+        );
+    }
+    let dir = format!("/tmp/{SESSIONLESS_USER}");
+    std::fs::create_dir_all(&dir).unwrap();
+    run_cli("chown", &[SESSIONLESS_USER, &dir]);
+    let env = format!("HOME=/home/{SESSIONLESS_USER} PATH=/usr/bin:/bin:/usr/sbin:/sbin");
+    let setpriv = format!(
+        "setpriv --reuid={SESSIONLESS_UID} --regid={SESSIONLESS_UID} --init-groups env {env}"
+    );
+    let wrapper = "/usr/local/bin/dss-sessionless-podman";
+    std::fs::write(
+        wrapper,
+        format!("#!/bin/sh\ncd /tmp && exec {setpriv} podman \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy_test_image("dss-sessionless-podman");
+    let socket = format!("{dir}/podman.sock");
+    let _ = std::fs::remove_file(&socket);
+    let mut service = Command::new("sh");
+    service.args([
+        "-c",
+        &format!(
+            "cd /tmp && exec {setpriv} podman system service --time=0 unix://{socket} 2>/dev/null"
+        ),
+    ]);
+    RootlessEngine::start(service, socket, "dss-sessionless-podman")
+}
+
 /// Copies the test image from the rootful Docker's store into a rootless
 /// engine's (`wrapper` is its CLI).
 fn copy_test_image(wrapper: &str) {

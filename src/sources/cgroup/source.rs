@@ -44,7 +44,7 @@ impl CgroupSettings {
     /// The facts every cgroup-sampled container shares, when `stats.sampling`
     /// is `cgroup`: where the engine puts containers, the host's CPUs and memory.
     pub fn for_engine(config: &StatsConfig, engine: &Engine) -> Option<Self> {
-        if config.sampling != Sampling::Cgroup {
+        if config.sampling != Sampling::Cgroup || !engine.has_container_cgroups() {
             return None;
         }
         let driver = engine.cgroup_driver.as_deref().unwrap_or("cgroupfs");

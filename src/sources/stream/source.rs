@@ -20,6 +20,9 @@ use crate::telemetry::counters::Counters;
 #[derive(Debug)]
 pub struct StreamSettings {
     pub platform: Platform,
+    /// Only the network fields are the container's own: its engine gives
+    /// it no cgroup (`Engine::has_container_cgroups`).
+    pub network_only: bool,
     /// The socket, API version, frame limits, read pacing and stall timeout
     /// of the stats streams.
     pub target: StreamTarget,
@@ -28,9 +31,10 @@ pub struct StreamSettings {
 }
 
 impl StreamSettings {
-    pub fn new(platform: Platform, target: StreamTarget) -> Self {
+    pub fn new(platform: Platform, network_only: bool, target: StreamTarget) -> Self {
         StreamSettings {
             platform,
+            network_only,
             target,
             missing_field_warnings: Mutex::default(),
         }
@@ -88,8 +92,17 @@ impl StreamSource {
             Counters::add(&counters.samples_empty, 1);
             return None;
         };
-        let fields = compute_fields(&sample, settings.platform, self.cpu_limit_cores);
-        self.warn_about_missing_fields(&fields, settings, selection);
+        let mut fields = compute_fields(&sample, settings.platform, self.cpu_limit_cores);
+        if settings.network_only {
+            // The rest describe another cgroup; said once at start.
+            fields.retain(|(name, _)| name.starts_with("net_"));
+            if fields.is_empty() {
+                Counters::add(&counters.samples_empty, 1);
+                return None;
+            }
+        } else {
+            self.warn_about_missing_fields(&fields, settings, selection);
+        }
         Some(Reading {
             fields,
             timestamp,
