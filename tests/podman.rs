@@ -16,10 +16,6 @@ use support::podman::{podman, podman_containers, PodmanApi};
 use support::samples::{stored_points, wait_for_points};
 use support::service::Service;
 
-/// One service and one Podman API at a time: each test's service samples
-/// every container Podman runs.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const BUSY: &[&str] = &["sh", "-c", "while :; do :; done"];
 /// 20 MB of anonymous memory: dd's buffer, filled and then held while dd
 /// waits to write into a pipe nobody reads.
@@ -84,32 +80,44 @@ async fn wait_for_count(influx: &support::influx::Influx, db: &str, id: &str, at
     .await;
 }
 
+/// Both sources at once, each service writing to its own database, on the
+/// same containers.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_stream_source_follows_podman_containers_with_correct_figures() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+async fn both_sources_follow_podman_containers_with_correct_figures() {
     let api = PodmanApi::start();
     let influx = shared();
-    let db = "podman_stream";
-    let containers = podman_containers("podman-stream");
+    let (stream_db, cgroup_db) = ("podman_stream", "podman_cgroup");
+    let containers = podman_containers("podman");
     let busy = containers.run("busy", &["--cpus", "0.5", "--label", "team=load"], BUSY);
     let memory = containers.run("memory", &[], HOLDS_MEMORY);
-    let mut service = Service::start(
+    let mut stream = Service::start(
         influx,
-        db,
+        stream_db,
         &[
             ("DOCKER_SOCKET_PATH", api.socket.as_str()),
             ("STATS_LABEL_TAGS", "team"),
         ],
     );
-    service
+    let mut cgroup = Service::start(
+        influx,
+        cgroup_db,
+        &[
+            ("DOCKER_SOCKET_PATH", api.socket.as_str()),
+            ("STATS_SAMPLING", "cgroup"),
+            ("STATS_INTERVAL", "100ms"),
+        ],
+    );
+    stream
         .wait_for_log(
             "connected to Podman's Docker-compatible API",
             Duration::from_secs(30),
         )
         .await;
     // Podman's stream sends a sample every 5 s; the first has no CPU %.
-    wait_for_count(influx, db, &busy, 4).await;
-    wait_for_count(influx, db, &memory, 2).await;
+    wait_for_count(influx, stream_db, &busy, 4).await;
+    wait_for_count(influx, stream_db, &memory, 2).await;
+    wait_for_count(influx, cgroup_db, &busy, 40).await;
+    wait_for_count(influx, cgroup_db, &memory, 40).await;
     let shown = podman_stats_mem_usage(&containers.name("memory"));
 
     // A container started now is found through Podman's events.
@@ -121,9 +129,10 @@ async fn the_stream_source_follows_podman_containers_with_correct_figures() {
         &late,
     ]))
     .unwrap();
-    wait_for_points(influx, db, &late, Duration::from_secs(30)).await;
+    wait_for_points(influx, stream_db, &late, Duration::from_secs(30)).await;
     let delay = started_at.elapsed().unwrap();
-    assert!(service.terminate().await.success(), "{}", service.logs());
+    assert!(stream.terminate().await.success(), "{}", stream.logs());
+    assert!(cgroup.terminate().await.success(), "{}", cgroup.logs());
     eprintln!("a later Podman container's first point: {delay:?} after it started");
     // Its start event, an inspect and the stream's first sample (Podman
     // sends it at once, the next ones 5 s apart): 1.8 to 2.9 s seen under
@@ -134,7 +143,8 @@ async fn the_stream_source_follows_podman_containers_with_correct_figures() {
         "a later container's first point came {delay:?} after it started"
     );
 
-    let points = stored_points(influx, db, &busy).await;
+    // The stream source.
+    let points = stored_points(influx, stream_db, &busy).await;
     let first = points.values().next().unwrap();
     assert_eq!(first["container_name"], containers.name("busy"));
     assert_eq!(first["team"], "load");
@@ -157,38 +167,13 @@ async fn the_stream_source_follows_podman_containers_with_correct_figures() {
             assert!(row.get(wrong).is_none_or(Value::is_null), "{wrong} stored");
         }
     }
-
-    let stored = assert_mem_used_near(influx, db, &memory, shown).await;
+    let stored = assert_mem_used_near(influx, stream_db, &memory, shown).await;
     assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
-}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_cgroup_source_reads_podman_containers_from_their_libpod_scopes() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let api = PodmanApi::start();
-    let influx = shared();
-    let db = "podman_cgroup";
-    let containers = podman_containers("podman-cgroup");
-    let busy = containers.run("busy", &["--cpus", "0.5"], BUSY);
-    let memory = containers.run("memory", &[], HOLDS_MEMORY);
-    let mut service = Service::start(
-        influx,
-        db,
-        &[
-            ("DOCKER_SOCKET_PATH", api.socket.as_str()),
-            ("STATS_SAMPLING", "cgroup"),
-            ("STATS_INTERVAL", "100ms"),
-        ],
-    );
-    wait_for_count(influx, db, &busy, 40).await;
-    wait_for_count(influx, db, &memory, 40).await;
-    let shown = podman_stats_mem_usage(&containers.name("memory"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(service.terminate().await.success(), "{}", service.logs());
-    let logs = service.logs();
+    // The cgroup source, from machine.slice/libpod-<id>.scope.
+    let logs = cgroup.logs();
     assert!(!logs.contains("cannot sample container"), "{logs}");
-
-    let points = stored_points(influx, db, &busy).await;
+    let points = stored_points(influx, cgroup_db, &busy).await;
     assert!(points
         .values()
         .all(|row| row["source"].as_str() == Some("cgroup")));
@@ -203,6 +188,5 @@ async fn the_cgroup_source_reads_podman_containers_from_their_libpod_scopes() {
         throttled > 0.0,
         "a container held at half a core is throttled"
     );
-
-    assert_mem_used_near(influx, db, &memory, shown).await;
+    assert_mem_used_near(influx, cgroup_db, &memory, shown).await;
 }

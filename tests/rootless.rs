@@ -44,54 +44,42 @@ enum Source {
     Cgroup,
 }
 
+impl Source {
+    /// The `source` tag of its points.
+    fn tag(self) -> &'static str {
+        match self {
+            Source::Stream => "stream",
+            Source::Cgroup => "cgroup",
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn rootless_podman_as_its_user_through_the_stream() {
+async fn rootless_podman_on_both_sources() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let engine = RootlessEngine::podman();
     prove(
         &engine,
-        "rootless_podman_stream",
-        RunBy::TheUser,
-        Source::Stream,
+        "rootless_podman",
+        [
+            (RunBy::TheUser, Source::Stream),
+            (RunBy::Root, Source::Cgroup),
+        ],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rootless_podman_as_root_from_the_cgroup_files() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let engine = RootlessEngine::podman();
-    prove(
-        &engine,
-        "rootless_podman_cgroup",
-        RunBy::Root,
-        Source::Cgroup,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rootless_docker_as_root_through_the_stream() {
+async fn rootless_docker_on_both_sources() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let engine = RootlessEngine::docker();
     prove(
         &engine,
-        "rootless_docker_stream",
-        RunBy::Root,
-        Source::Stream,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rootless_docker_as_its_user_from_the_cgroup_files() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let engine = RootlessEngine::docker();
-    prove(
-        &engine,
-        "rootless_docker_cgroup",
-        RunBy::TheUser,
-        Source::Cgroup,
+        "rootless_docker",
+        [
+            (RunBy::Root, Source::Stream),
+            (RunBy::TheUser, Source::Cgroup),
+        ],
     )
     .await;
 }
@@ -151,125 +139,133 @@ async fn rootless_podman_without_a_user_session_writes_only_what_is_the_containe
 }
 
 /// What `tests/podman.rs` and the collector's tests prove of a rootful
-/// engine, here of a rootless one: a container held at half a core reads
-/// 50 ± 4 % (and, from cpu.stat, is throttled); memory within 5% of the
-/// engine's own `stats`; name, image and a label tagged; a container started
-/// later found through the events.
-async fn prove(engine: &RootlessEngine, db: &str, run_by: RunBy, source: Source) {
+/// engine, here of a rootless one, by two services at once (one per
+/// source, one run by the user and one by root) watching the same
+/// containers, each writing to its own database: a container held at half
+/// a core reads 50 ± 4 % (and, from cpu.stat, is throttled); memory within
+/// 5% of the engine's own `stats`; name, image and a label tagged; a
+/// container started later found through the events.
+async fn prove(engine: &RootlessEngine, db: &str, services: [(RunBy, Source); 2]) {
     let influx = shared();
     let containers = TestContainers::with_cli(engine.cli, db);
     let busy = containers.run("busy", &["--cpus", "0.5", "--label", "team=load"], BUSY);
     let memory = containers.run("memory", &[], HOLDS_MEMORY);
-
-    let mut env = vec![("STATS_LABEL_TAGS", "team")];
-    if source == Source::Cgroup {
-        env.extend([("STATS_SAMPLING", "cgroup"), ("STATS_INTERVAL", "100ms")]);
-    }
     let podman = engine.cli.ends_with("podman");
-    let mut service = match run_by {
-        RunBy::TheUser => {
-            env.push(("XDG_RUNTIME_DIR", RUNTIME_DIR));
-            Service::start_as_user(UID, influx, db, &env)
+
+    let mut running = Vec::new();
+    for (run_by, source) in services {
+        let db = format!("{db}_{}", source.tag());
+        let mut env = vec![("STATS_LABEL_TAGS", "team")];
+        if source == Source::Cgroup {
+            env.extend([("STATS_SAMPLING", "cgroup"), ("STATS_INTERVAL", "100ms")]);
         }
-        RunBy::Root => {
-            env.push(("DOCKER_SOCKET_PATH", &engine.socket));
-            Service::start(influx, db, &env)
-        }
-    };
-    let connected = if podman {
-        "connected to rootless Podman's Docker-compatible API"
-    } else {
-        "connected to rootless Docker engine"
-    };
-    service
-        .wait_for_log(connected, Duration::from_secs(30))
-        .await;
-    if let RunBy::TheUser = run_by {
-        let found = if podman {
-            "(found: Podman's socket"
-        } else {
-            "(found: rootless Docker's socket"
+        let service = match run_by {
+            RunBy::TheUser => {
+                env.push(("XDG_RUNTIME_DIR", RUNTIME_DIR));
+                Service::start_as_user(UID, influx, &db, &env)
+            }
+            RunBy::Root => {
+                env.push(("DOCKER_SOCKET_PATH", &engine.socket));
+                Service::start(influx, &db, &env)
+            }
         };
-        let logs = service.logs();
-        assert!(
-            logs.contains(&format!("at {} {found}", engine.socket)),
-            "{logs}"
-        );
+        running.push((service, db, run_by, source));
     }
-    if source == Source::Cgroup {
+    for (service, db, run_by, source) in &running {
+        let connected = if podman {
+            "connected to rootless Podman's Docker-compatible API"
+        } else {
+            "connected to rootless Docker engine"
+        };
         service
-            .wait_for_log(
-                &format!("rootless under user@{UID}.service"),
-                Duration::from_secs(5),
-            )
+            .wait_for_log(connected, Duration::from_secs(30))
             .await;
+        if let RunBy::TheUser = run_by {
+            let found = if podman {
+                "(found: Podman's socket"
+            } else {
+                "(found: rootless Docker's socket"
+            };
+            let logs = service.logs();
+            assert!(
+                logs.contains(&format!("at {} {found}", engine.socket)),
+                "{logs}"
+            );
+        }
+        if *source == Source::Cgroup {
+            service
+                .wait_for_log(
+                    &format!("rootless under user@{UID}.service"),
+                    Duration::from_secs(5),
+                )
+                .await;
+        }
+        // Podman's stream sends a sample every 5 s, Docker's every second;
+        // the first has no CPU %. The cgroup source reads every 100 ms.
+        let enough = match (source, podman) {
+            (Source::Cgroup, _) => 40,
+            (Source::Stream, true) => 4,
+            (Source::Stream, false) => 8,
+        };
+        wait_for_count(influx, db, &busy, enough).await;
+        wait_for_count(influx, db, &memory, 2).await;
     }
-    // Podman's stream sends a sample every 5 s, Docker's every second; the
-    // first has no CPU %. The cgroup source reads every 100 ms.
-    let enough = match (source, podman) {
-        (Source::Cgroup, _) => 40,
-        (Source::Stream, true) => 4,
-        (Source::Stream, false) => 8,
-    };
-    wait_for_count(influx, db, &busy, enough).await;
-    wait_for_count(influx, db, &memory, 2).await;
     let shown = stats_mem_usage(engine.cli, &containers.name("memory"));
 
     // A container started now is found through the engine's events.
     let late = containers.run("late", &[], &["sleep", "3600"]);
-    wait_for_points(influx, db, &late, Duration::from_secs(30)).await;
-    assert!(service.terminate().await.success(), "{}", service.logs());
-    let logs = service.logs();
-    assert!(!logs.contains("cannot sample container"), "{logs}");
+    for (service, db, _, source) in &mut running {
+        wait_for_points(influx, db, &late, Duration::from_secs(30)).await;
+        assert!(service.terminate().await.success(), "{}", service.logs());
+        let logs = service.logs();
+        assert!(!logs.contains("cannot sample container"), "{logs}");
 
-    let points = stored_points(influx, db, &busy).await;
-    let expected_source = match source {
-        Source::Stream => "stream",
-        Source::Cgroup => "cgroup",
-    };
-    assert!(
-        points
-            .values()
-            .all(|row| row["source"].as_str() == Some(expected_source)),
-        "a point not from the {expected_source} source"
-    );
-    let first = points.values().next().unwrap();
-    assert_eq!(first["container_name"], containers.name("busy"));
-    assert_eq!(first["team"], "load");
-    assert!(
-        first["image"]
-            .as_str()
-            .unwrap()
-            .contains("dss-test/busybox"),
-        "{first:?}"
-    );
-    let cpu = mean_after(&points, "cpu_percent", 1);
-    assert!((cpu - 50.0).abs() <= 4.0, "mean cpu_percent {cpu}");
-    if source == Source::Cgroup {
-        // cpu.stat's throttling, there because the cpu controller is
-        // delegated to the user's manager.
-        let throttled = points
-            .values()
-            .filter_map(|row| float(row, "cpu_throttled_periods"))
-            .fold(0.0, f64::max);
+        let points = stored_points(influx, db, &busy).await;
         assert!(
-            throttled > 0.0,
-            "a container held at half a core is throttled"
+            points
+                .values()
+                .all(|row| row["source"].as_str() == Some(source.tag())),
+            "a point not from the {} source",
+            source.tag()
         );
-    }
+        let first = points.values().next().unwrap();
+        assert_eq!(first["container_name"], containers.name("busy"));
+        assert_eq!(first["team"], "load");
+        assert!(
+            first["image"]
+                .as_str()
+                .unwrap()
+                .contains("dss-test/busybox"),
+            "{first:?}"
+        );
+        let cpu = mean_after(&points, "cpu_percent", 1);
+        assert!((cpu - 50.0).abs() <= 4.0, "{db}: mean cpu_percent {cpu}");
+        if *source == Source::Cgroup {
+            // cpu.stat's throttling, there because the cpu controller is
+            // delegated to the user's manager.
+            let throttled = points
+                .values()
+                .filter_map(|row| float(row, "cpu_throttled_periods"))
+                .fold(0.0, f64::max);
+            assert!(
+                throttled > 0.0,
+                "a container held at half a core is throttled"
+            );
+        }
 
-    let stored = stored_points(influx, db, &memory)
-        .await
-        .values()
-        .last()
-        .and_then(|row| float(row, "mem_used"))
-        .unwrap();
-    assert!(
-        (stored - shown).abs() <= 0.05 * shown,
-        "mem_used {stored} vs {} stats {shown}",
-        engine.cli
-    );
-    assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
+        let stored = stored_points(influx, db, &memory)
+            .await
+            .values()
+            .last()
+            .and_then(|row| float(row, "mem_used"))
+            .unwrap();
+        assert!(
+            (stored - shown).abs() <= 0.05 * shown,
+            "{db}: mem_used {stored} vs {} stats {shown}",
+            engine.cli
+        );
+        assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
+    }
 }
 
 fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {

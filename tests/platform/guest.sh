@@ -46,9 +46,11 @@ docker load -q -i "$share/service-image.tar"
 failed=""
 while read -r name binary arguments; do
   echo "== $name"
+  started=$(date +%s)
   # $arguments: words (--skip NAME), split on purpose.
   # shellcheck disable=SC2086
   "$binary" --test-threads=1 $arguments || failed="$failed $name"
+  echo "== $name took $(($(date +%s) - started)) s"
 done <"$share/test-binaries"
 if [ -n "$failed" ]; then
   echo "== failed in the VM:$failed"

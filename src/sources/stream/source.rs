@@ -145,3 +145,72 @@ impl StreamSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::paced_io::ReadPacer;
+
+    fn settings(network_only: bool) -> StreamSettings {
+        StreamSettings::new(
+            Platform::Podman,
+            network_only,
+            StreamTarget {
+                socket_path: "/nonexistent.sock".into(),
+                api_version: "1.41".into(),
+                line_limit: 102_400,
+                buffer_limit: 1_048_576,
+                pacer: ReadPacer::new(Duration::from_millis(100)),
+                stall_timeout: Duration::from_secs(30),
+            },
+        )
+    }
+
+    fn read(frame: &[u8], network_only: bool, counters: &Counters) -> Option<Reading> {
+        StreamSource::new("bda7306e3d99", Some(0.5)).read(
+            StatsItem::Frame(frame.to_vec()),
+            &settings(network_only),
+            &FieldSelection::default(),
+            counters,
+        )
+    }
+
+    /// Recorded from rootless Podman 5.8 without a systemd session: the
+    /// container (given half a core) ran in the cgroup of the process that
+    /// started it, whose CPU and memory the sample carries.
+    const NO_SESSION: &[u8] =
+        include_bytes!("../../../tests/fixtures/stats/podman58_v2_rootless_no_session.json");
+
+    #[test]
+    fn without_container_cgroups_only_network_fields_are_read() {
+        let counters = Counters::default();
+        let everything = read(NO_SESSION, false, &counters).unwrap();
+        assert!(everything.fields.iter().any(|(name, _)| name == "mem_used"));
+
+        let reading = read(NO_SESSION, true, &counters).unwrap();
+        let names: Vec<&str> = reading
+            .fields
+            .iter()
+            .map(|(name, _)| name.as_ref())
+            .collect();
+        assert!(names.contains(&"net_in_bytes"), "{names:?}");
+        assert!(
+            names.iter().all(|name| name.starts_with("net_")),
+            "{names:?}"
+        );
+        assert_eq!(reading.timestamp, everything.timestamp);
+    }
+
+    #[test]
+    fn without_container_cgroups_a_sample_without_networks_is_empty() {
+        let text = std::str::from_utf8(NO_SESSION).unwrap();
+        let cut = text.find(",\"networks\"").unwrap();
+        let without_networks = format!("{}}}", &text[..cut]);
+        let counters = Counters::default();
+        assert!(read(without_networks.as_bytes(), true, &counters).is_none());
+        assert_eq!(counters.samples_empty.load(Ordering::Relaxed), 1);
+    }
+}
