@@ -134,11 +134,11 @@ pub async fn run(config: Config) -> Exit {
             return drain(&writer, &counters, Instant::now() + config.shutdown_timeout).await;
         }
     };
-    let kind = match (engine.platform, engine.rootless_user) {
-        (Platform::Podman, None) => "Podman's Docker-compatible API",
-        (Platform::Podman, Some(_)) => "rootless Podman's Docker-compatible API",
-        (Platform::Linux | Platform::Windows, None) => "Docker engine",
-        (Platform::Linux | Platform::Windows, Some(_)) => "rootless Docker engine",
+    let kind = match (engine.platform, engine.rootless) {
+        (Platform::Podman, false) => "Podman's Docker-compatible API",
+        (Platform::Podman, true) => "rootless Podman's Docker-compatible API",
+        (Platform::Linux | Platform::Windows, false) => "Docker engine",
+        (Platform::Linux | Platform::Windows, true) => "rootless Docker engine",
     };
     log::info!(
         "connected to {kind} {:?} (API {}) at {} ({})",
@@ -215,6 +215,7 @@ impl Collection {
             label_tags: config.stats.label_tags.clone(),
             stream: StreamSettings::new(
                 engine.platform,
+                engine.rootless,
                 !engine.has_container_cgroups(),
                 StreamTarget {
                     socket_path: config

@@ -74,6 +74,7 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
         stream: StreamSettings::new(
             engine.platform,
             false,
+            false,
             StreamTarget {
                 socket_path: "/var/run/docker.sock".into(),
                 api_version: engine.api_version.clone(),

@@ -28,6 +28,7 @@ proven=tests/platform/proven-$suite
 [ -f "$proven" ] || { echo "== no $proven: every package counts as new"; proven=/dev/null; }
 dpkg-query -W -f '${Package} ${Version}\n' docker.io docker-cli docker-compose \
   containerd runc podman crun conmon netavark passt systemd "linux-image-$(uname -r)" \
+  rootlesskit slirp4netns uidmap libpam-systemd dbus-user-session \
   | sed "s/^linux-image-$(uname -r) /linux-image /" >/tmp/versions
 echo "== packages (Debian $suite)"
 cat /tmp/versions

@@ -190,6 +190,8 @@ impl RootlessEngine {
     pub fn docker() -> RootlessEngine {
         ensure_user();
         let socket = format!("{RUNTIME_DIR}/docker.sock");
+        // A socket an earlier daemon left would be found before it listens.
+        let _ = std::fs::remove_file(&socket);
         let log = std::fs::File::create("/tmp/dss-rootless-dockerd.log").unwrap();
         let mut daemon = as_user("dockerd-rootless.sh");
         daemon.stdout(log.try_clone().unwrap()).stderr(log);
@@ -231,11 +233,13 @@ impl Drop for RootlessEngine {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Discovery must not find it once it is gone.
+        let _ = std::fs::remove_file(&self.socket);
     }
 }

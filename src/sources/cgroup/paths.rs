@@ -126,8 +126,18 @@ pub struct CgroupLayout {
     version: CgroupVersion,
     driver: CgroupDriver,
     runtime: Runtime,
-    /// The uid whose systemd manager a rootless engine's scopes live under.
-    rootless_user: Option<u32>,
+    /// Whose systemd manager the engine's scopes live under.
+    owner: Owner,
+}
+
+/// Who runs the engine: root, or a user (rootless), whose uid the service
+/// may not know (a socket seen through a proxy or from inside a user
+/// namespace shows another owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Root,
+    User(u32),
+    UnknownUser,
 }
 
 impl CgroupLayout {
@@ -144,7 +154,7 @@ impl CgroupLayout {
             version,
             driver,
             runtime: Runtime::Docker,
-            rootless_user: None,
+            owner: Owner::Root,
         }
     }
 
@@ -153,12 +163,9 @@ impl CgroupLayout {
         CgroupLayout { runtime, ..self }
     }
 
-    /// The same mount, for an engine running rootless as `uid`.
-    pub fn rootless(self, uid: Option<u32>) -> CgroupLayout {
-        CgroupLayout {
-            rootless_user: uid,
-            ..self
-        }
+    /// The same mount, for an engine run by `owner`.
+    pub fn owned_by(self, owner: Owner) -> CgroupLayout {
+        CgroupLayout { owner, ..self }
     }
 
     pub fn version(&self) -> CgroupVersion {
@@ -167,23 +174,41 @@ impl CgroupLayout {
 
     /// Finds the container's directories; `cgroup_parent` is the container's
     /// `HostConfig.CgroupParent` (empty when the engine's default applies).
-    /// The declared driver's layout is tried first, then the other's.
+    /// A rootful engine's declared driver is tried first, then the other's.
+    /// A rootless engine has cgroups of its own only through the user's
+    /// systemd manager: that user's, or each user's when unknown.
     pub fn locate(&self, id: &str, cgroup_parent: &str) -> Result<ContainerCgroup, NotFound> {
-        let other = match self.driver {
-            CgroupDriver::Cgroupfs => CgroupDriver::Systemd,
-            CgroupDriver::Systemd => CgroupDriver::Cgroupfs,
+        let attempts: Vec<(CgroupDriver, Option<u32>)> = match self.owner {
+            Owner::Root => {
+                let other = match self.driver {
+                    CgroupDriver::Cgroupfs => CgroupDriver::Systemd,
+                    CgroupDriver::Systemd => CgroupDriver::Cgroupfs,
+                };
+                vec![(self.driver, None), (other, None)]
+            }
+            Owner::User(uid) => vec![(CgroupDriver::Systemd, Some(uid))],
+            Owner::UnknownUser => self
+                .users_with_a_manager()
+                .into_iter()
+                .map(|uid| (CgroupDriver::Systemd, Some(uid)))
+                .collect(),
         };
         let mut tried = Vec::new();
-        for driver in [self.driver, other] {
-            let relative =
-                relative_path(driver, self.runtime, self.rootless_user, id, cgroup_parent);
+        for (driver, user) in attempts {
+            let relative = relative_path(driver, self.runtime, user, id, cgroup_parent);
             match self.directories(&relative) {
                 Ok(found) => return Ok(found),
                 Err(missing) => tried.push(Attempt {
-                    layout: self.describe(driver),
+                    layout: self.describe(driver, user),
                     missing,
                 }),
             }
+        }
+        if tried.is_empty() {
+            tried.push(Attempt {
+                layout: "rootless, under a user's systemd manager".into(),
+                missing: vec![self.user_slice().join("user-<uid>.slice")],
+            });
         }
         Err(NotFound {
             container_id: id.to_string(),
@@ -191,9 +216,36 @@ impl CgroupLayout {
         })
     }
 
+    /// `user.slice`, where systemd keeps users' managers (v1: the memory
+    /// controller's).
+    fn user_slice(&self) -> PathBuf {
+        match self.version {
+            CgroupVersion::V2 => self.root.join("user.slice"),
+            CgroupVersion::V1 => self.root.join("memory").join("user.slice"),
+        }
+    }
+
+    /// The uids with a `user-<uid>.slice`, in order.
+    fn users_with_a_manager(&self) -> Vec<u32> {
+        let mut uids: Vec<u32> = std::fs::read_dir(self.user_slice())
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name();
+                name.to_str()?
+                    .strip_prefix("user-")?
+                    .strip_suffix(".slice")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        uids.sort_unstable();
+        uids
+    }
+
     /// The layout as the error names it: "systemd driver, cgroup v2,
     /// rootless under user@1000.service".
-    fn describe(&self, driver: CgroupDriver) -> String {
+    fn describe(&self, driver: CgroupDriver, user: Option<u32>) -> String {
         let driver = match driver {
             CgroupDriver::Cgroupfs => "cgroupfs",
             CgroupDriver::Systemd => "systemd",
@@ -202,7 +254,7 @@ impl CgroupLayout {
             CgroupVersion::V1 => "v1",
             CgroupVersion::V2 => "v2",
         };
-        match self.rootless_user {
+        match user {
             Some(uid) => {
                 format!("{driver} driver, cgroup {version}, rootless under user@{uid}.service")
             }
@@ -484,13 +536,16 @@ mod tests {
         ] {
             let scope = format!("{manager}/{prefix}-{ID}.scope");
             let tree = Tree::v2(&format!("rootless-{prefix}"), &scope);
-            let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Systemd)
-                .with_runtime(runtime)
-                .rootless(Some(1000));
-            assert_eq!(
-                layout.locate(ID, parent),
-                Ok(ContainerCgroup::Unified(tree.0.join(&scope)))
-            );
+            for owner in [Owner::User(1000), Owner::UnknownUser] {
+                let layout = CgroupLayout::detect(&tree.0, CgroupDriver::Systemd)
+                    .with_runtime(runtime)
+                    .owned_by(owner);
+                assert_eq!(
+                    layout.locate(ID, parent),
+                    Ok(ContainerCgroup::Unified(tree.0.join(&scope))),
+                    "{owner:?}"
+                );
+            }
             // The same engine seen as rootful looks elsewhere.
             let rootful =
                 CgroupLayout::detect(&tree.0, CgroupDriver::Systemd).with_runtime(runtime);
@@ -531,22 +586,24 @@ mod tests {
         empty.file("cgroup.controllers");
         let layout = CgroupLayout::detect(&empty.0, CgroupDriver::Systemd)
             .with_runtime(Runtime::Podman)
-            .rootless(Some(1000));
+            .owned_by(Owner::User(1000));
         let error = layout.locate(ID, "user.slice").unwrap_err();
         assert_eq!(
             error.tried,
-            vec![
-                Attempt {
-                    layout: "systemd driver, cgroup v2, rootless under user@1000.service".into(),
-                    missing: vec![empty.0.join(format!(
-                        "user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"
-                    ))],
-                },
-                Attempt {
-                    layout: "cgroupfs driver, cgroup v2, rootless under user@1000.service".into(),
-                    missing: vec![empty.0.join(format!("user.slice/libpod-{ID}"))],
-                },
-            ]
+            vec![Attempt {
+                layout: "systemd driver, cgroup v2, rootless under user@1000.service".into(),
+                missing: vec![empty.0.join(format!(
+                    "user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"
+                ))],
+            }]
+        );
+        // A user unknown and no user's manager at all.
+        let layout = layout.owned_by(Owner::UnknownUser);
+        let message = layout.locate(ID, "user.slice").unwrap_err().to_string();
+        assert!(
+            message.contains("rootless, under a user's systemd manager: ")
+                && message.contains("user.slice/user-<uid>.slice"),
+            "{message}"
         );
     }
 

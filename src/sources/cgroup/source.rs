@@ -21,7 +21,7 @@ use crate::schema::fields::FieldSelection;
 use crate::sources::cgroup::cpu::system_cpu;
 use crate::sources::cgroup::fields::{compute_fields, Context as FieldContext};
 use crate::sources::cgroup::files::{CgroupReading, ReadError};
-use crate::sources::cgroup::paths::{CgroupDriver, CgroupLayout, NotFound, Runtime};
+use crate::sources::cgroup::paths::{CgroupDriver, CgroupLayout, NotFound, Owner, Runtime};
 use crate::sources::cgroup::sampler::{CgroupSampler, OpenError};
 use crate::sources::Reading;
 use crate::telemetry::counters::Counters;
@@ -56,9 +56,16 @@ impl CgroupSettings {
             Platform::Podman => Runtime::Podman,
             Platform::Linux | Platform::Windows => Runtime::Docker,
         };
+        // The socket's owner is the engine's user, unless it shows root
+        // (a proxy's socket, or the service inside a user namespace).
+        let owner = match (engine.rootless, engine.rootless_user) {
+            (false, _) => Owner::Root,
+            (true, Some(uid)) if uid != 0 => Owner::User(uid),
+            (true, _) => Owner::UnknownUser,
+        };
         let layout = CgroupLayout::detect(&config.cgroup_root, driver)
             .with_runtime(runtime)
-            .rootless(engine.rootless_user);
+            .owned_by(owner);
         let online_cpus = std::fs::read_to_string(config.proc_root.join("stat"))
             .ok()
             .and_then(|text| system_cpu(&text))
@@ -69,9 +76,10 @@ impl CgroupSettings {
                     .map(|n| n.get() as u32)
             })
             .unwrap_or(1);
-        let rootless = match engine.rootless_user {
-            Some(uid) => format!(", rootless under user@{uid}.service"),
-            None => String::new(),
+        let rootless = match owner {
+            Owner::Root => String::new(),
+            Owner::User(uid) => format!(", rootless under user@{uid}.service"),
+            Owner::UnknownUser => ", rootless under a user's systemd manager".into(),
         };
         log::info!(
             "sampling containers from their cgroups ({:?}, {driver:?} driver{rootless}, under {}) every {}",

@@ -23,6 +23,10 @@ pub struct StreamSettings {
     /// Only the network fields are the container's own: its engine gives
     /// it no cgroup (`Engine::has_container_cgroups`).
     pub network_only: bool,
+    /// A rootless engine: its user's manager may not delegate the `io`
+    /// controller (systemd's default does not), and the engine then sends
+    /// no block I/O entries, which must not be read as zero bytes.
+    pub rootless: bool,
     /// The socket, API version, frame limits, read pacing and stall timeout
     /// of the stats streams.
     pub target: StreamTarget,
@@ -31,10 +35,16 @@ pub struct StreamSettings {
 }
 
 impl StreamSettings {
-    pub fn new(platform: Platform, network_only: bool, target: StreamTarget) -> Self {
+    pub fn new(
+        platform: Platform,
+        rootless: bool,
+        network_only: bool,
+        target: StreamTarget,
+    ) -> Self {
         StreamSettings {
             platform,
             network_only,
+            rootless,
             target,
             missing_field_warnings: Mutex::default(),
         }
@@ -94,13 +104,14 @@ impl StreamSource {
         };
         let mut fields = compute_fields(&sample, settings.platform, self.cpu_limit_cores);
         if settings.network_only {
-            // The rest describe another cgroup; said once at start.
+            // The rest describe another cgroup; said once at start. A
+            // container without a network keeps an empty reading: a sample
+            // was received (the health check's `samples`), none is written.
             fields.retain(|(name, _)| name.starts_with("net_"));
-            if fields.is_empty() {
-                Counters::add(&counters.samples_empty, 1);
-                return None;
-            }
         } else {
+            if settings.rootless && !has_block_io_entries(&sample) {
+                fields.retain(|(name, _)| !name.starts_with("blkio_"));
+            }
             self.warn_about_missing_fields(&fields, settings, selection);
         }
         Some(Reading {
@@ -146,6 +157,15 @@ impl StreamSource {
     }
 }
 
+/// Whether the sample lists any block I/O entry.
+fn has_block_io_entries(sample: &Sample) -> bool {
+    sample
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref())
+        .is_some_and(|entries| !entries.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
@@ -157,6 +177,7 @@ mod tests {
     fn settings(network_only: bool) -> StreamSettings {
         StreamSettings::new(
             Platform::Podman,
+            true,
             network_only,
             StreamTarget {
                 socket_path: "/nonexistent.sock".into(),
@@ -205,12 +226,35 @@ mod tests {
     }
 
     #[test]
-    fn without_container_cgroups_a_sample_without_networks_is_empty() {
+    fn without_container_cgroups_a_sample_without_networks_has_no_fields() {
         let text = std::str::from_utf8(NO_SESSION).unwrap();
         let cut = text.find(",\"networks\"").unwrap();
         let without_networks = format!("{}}}", &text[..cut]);
         let counters = Counters::default();
-        assert!(read(without_networks.as_bytes(), true, &counters).is_none());
-        assert_eq!(counters.samples_empty.load(Ordering::Relaxed), 1);
+        // Received (it keeps the health check's `samples` alive), not
+        // empty (that counts stopped containers' samples), nothing to write.
+        let reading = read(without_networks.as_bytes(), true, &counters).unwrap();
+        assert!(reading.fields.is_empty());
+        assert_eq!(counters.samples_empty.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_rootless_engine_without_block_io_entries_writes_no_block_io() {
+        let text = std::str::from_utf8(NO_SESSION).unwrap();
+        let start = text.find("[{\"major\"").unwrap();
+        let end = text.find("],\"io_serviced_recursive\"").unwrap();
+        let without_entries = format!("{}[{}", &text[..start], &text[end..]);
+        let counters = Counters::default();
+        let reading = read(without_entries.as_bytes(), false, &counters).unwrap();
+        assert!(reading.fields.iter().any(|(name, _)| name == "mem_used"));
+        assert!(!reading
+            .fields
+            .iter()
+            .any(|(name, _)| name.starts_with("blkio_")));
+        let reading = read(NO_SESSION, false, &counters).unwrap();
+        assert!(reading
+            .fields
+            .iter()
+            .any(|(name, _)| name == "blkio_read_bytes"));
     }
 }
