@@ -7,50 +7,19 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::containers::stats_mem_usage;
 use support::influx::shared;
 use support::podman::{podman, podman_containers, PodmanApi};
-use support::samples::{stored_points, wait_for_points};
+use support::samples::{float, mean_after, stored_points, wait_for_count, wait_for_points};
 use support::service::Service;
 
 const BUSY: &[&str] = &["sh", "-c", "while :; do :; done"];
 /// 20 MB of anonymous memory: dd's buffer, filled and then held while dd
 /// waits to write into a pipe nobody reads.
 const HOLDS_MEMORY: &[&str] = &["sh", "-c", "dd if=/dev/zero bs=20M count=1 | sleep 3600"];
-
-fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
-    row.get(field).and_then(Value::as_f64)
-}
-
-/// The mean of a field over the points after the first `skip`.
-fn mean_after(points: &BTreeMap<i64, HashMap<String, Value>>, field: &str, skip: usize) -> f64 {
-    let values: Vec<f64> = points
-        .values()
-        .skip(skip)
-        .filter_map(|row| float(row, field))
-        .collect();
-    assert!(!values.is_empty(), "no {field} stored");
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-/// `podman stats`' memory usage in bytes (it prints SI units: "10.1MB").
-fn podman_stats_mem_usage(name: &str) -> f64 {
-    let shown = podman(&["stats", "--no-stream", "--format", "{{.MemUsage}}", name]);
-    let used = shown.split(" / ").next().unwrap().trim();
-    let split = used.find(|c: char| c.is_ascii_alphabetic()).unwrap();
-    let (number, unit) = used.split_at(split);
-    let scale = match unit {
-        "B" => 1.0,
-        "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        other => panic!("unit {other:?} in {shown:?}"),
-    };
-    number.parse::<f64>().unwrap() * scale
-}
 
 /// The last `mem_used` stored for `id`, checked to be within 5% of what
 /// `podman stats` showed.
@@ -71,13 +40,6 @@ async fn assert_mem_used_near(
         "mem_used {stored} vs podman stats {shown}"
     );
     stored
-}
-
-async fn wait_for_count(influx: &support::influx::Influx, db: &str, id: &str, at_least: u64) {
-    support::eventually(Duration::from_secs(60), "points", || async {
-        (support::samples::count_points(influx, db, id).await >= at_least).then_some(())
-    })
-    .await;
 }
 
 /// Both sources at once, each service writing to its own database, on the
@@ -118,7 +80,7 @@ async fn both_sources_follow_podman_containers_with_correct_figures() {
     wait_for_count(influx, stream_db, &memory, 2).await;
     wait_for_count(influx, cgroup_db, &busy, 40).await;
     wait_for_count(influx, cgroup_db, &memory, 40).await;
-    let shown = podman_stats_mem_usage(&containers.name("memory"));
+    let shown = stats_mem_usage("podman", &containers.name("memory"));
 
     // A container started now is found through Podman's events.
     let late = containers.run("late", &[], &["sleep", "3600"]);

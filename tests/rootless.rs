@@ -10,14 +10,13 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::containers::{run_cli, TestContainers};
-use support::influx::{shared, Influx};
+use support::containers::{stats_mem_usage, TestContainers};
+use support::influx::shared;
 use support::rootless::{RootlessEngine, RUNTIME_DIR, UID};
-use support::samples::{count_points, stored_points, wait_for_points};
+use support::samples::{float, mean_after, stored_points, wait_for_count, wait_for_points};
 use support::service::Service;
 
 /// One rootless engine and one service at a time.
@@ -266,49 +265,4 @@ async fn prove(engine: &RootlessEngine, db: &str, services: [(RunBy, Source); 2]
         );
         assert!(stored > 20e6, "dd holds 20 MB, mem_used {stored}");
     }
-}
-
-fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
-    row.get(field).and_then(Value::as_f64)
-}
-
-/// The mean of a field over the points after the first `skip`.
-fn mean_after(points: &BTreeMap<i64, HashMap<String, Value>>, field: &str, skip: usize) -> f64 {
-    let values: Vec<f64> = points
-        .values()
-        .skip(skip)
-        .filter_map(|row| float(row, field))
-        .collect();
-    assert!(!values.is_empty(), "no {field} stored");
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-/// The memory usage `<cli> stats` shows, in bytes: Podman prints SI units
-/// ("10.1MB"), Docker binary ones ("20.2MiB").
-fn stats_mem_usage(cli: &str, name: &str) -> f64 {
-    let shown = run_cli(
-        cli,
-        &["stats", "--no-stream", "--format", "{{.MemUsage}}", name],
-    );
-    let used = shown.split(" / ").next().unwrap().trim();
-    let split = used.find(|c: char| c.is_ascii_alphabetic()).unwrap();
-    let (number, unit) = used.split_at(split);
-    let scale = match unit {
-        "B" => 1.0,
-        "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        other => panic!("unit {other:?} in {shown:?}"),
-    };
-    number.parse::<f64>().unwrap() * scale
-}
-
-async fn wait_for_count(influx: &Influx, db: &str, id: &str, at_least: u64) {
-    support::eventually(Duration::from_secs(60), "points", || async {
-        (count_points(influx, db, id).await >= at_least).then_some(())
-    })
-    .await;
 }

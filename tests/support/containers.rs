@@ -51,6 +51,29 @@ pub fn run_cli(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// The memory usage `<cli> stats` shows for a container, in bytes: Podman
+/// prints SI units ("10.1MB"), Docker binary ones ("20.2MiB").
+pub fn stats_mem_usage(cli: &str, name: &str) -> f64 {
+    let shown = run_cli(
+        cli,
+        &["stats", "--no-stream", "--format", "{{.MemUsage}}", name],
+    );
+    let used = shown.split(" / ").next().unwrap().trim();
+    let split = used.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+    let (number, unit) = used.split_at(split);
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other:?} in {shown:?}"),
+    };
+    number.parse::<f64>().unwrap() * scale
+}
+
 pub struct TestContainers {
     /// The CLI that runs them: `docker` or `podman`.
     cli: &'static str,

@@ -122,6 +122,30 @@ pub async fn count_points(influx: &InfluxServer, db: &str, id: &str) -> u64 {
     influx.count(db, &q).await
 }
 
+/// Waits (up to a minute) until `id` has at least `at_least` points.
+pub async fn wait_for_count(influx: &InfluxServer, db: &str, id: &str, at_least: u64) {
+    eventually(Duration::from_secs(60), "points", || async {
+        (count_points(influx, db, id).await >= at_least).then_some(())
+    })
+    .await;
+}
+
+/// A stored point's field as a number.
+pub fn float(row: &HashMap<String, Value>, field: &str) -> Option<f64> {
+    row.get(field).and_then(Value::as_f64)
+}
+
+/// The mean of a field over the points after the first `skip`.
+pub fn mean_after(points: &BTreeMap<i64, HashMap<String, Value>>, field: &str, skip: usize) -> f64 {
+    let values: Vec<f64> = points
+        .values()
+        .skip(skip)
+        .filter_map(|row| float(row, field))
+        .collect();
+    assert!(!values.is_empty(), "no {field} stored");
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
 pub async fn wait_for_points(influx: &InfluxServer, db: &str, id: &str, timeout: Duration) {
     let what = format!("points of container {id}");
     eventually(timeout, &what, || async {
