@@ -213,10 +213,8 @@ impl Collection {
             host: engine.name.clone(),
             fields: config.stats.fields.clone(),
             label_tags: config.stats.label_tags.clone(),
-            stream: StreamSettings::new(
-                engine.platform,
-                engine.rootless,
-                !engine.has_container_cgroups(),
+            stream: StreamSettings::for_engine(
+                engine,
                 StreamTarget {
                     socket_path: config
                         .docker

@@ -71,10 +71,8 @@ async fn a_panicking_child_is_replaced_and_its_siblings_keep_running() {
         label_tags: Vec::new(),
         selection: Vec::new(),
         run_id: None,
-        stream: StreamSettings::new(
-            engine.platform,
-            false,
-            false,
+        stream: StreamSettings::for_engine(
+            &engine,
             StreamTarget {
                 socket_path: "/var/run/docker.sock".into(),
                 api_version: engine.api_version.clone(),

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::engine::client::Platform;
+use crate::engine::client::{Engine, Platform};
 use crate::engine::container::short;
 use crate::engine::stats_stream::{StatsItem, StreamTarget};
 use crate::schema::fields::FieldSelection;
@@ -35,16 +35,13 @@ pub struct StreamSettings {
 }
 
 impl StreamSettings {
-    pub fn new(
-        platform: Platform,
-        rootless: bool,
-        network_only: bool,
-        target: StreamTarget,
-    ) -> Self {
+    /// What the engine's streams share: its platform, and what of a sample
+    /// is the container's own (`Engine::has_container_cgroups`, rootless).
+    pub fn for_engine(engine: &Engine, target: StreamTarget) -> Self {
         StreamSettings {
-            platform,
-            network_only,
-            rootless,
+            platform: engine.platform,
+            network_only: !engine.has_container_cgroups(),
+            rootless: engine.rootless,
             target,
             missing_field_warnings: Mutex::default(),
         }
@@ -175,11 +172,12 @@ mod tests {
     use crate::engine::paced_io::ReadPacer;
 
     fn settings(network_only: bool) -> StreamSettings {
-        StreamSettings::new(
-            Platform::Podman,
-            true,
+        // A rootless Podman, with or without cgroups of its containers'.
+        StreamSettings {
+            platform: Platform::Podman,
             network_only,
-            StreamTarget {
+            rootless: true,
+            target: StreamTarget {
                 socket_path: "/nonexistent.sock".into(),
                 api_version: "1.41".into(),
                 line_limit: 102_400,
@@ -187,7 +185,8 @@ mod tests {
                 pacer: ReadPacer::new(Duration::from_millis(100)),
                 stall_timeout: Duration::from_secs(30),
             },
-        )
+            missing_field_warnings: Mutex::default(),
+        }
     }
 
     fn read(frame: &[u8], network_only: bool, counters: &Counters) -> Option<Reading> {
