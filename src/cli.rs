@@ -15,6 +15,9 @@ use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::config::settings::SETTINGS;
 use crate::config::{Overrides, MIN_INTERVAL};
 use crate::loadtest::budget::Budget;
+use crate::loadtest::compare::baseline::BaselineSource;
+use crate::loadtest::compare::regression::RegressionRule;
+use crate::loadtest::compare::CiArgs;
 use crate::loadtest::output::Format;
 use crate::loadtest::record::RecordArgs;
 use crate::loadtest::report::{ReportArgs, ReportSource, TimeSpec};
@@ -221,18 +224,54 @@ const BUDGET_HELP: &str = "A resource budget, SELECTOR:METRIC[.STATISTIC]OP NUMB
                            e.g. 'web-*:cpu_limit_percent.p95<=90' or '*:oom_kills==0'; \
                            repeatable; exit 3 when one fails";
 
+const BASELINE_HELP: &str =
+    "Compare with a previous run: its directory, summary.json or points.lp, \
+                             or run:ID in InfluxDB; repeatable (several form one rolling baseline)";
+const REGRESSION_HELP: &str =
+    "A relative budget, SELECTOR:METRIC[.STATISTIC]:LIMIT with LIMIT +10%, +5 \
+                               or noise (- for a number that must not fall), e.g. \
+                               'web-*:cpu_percent.p50:+10%'; needs --baseline; repeatable; exit 3 \
+                               when one fails";
+
+/// Comparing with a baseline and telling CI: the same for record and
+/// report.
+#[derive(Args, Debug)]
+struct CiCli {
+    #[arg(long = "baseline", value_name = "BASE", help = BASELINE_HELP,
+          value_parser = BaselineSource::parse)]
+    baselines: Vec<BaselineSource>,
+    #[arg(long = "regression", value_name = "RULE", help = REGRESSION_HELP,
+          value_parser = RegressionRule::parse, requires = "baselines")]
+    regressions: Vec<RegressionRule>,
+    /// Also write the budgets and regression rules as JUnit XML, a test case each
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+impl From<CiCli> for CiArgs {
+    fn from(ci: CiCli) -> Self {
+        CiArgs {
+            baselines: ci.baselines,
+            regressions: ci.regressions,
+            junit: ci.junit,
+        }
+    }
+}
+
 const RECORD_AFTER_HELP: &str = "\
 Samples the containers while COMMAND runs (its output goes to the terminal), or for
---duration, or until Ctrl-C, and writes DIR: points.lp, summary.json, summary.csv and
-report.html. It also writes to InfluxDB when one answers.
-Exit: COMMAND's code, 3 when a budget fails, 2 on bad options.
+--duration, or until Ctrl-C, and writes DIR: points.lp, summary.json, summary.csv,
+summary.md and report.html. It also writes to InfluxDB when one answers.
+Exit: COMMAND's code, 3 when a budget or regression rule fails, 2 on bad options.
 
 Examples:
   docker-stats-service record --duration 30s
   docker-stats-service record --containers 'web-*' -- k6 run script.js
   docker-stats-service record --budget '*:oom_kills==0' -- make load-test
+  docker-stats-service record --baseline last-main/ --regression '*:cpu_percent.p50:+10%' \\
+      --junit results.xml -- make load-test
 
-Budgets, metrics and files: docs/load-tests.md.";
+Budgets, comparisons, metrics and files: docs/load-tests.md.";
 
 #[derive(Args, Debug)]
 #[command(after_help = RECORD_AFTER_HELP)]
@@ -251,6 +290,8 @@ struct RecordCli {
     out: Option<PathBuf>,
     #[arg(long = "budget", value_name = "BUDGET", help = BUDGET_HELP, value_parser = Budget::parse)]
     budgets: Vec<Budget>,
+    #[command(flatten)]
+    ci: CiCli,
     /// The load test to run, after --
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -265,17 +306,20 @@ impl From<RecordCli> for RecordArgs {
             out: record.out,
             command: record.command,
             budgets: record.budgets,
+            ci: record.ci.into(),
         }
     }
 }
 
 const REPORT_AFTER_HELP: &str = "\
 TIME: RFC 3339 (2026-11-25T10:00:00Z), now, or a duration ago (15m).
-Exit: 0, 3 when a budget fails, 2 on bad options.
+Exit: 0, 3 when a budget or regression rule fails, 2 on bad options.
 
 Examples:
   docker-stats-service report --last 15m
   docker-stats-service report --file dss-run-20261125T100000Z/points.lp --format csv
+  docker-stats-service report --run 20261125T100000Z-a1b2 --baseline run:20261124T100000Z-c3d4 \\
+      --format markdown
   docker-stats-service report --from 2026-11-25T10:00:00Z --to 2026-11-25T10:05:00Z
 
 More: docs/load-tests.md.";
@@ -309,7 +353,7 @@ struct ReportCli {
         long,
         value_name = "FORMAT",
         default_value = "table",
-        value_parser = PossibleValuesParser::new(["table", "json", "csv", "html"])
+        value_parser = PossibleValuesParser::new(["table", "json", "csv", "html", "markdown"])
             .map(|name| Format::parse(&name).expect("one of the possible values"))
     )]
     format: Format,
@@ -318,6 +362,8 @@ struct ReportCli {
     out: Option<PathBuf>,
     #[arg(long = "budget", value_name = "BUDGET", help = BUDGET_HELP, value_parser = Budget::parse)]
     budgets: Vec<Budget>,
+    #[command(flatten)]
+    ci: CiCli,
 }
 
 impl From<ReportCli> for ReportArgs {
@@ -343,6 +389,7 @@ impl From<ReportCli> for ReportArgs {
             format: report.format,
             out: report.out,
             budgets: report.budgets,
+            ci: report.ci.into(),
         }
     }
 }

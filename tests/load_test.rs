@@ -464,7 +464,8 @@ fn report_reads_well_in_a_browser(page: &Path, summary: &Value) {
     for container in containers {
         let name = container["name"].as_str().unwrap();
         for metric in expected_charts(container) {
-            let figure = format!("<figure data-container=\"{name}\" data-metric=\"{metric}\"><svg");
+            let figure =
+                format!("<figure data-container=\"{name}\" data-metric=\"{metric}\"><figcaption>");
             assert_eq!(
                 rendered.dom.matches(&figure).count(),
                 1,

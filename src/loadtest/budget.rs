@@ -7,42 +7,11 @@
 //! selected container that has the metric is within it. One that selects
 //! no container, or none with the metric, fails: a typo must not pass.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::loadtest::summary::ContainerSummary;
+use crate::loadtest::summary_metric::SummaryMetric;
 use crate::supervision::selection::ContainerFilter;
-
-/// Metrics summarised as a distribution: they take `.mean`, `.p50`,
-/// `.p95`, `.p99` or `.max`.
-pub const DISTRIBUTIONS: &[&str] = &[
-    "cpu_percent",
-    "cpu_limit_percent",
-    "mem_used",
-    "mem_percent",
-    "cpu_pressure_percent",
-    "memory_pressure_percent",
-    "io_pressure_percent",
-];
-pub const STATISTICS: &[&str] = &["mean", "p50", "p95", "p99", "max"];
-/// Metrics with one value per container.
-pub const SCALARS: &[&str] = &[
-    "samples",
-    "gaps",
-    "throttled_share",
-    "throttled_time_s",
-    "mem_limit_bytes",
-    "mem_peak_bytes",
-    "mem_peak_since_start_bytes",
-    "oom_kills",
-    "restarts",
-    "net_in_bytes",
-    "net_out_bytes",
-    "net_in_peak_rate",
-    "net_out_peak_rate",
-    "blkio_read_bytes",
-    "blkio_write_bytes",
-    "pids_max",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Comparison {
@@ -87,8 +56,7 @@ impl Comparison {
 pub struct Budget {
     pub spec: String,
     pub selector: ContainerFilter,
-    pub metric: String,
-    pub statistic: Option<String>,
+    pub metric: SummaryMetric,
     pub comparison: Comparison,
     pub threshold: f64,
 }
@@ -119,55 +87,17 @@ impl Budget {
             Ok(n) if n.is_finite() => n,
             _ => return bad(format!("{number:?} is not a number")),
         };
-        let (metric, statistic) = match name.split_once('.') {
-            Some((metric, statistic)) => (metric, Some(statistic)),
-            None => (name, None),
+        let metric = match SummaryMetric::parse(name) {
+            Ok(metric) => metric,
+            Err(why) => return bad(why),
         };
-        if DISTRIBUTIONS.contains(&metric) {
-            match statistic {
-                Some(s) if STATISTICS.contains(&s) => {}
-                Some(s) => {
-                    return bad(format!(
-                        "{metric} has no statistic {s:?} (it takes {})",
-                        STATISTICS.join(", ")
-                    ))
-                }
-                None => {
-                    return bad(format!(
-                        "{metric} needs a statistic: {metric}.p95, or one of {}",
-                        STATISTICS.join(", ")
-                    ))
-                }
-            }
-        } else if SCALARS.contains(&metric) {
-            if let Some(s) = statistic {
-                return bad(format!("{metric} is one value per container; drop .{s}"));
-            }
-        } else {
-            return bad(format!(
-                "unknown metric {metric:?} (known: {}, {})",
-                DISTRIBUTIONS.join(", "),
-                SCALARS.join(", ")
-            ));
-        }
         Ok(Budget {
             spec: spec.to_string(),
             selector,
-            metric: metric.to_string(),
-            statistic: statistic.map(str::to_string),
+            metric,
             comparison,
             threshold,
         })
-    }
-
-    /// The budget's metric for one container, if it has it.
-    fn value_of(&self, container: &ContainerSummary) -> Option<f64> {
-        let json = serde_json::to_value(container).ok()?;
-        let value = json.get(&self.metric)?;
-        match &self.statistic {
-            Some(statistic) => value.get(statistic)?.as_f64(),
-            None => value.as_f64(),
-        }
     }
 
     pub fn evaluate(&self, containers: &[ContainerSummary]) -> BudgetResult {
@@ -177,7 +107,7 @@ impl Budget {
             if !self.selector.matches_tags(&who.id, &who.name, &who.tags) {
                 continue;
             }
-            let value = self.value_of(container);
+            let value = self.metric.value(container);
             checks.push(BudgetCheck {
                 container: who.name.clone(),
                 value,
@@ -189,7 +119,7 @@ impl Budget {
         let reason = if checks.is_empty() {
             Some("no container matched".to_string())
         } else if measured == 0 {
-            Some(format!("no matched container has {}", self.metric))
+            Some(format!("no matched container has {}", self.metric.metric))
         } else if failed > 0 {
             Some(format!("{failed} of {measured} outside"))
         } else {
@@ -197,6 +127,7 @@ impl Budget {
         };
         BudgetResult {
             budget: self.spec.clone(),
+            metric: self.metric.to_string(),
             passed: reason.is_none(),
             reason,
             containers: checks,
@@ -204,7 +135,7 @@ impl Budget {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetCheck {
     pub container: String,
     /// `None` where the container has no such metric (no CPU limit, ...).
@@ -212,9 +143,12 @@ pub struct BudgetCheck {
     pub passed: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetResult {
     pub budget: String,
+    /// The metric it judges, as it is named.
+    #[serde(default)]
+    pub metric: String,
     pub passed: bool,
     pub reason: Option<String>,
     pub containers: Vec<BudgetCheck>,
@@ -256,13 +190,12 @@ mod tests {
         let b = Budget::parse("web-*:cpu_limit_percent.p95<=90").unwrap();
         assert_eq!(b.selector, ContainerFilter::Name("web-*".into()));
         assert_eq!(
+            (b.metric.to_string(), b.comparison, b.threshold),
             (
-                b.metric.as_str(),
-                b.statistic.as_deref(),
-                b.comparison,
-                b.threshold
-            ),
-            ("cpu_limit_percent", Some("p95"), Comparison::AtMost, 90.0)
+                "cpu_limit_percent.p95".to_string(),
+                Comparison::AtMost,
+                90.0
+            )
         );
         let b = Budget::parse("*:oom_kills==0").unwrap();
         assert_eq!((b.comparison, b.threshold), (Comparison::Equal, 0.0));
@@ -293,7 +226,8 @@ mod tests {
     #[test]
     fn every_metric_a_budget_accepts_is_in_the_summary() {
         let json = serde_json::to_value(summary("x", &[1.0])).unwrap();
-        for name in DISTRIBUTIONS.iter().chain(SCALARS) {
+        for metric in SummaryMetric::all() {
+            let name = &metric.metric;
             assert!(json.get(name).is_some(), "{name} missing from the summary");
         }
     }

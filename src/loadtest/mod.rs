@@ -6,6 +6,7 @@
 //! they were read, so a run's `record` and a later `report` of it agree.
 
 pub mod budget;
+pub mod compare;
 pub mod format;
 pub mod influx_query;
 pub mod output;
@@ -15,3 +16,4 @@ pub mod recording;
 pub mod report;
 pub mod sink;
 pub mod summary;
+pub mod summary_metric;

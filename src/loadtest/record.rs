@@ -20,10 +20,12 @@ use crate::config::{Config, Sampling};
 use crate::engine::client::{connect, Engine};
 use crate::exit::Exit;
 use crate::loadtest::budget::Budget;
+use crate::loadtest::compare::CiArgs;
 use crate::loadtest::influx_query::InfluxQuery;
 use crate::loadtest::output::{self, Format};
 use crate::loadtest::points_file;
 use crate::loadtest::recording::{Recording, RunRecord, RUNS_MEASUREMENT};
+use crate::loadtest::report::with_comparison;
 use crate::loadtest::sink::{CloseSink, RunSink};
 use crate::loadtest::summary::{RunSummary, Window};
 use crate::schema::line_protocol::{PointBuilder, SeriesKey};
@@ -45,6 +47,7 @@ pub struct RecordArgs {
     pub out: Option<PathBuf>,
     pub command: Vec<String>,
     pub budgets: Vec<Budget>,
+    pub ci: CiArgs,
 }
 
 /// How the run ended, before the budgets are looked at.
@@ -56,6 +59,18 @@ enum Ended {
 }
 
 pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
+    // A baseline that cannot be read stops the run before it starts.
+    let baselines = match args
+        .ci
+        .load_baselines(&config, &args.filters, "record")
+        .await
+    {
+        Ok(baselines) => baselines,
+        Err(message) => {
+            eprintln!("record: {message}");
+            return Exit::Configuration;
+        }
+    };
     let interval = args.interval.unwrap_or(DEFAULT_INTERVAL);
     let started_at = SystemTime::now();
     let stamp = humantime::format_rfc3339_seconds(started_at)
@@ -146,6 +161,7 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
         end_ns,
         exit_code,
         interval_ns: Some(interval.as_nanos() as i64),
+        host_memory_bytes: engine.memory.map(|m| m as i64),
     };
     let run_line = run_point(&run);
     if let (Some(writer), Some(line)) = (&writer, &run_line) {
@@ -180,10 +196,16 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
             return Exit::Failed;
         }
     };
-    print!("{}", output::render(&summary, &recording, Format::Table));
-    match output::write_run_files(&summary, &recording, &dir) {
+    let summary = with_comparison(summary, &recording, &baselines, &args.ci);
+    let overlay = output::overlay(&baselines);
+    print!(
+        "{}",
+        output::render(&summary, &recording, overlay, Format::Table)
+    );
+    let mut files_written = closed.is_ok();
+    match output::write_run_files(&summary, &recording, overlay, &dir) {
         Ok(_) => eprintln!(
-            "record: wrote {} (points.lp, summary.json, summary.csv, report.html)",
+            "record: wrote {} (points.lp, summary.json, summary.csv, summary.md, report.html)",
             dir.display()
         ),
         Err(message) => {
@@ -191,7 +213,16 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
             return Exit::Failed;
         }
     }
-    verdict(&ended, &summary, closed.is_ok())
+    if let Some(path) = &args.ci.junit {
+        match output::write_junit(&summary, path) {
+            Ok(()) => eprintln!("record: wrote {}", path.display()),
+            Err(message) => {
+                eprintln!("record: {message}");
+                files_written = false;
+            }
+        }
+    }
+    verdict(&ended, &summary, files_written)
 }
 
 /// The cgroup files at `interval` where they can be read, the engine's
@@ -200,6 +231,16 @@ fn choose_sampling(config: &mut Config, engine: &Engine, interval: Duration) -> 
     config.stats.interval = interval;
     let root = &config.stats.cgroup_root;
     let readable = std::fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_some());
+    if !engine.has_container_cgroups() {
+        // A rootless engine without a systemd session: its containers
+        // share their caller's cgroup (the collection says why, once).
+        config.stats.sampling = Sampling::Stream;
+        eprintln!(
+            "record: {} gives its containers no cgroups of their own; sampling the engine's stats stream instead (network only, about one sample per second)",
+            engine.name
+        );
+        return STREAM_INTERVAL;
+    }
     if readable {
         config.stats.sampling = Sampling::Cgroup;
         eprintln!(
@@ -389,6 +430,9 @@ fn run_point(run: &RunRecord) -> Option<String> {
     if let Some(interval) = run.interval_ns {
         point.int("interval_ns", interval);
     }
+    if let Some(memory) = run.host_memory_bytes {
+        point.int("host_memory_bytes", memory);
+    }
     point.finish(run.start_ns)
 }
 
@@ -414,6 +458,8 @@ fn summarise(
 
 fn verdict(ended: &Ended, summary: &RunSummary, files_complete: bool) -> Exit {
     let failed_budgets = summary.budgets.iter().filter(|b| !b.passed).count();
+    let rules = summary.comparison.iter().flat_map(|c| &c.regressions);
+    let failed_rules = rules.clone().filter(|r| !r.passed).count();
     match ended {
         Ended::Command(code) if *code != 0 => {
             eprintln!("record: the command exited with code {code}");
@@ -423,11 +469,19 @@ fn verdict(ended: &Ended, summary: &RunSummary, files_complete: bool) -> Exit {
             eprintln!("record: {why}");
             Exit::Failed
         }
-        _ if failed_budgets > 0 => {
-            eprintln!(
-                "record: {failed_budgets} of {} budget(s) failed",
-                summary.budgets.len()
-            );
+        _ if failed_budgets + failed_rules > 0 => {
+            if failed_budgets > 0 {
+                eprintln!(
+                    "record: {failed_budgets} of {} budget(s) failed",
+                    summary.budgets.len()
+                );
+            }
+            if failed_rules > 0 {
+                eprintln!(
+                    "record: {failed_rules} of {} regression rule(s) failed",
+                    rules.count()
+                );
+            }
             Exit::BudgetFailed
         }
         _ if !files_complete => Exit::Failed,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::schema::event_point::EVENTS_MEASUREMENT;
 use crate::schema::parse::{ParsedPoint, ParsedValue};
@@ -89,6 +89,22 @@ impl Metric {
         }
     }
 
+    /// A counter grows over the container's life (bytes, periods, kills):
+    /// what matters is its growth between readings, not its value.
+    pub fn is_counter(self) -> bool {
+        matches!(
+            self,
+            Metric::NetIn
+                | Metric::NetOut
+                | Metric::BlkioRead
+                | Metric::BlkioWrite
+                | Metric::Periods
+                | Metric::ThrottledPeriods
+                | Metric::ThrottledTime
+                | Metric::OomKillCount
+        )
+    }
+
     fn from_field(name: &str) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| m.field() == name)
     }
@@ -127,7 +143,7 @@ impl Sample {
 }
 
 /// A container as its stats points name it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Container {
     pub id: String,
     pub name: String,
@@ -148,7 +164,7 @@ pub struct ContainerSeries {
 }
 
 /// A lifecycle event of a container (`start`, `die`, `oom`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventMark {
     pub t_ns: i64,
     pub container_id: String,
@@ -158,7 +174,7 @@ pub struct EventMark {
 }
 
 /// A recorded run, as `record` writes it to `docker_runs`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: String,
     pub host: String,
@@ -167,6 +183,10 @@ pub struct RunRecord {
     pub end_ns: i64,
     pub exit_code: Option<i64>,
     pub interval_ns: Option<i64>,
+    /// The host's memory, which the engine reports as the limit of a
+    /// container without one.
+    #[serde(default)]
+    pub host_memory_bytes: Option<i64>,
 }
 
 /// The tag `record` puts on its stats points: which run took them.
@@ -206,6 +226,7 @@ impl Recording {
                 end_ns: int(point.field("end_ns")).unwrap_or(point.timestamp_ns),
                 exit_code: int(point.field("exit_code")),
                 interval_ns: int(point.field("interval_ns")),
+                host_memory_bytes: int(point.field("host_memory_bytes")),
             }),
             _ => {}
         }

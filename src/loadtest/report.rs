@@ -8,6 +8,7 @@ use crate::clock::now_ns;
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::loadtest::budget::Budget;
+use crate::loadtest::compare::{compare, CiArgs, ComparedRun};
 use crate::loadtest::influx_query::{quote_literal, InfluxQuery};
 use crate::loadtest::output::{self, Format};
 use crate::loadtest::points_file;
@@ -59,17 +60,46 @@ pub struct ReportArgs {
     pub format: Format,
     pub out: Option<PathBuf>,
     pub budgets: Vec<Budget>,
+    pub ci: CiArgs,
 }
 
 pub async fn report(config: Config, args: ReportArgs) -> Exit {
-    let (summary, recording) = match summarise(&config, &args).await {
+    let baselines = match args
+        .ci
+        .load_baselines(&config, &args.filters, "report")
+        .await
+    {
+        Ok(baselines) => baselines,
+        Err(message) => {
+            eprintln!("report: {message}");
+            return Exit::Configuration;
+        }
+    };
+    let summarised = summarise(
+        &config,
+        &args.source,
+        &args.filters,
+        &args.budgets,
+        "report",
+    )
+    .await;
+    let (summary, recording) = match summarised {
         Ok(summarised) => summarised,
         Err(message) => {
             eprintln!("report: {message}");
             return Exit::Failed;
         }
     };
-    let text = output::render(&summary, &recording, args.format);
+    let (summary, recording) = (
+        with_comparison(summary, &recording, &baselines, &args.ci),
+        recording,
+    );
+    let text = output::render(
+        &summary,
+        &recording,
+        output::overlay(&baselines),
+        args.format,
+    );
     match &args.out {
         Some(path) => {
             if let Err(error) = std::fs::write(path, text) {
@@ -80,20 +110,53 @@ pub async fn report(config: Config, args: ReportArgs) -> Exit {
         }
         None => print!("{text}"),
     }
-    if summary.budgets_passed() {
+    if let Some(path) = &args.ci.junit {
+        if let Err(message) = output::write_junit(&summary, path) {
+            eprintln!("report: {message}");
+            return Exit::Failed;
+        }
+    }
+    if summary.passed() {
         Exit::Clean
     } else {
         Exit::BudgetFailed
     }
 }
 
-async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Recording), String> {
-    let (mut recording, run, from_ns, to_ns) = match &args.source {
+/// The summary with its comparison, when baselines were given.
+pub fn with_comparison(
+    mut summary: RunSummary,
+    recording: &Recording,
+    baselines: &[ComparedRun],
+    ci: &CiArgs,
+) -> RunSummary {
+    if !baselines.is_empty() {
+        summary.comparison = Some(compare(
+            &summary,
+            Some(recording),
+            baselines,
+            &ci.regressions,
+        ));
+    }
+    summary
+}
+
+/// The summary of `source`'s containers that `filters` select, with the
+/// budgets evaluated, and the points it was computed from. Notes (lines
+/// left out of a file, writers chosen) go to standard error after `who`.
+pub async fn summarise(
+    config: &Config,
+    source: &ReportSource,
+    filters: &[ContainerFilter],
+    budgets: &[Budget],
+    who: &str,
+) -> Result<(RunSummary, Recording), String> {
+    let (mut recording, run, from_ns, to_ns) = match source {
         ReportSource::File(path) => {
             let loaded = points_file::read(path)?;
             if loaded.unreadable > 0 {
                 eprintln!(
-                    "report: {} line(s) of {} are not points and were skipped ({})",
+                    "{who}: {} line(s) of {} are not points and were skipped ({})",
                     loaded.unreadable,
                     path.display(),
                     loaded.first_unreadable.join("; ")
@@ -132,7 +195,9 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
     };
     // The writer of each container is chosen by its samples in the window.
     recording.restrict(from_ns, to_ns);
-    say_writers_chosen(&recording.settle());
+    for line in recording.settle() {
+        eprintln!("{who}: {line}");
+    }
     let requested = run
         .as_ref()
         .and_then(|r| r.interval_ns)
@@ -143,7 +208,7 @@ async fn summarise(config: &Config, args: &ReportArgs) -> Result<(RunSummary, Re
         to_ns,
         requested_interval_ns: requested,
     };
-    let summary = RunSummary::compute(&recording, run, window, &args.filters, &args.budgets);
+    let summary = RunSummary::compute(&recording, run, window, filters, budgets);
     Ok((summary, recording))
 }
 
@@ -169,14 +234,6 @@ async fn find_run(query: &InfluxQuery, id: &str) -> Result<RunRecord, String> {
         .into_iter()
         .next()
         .ok_or_else(|| format!("no run {id:?} in {RUNS_MEASUREMENT} at {}", query.url()))
-}
-
-/// Says, on standard error, which writer's samples were used for each
-/// container several wrote.
-fn say_writers_chosen(said: &[String]) {
-    for line in said {
-        eprintln!("report: {line}");
-    }
 }
 
 /// The stats fields the summary reads and the events, in `[from, to]`.

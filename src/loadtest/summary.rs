@@ -8,9 +8,10 @@
 //! only its own lifetime: the summary of one that started halfway spans
 //! its first sample to its last.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::loadtest::budget::{Budget, BudgetResult};
+use crate::loadtest::compare::BaselineComparison;
 use crate::loadtest::recording::{
     Container, ContainerSeries, EventMark, Metric, Recording, RunRecord, Sample,
 };
@@ -19,7 +20,7 @@ use crate::supervision::selection::{selected_by_tags, ContainerFilter};
 const NS_PER_S: f64 = 1e9;
 
 /// Mean and percentiles of a metric over a container's samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
     pub mean: f64,
     pub p50: f64,
@@ -62,7 +63,7 @@ impl Distribution {
 }
 
 /// The window a summary covers and the interval samples were asked for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     pub from_ns: i64,
     pub to_ns: i64,
@@ -71,7 +72,7 @@ pub struct Window {
     pub requested_interval_ns: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSummary {
     #[serde(flatten)]
     pub container: Container,
@@ -188,13 +189,16 @@ impl ContainerSummary {
 
 /// The whole answer: the run (when the window is one), each selected
 /// container's summary, their events, and the budgets' results.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run: Option<RunRecord>,
     pub window: Window,
     pub containers: Vec<ContainerSummary>,
     pub events: Vec<EventMark>,
     pub budgets: Vec<BudgetResult>,
+    /// This run against its baseline, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<BaselineComparison>,
 }
 
 impl RunSummary {
@@ -226,6 +230,14 @@ impl RunSummary {
             .filter(|e| containers.iter().any(|c| c.container.id == e.container_id))
             .cloned()
             .collect();
+        // The engine reports the host's memory as the limit of a container
+        // without one: that is no limit.
+        let host_memory = run.as_ref().and_then(|r| r.host_memory_bytes);
+        if let Some(host) = host_memory {
+            for c in &mut containers {
+                c.mem_limit_bytes = c.mem_limit_bytes.filter(|limit| *limit < host as f64);
+            }
+        }
         let budgets = budgets.iter().map(|b| b.evaluate(&containers)).collect();
         RunSummary {
             run,
@@ -233,11 +245,17 @@ impl RunSummary {
             containers,
             events,
             budgets,
+            comparison: None,
         }
     }
 
     pub fn budgets_passed(&self) -> bool {
         self.budgets.iter().all(|b| b.passed)
+    }
+
+    /// Every budget and every regression rule passed.
+    pub fn passed(&self) -> bool {
+        self.budgets_passed() && self.comparison.as_ref().is_none_or(|c| c.passed())
     }
 }
 

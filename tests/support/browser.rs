@@ -123,3 +123,75 @@ impl Rendered {
             .count()
     }
 }
+
+/// What the layout of `page` is at `width` x `height` CSS pixels, measured
+/// by chromium itself: the page's width against the window's, and per
+/// chart (`figure`) its legend entries' boxes and every polyline's points,
+/// in the page's coordinates, with their stroke colour.
+///
+/// The report forbids scripts, so the measuring script runs in a copy of
+/// the page without its Content-Security-Policy; the layout is the same.
+pub fn layout(page: &Path, width: u32, height: u32) -> serde_json::Value {
+    const MEASURE: &str = r#"<script>
+(function () {
+  const box = (r) => [r.left, r.top, r.right, r.bottom];
+  const root = document.documentElement;
+  const out = { scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, figures: [] };
+  for (const figure of document.querySelectorAll('figure')) {
+    const svg = figure.querySelector('svg');
+    const matrix = svg.getScreenCTM();
+    const lines = [...svg.querySelectorAll('polyline')].map((line) => ({
+      stroke: (line.getAttribute('stroke') || '').toLowerCase(),
+      points: [...line.points].map((p) => {
+        const q = new DOMPoint(p.x, p.y).matrixTransform(matrix);
+        return [q.x, q.y];
+      }),
+    }));
+    out.figures.push({
+      container: figure.dataset.container,
+      metric: figure.dataset.metric,
+      svg: box(svg.getBoundingClientRect()),
+      legend: [...figure.querySelectorAll('figcaption .key')].map((key) => ({
+        text: key.textContent,
+        box: box(key.getBoundingClientRect()),
+      })),
+      lines,
+    });
+  }
+  const pre = document.createElement('pre');
+  pre.id = 'measured';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>"#;
+    let dir = PathBuf::from(tempdir("dss-layout"));
+    let copy = dir.join("measured.html");
+    let html = std::fs::read_to_string(page).expect("the page");
+    let csp_start = html
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .expect("the page's Content-Security-Policy");
+    let csp_end = csp_start + html[csp_start..].find('>').unwrap() + 1;
+    let measured = format!("{}{}", &html[..csp_start], &html[csp_end..])
+        .replace("</body>", &format!("{MEASURE}</body>"));
+    std::fs::write(&copy, measured).unwrap();
+    let url = format!("file://{}", copy.display());
+    let dump = chromium(&[
+        &format!("--window-size={width},{height}"),
+        "--dump-dom",
+        &url,
+    ]);
+    let dom = String::from_utf8_lossy(&dump.stdout).to_string();
+    let start = dom.find("<pre id=\"measured\">").unwrap_or_else(|| {
+        panic!(
+            "the measuring script left nothing: {}",
+            String::from_utf8_lossy(&dump.stderr)
+        )
+    }) + "<pre id=\"measured\">".len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let json = dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str(&json).expect("the measurements as JSON")
+}

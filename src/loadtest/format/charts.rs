@@ -4,6 +4,10 @@
 //! a chart has pixels: samples are gathered into time buckets and each
 //! bucket is drawn as its mean with the band from its minimum to its
 //! maximum, so a one-sample peak still shows.
+//!
+//! The title and legend are the page's, above the picture (`Chart::legend`),
+//! so no legend ever covers a line; a limit always shows, with room above
+//! it; a baseline run is drawn behind, lighter, by seconds since its start.
 
 use plotters::prelude::*;
 
@@ -11,7 +15,7 @@ use crate::loadtest::recording::{ContainerSeries, EventMark, Metric, Sample};
 use crate::loadtest::summary::{counter_growth, readings};
 
 pub const WIDTH: u32 = 560;
-pub const HEIGHT: u32 = 220;
+pub const HEIGHT: u32 = 210;
 /// Buckets across a chart: about one per two pixels of plot area.
 const BUCKETS: usize = 240;
 
@@ -31,6 +35,52 @@ pub struct Chart {
     pub lines: Vec<Line>,
     /// Horizontal reference lines (a limit), with their label.
     pub limits: Vec<(f64, String)>,
+    /// The same lines of a baseline run, drawn lighter behind these.
+    pub baseline: Vec<Line>,
+}
+
+impl Chart {
+    /// What the legend shows: each line, the limits, and the baseline.
+    pub fn legend(&self) -> Vec<(String, RGBColor)> {
+        let mut entries: Vec<(String, RGBColor)> = self
+            .lines
+            .iter()
+            .map(|line| (line.label.to_string(), line.color))
+            .collect();
+        entries.extend(self.limits.iter().map(|(_, label)| (label.clone(), LIMIT)));
+        entries.extend(
+            self.baseline
+                .iter()
+                .map(|line| (format!("baseline {}", line.label), lighter(line.color))),
+        );
+        entries
+    }
+
+    /// Takes the lines of the same chart of a baseline run.
+    pub fn overlay(&mut self, baseline: &[Chart]) {
+        if let Some(same) = baseline.iter().find(|c| c.metric == self.metric) {
+            self.baseline = same
+                .lines
+                .iter()
+                .map(|line| Line {
+                    label: line.label,
+                    color: lighter(line.color),
+                    points: line.points.clone(),
+                })
+                .collect();
+        }
+    }
+}
+
+/// A colour halfway to white: a baseline's line.
+fn lighter(color: RGBColor) -> RGBColor {
+    let half = |c: u8| c + (255 - c) / 2;
+    RGBColor(half(color.0), half(color.1), half(color.2))
+}
+
+/// A colour as CSS takes it.
+pub fn css(color: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", color.0, color.1, color.2)
 }
 
 const CPU: RGBColor = RGBColor(31, 119, 180);
@@ -42,8 +92,14 @@ const TX: RGBColor = RGBColor(140, 86, 75);
 const EVENT: RGBColor = RGBColor(120, 120, 120);
 
 /// The charts of one container: CPU, memory and network for every one;
-/// CPU of its limit and throttling where it has a CPU limit.
-pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> {
+/// CPU of its limit and throttling where it has a CPU limit. A memory
+/// limit at or above `host_memory` is no limit (the engine reports the
+/// host's memory for a container without one).
+pub fn charts_for(
+    series: &ContainerSeries,
+    window_start_ns: i64,
+    host_memory: Option<f64>,
+) -> Vec<Chart> {
     let at = |s: &Sample| (s.t_ns - window_start_ns) as f64 / 1e9;
     let values = |metric: Metric| -> Vec<(f64, f64)> {
         series
@@ -66,6 +122,7 @@ pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> 
         limits: limit_cores
             .map(|cores| vec![(cores * 100.0, format!("limit {cores} CPUs"))])
             .unwrap_or_default(),
+        baseline: Vec::new(),
     }];
     if limit_cores.is_some() {
         charts.push(Chart {
@@ -78,6 +135,7 @@ pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> 
                 points: values(Metric::CpuLimitPercent),
             }],
             limits: vec![(100.0, "limit".into())],
+            baseline: Vec::new(),
         });
         charts.push(Chart {
             metric: "throttled",
@@ -89,6 +147,7 @@ pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> 
                 points: throttled_share(series, window_start_ns),
             }],
             limits: Vec::new(),
+            baseline: Vec::new(),
         });
     }
     let mib = 1024.0 * 1024.0;
@@ -96,24 +155,15 @@ pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> 
         .into_iter()
         .map(|(t, v)| (t, v / mib))
         .collect();
-    let most_used = used.iter().map(|(_, v)| *v).fold(0.0, f64::max);
-    let memory_limit = last(Metric::MemLimit).map(|limit| limit / mib);
-    // A limit far above the use (no limit: the host's memory) would flatten
-    // the line to the axis: it goes into the title instead.
-    let (title, limits) = match memory_limit {
-        Some(limit) if limit > 4.0 * most_used => (
-            format!("Memory used (MiB; limit {limit:.0} MiB, off the scale)"),
-            Vec::new(),
-        ),
-        Some(limit) => (
-            "Memory used (MiB)".to_string(),
-            vec![(limit, format!("limit {limit:.0} MiB"))],
-        ),
-        None => ("Memory used (MiB)".to_string(), Vec::new()),
-    };
+    let limit = last(Metric::MemLimit)
+        .filter(|limit| host_memory.is_none_or(|host| *limit < host))
+        .map(|limit| limit / mib);
+    let limits = limit
+        .map(|limit| vec![(limit, format!("limit {limit:.0} MiB"))])
+        .unwrap_or_default();
     charts.push(Chart {
         metric: "memory",
-        title,
+        title: "Memory used (MiB)".into(),
         unit: "MiB",
         lines: vec![Line {
             label: "used",
@@ -121,6 +171,7 @@ pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> 
             points: used,
         }],
         limits,
+        baseline: Vec::new(),
     });
     charts.push(Chart {
         metric: "network",
@@ -139,6 +190,7 @@ pub fn charts_for(series: &ContainerSeries, window_start_ns: i64) -> Vec<Chart> 
             },
         ],
         limits: Vec::new(),
+        baseline: Vec::new(),
     });
     charts
 }
@@ -239,28 +291,56 @@ pub fn envelope(points: &[(f64, f64)], span: f64, count: usize) -> Vec<Bucket> {
     buckets
 }
 
+/// The top of a chart's scale: room above the highest point, and a limit
+/// never higher than four fifths of the way up, so a line held at its
+/// limit is seen running along it, not along the edge.
+pub fn scale_top(highest_point: f64, highest_limit: f64) -> f64 {
+    let top = (highest_point * 1.1).max(highest_limit * 1.25);
+    if top > 0.0 {
+        top
+    } else {
+        1.0
+    }
+}
+
 /// Draws a chart as an SVG document of `WIDTH` x `HEIGHT`, with the
-/// container's events as labelled vertical markers.
+/// container's events as labelled vertical markers (title and legend are
+/// the page's).
 pub fn draw(chart: &Chart, span_s: f64, events: &[(f64, &EventMark)]) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let span = span_s.max(0.001);
         let buckets: Vec<(&Line, Vec<Bucket>)> = chart
             .lines
             .iter()
             .map(|line| (line, envelope(&line.points, span_s, BUCKETS)))
             .collect();
-        let highest = buckets
+        // The baseline within this run's span, by seconds since its start.
+        let baseline: Vec<(&Line, Vec<Bucket>)> = chart
+            .baseline
             .iter()
+            .map(|line| {
+                let within: Vec<(f64, f64)> = line
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| *t <= span)
+                    .collect();
+                (line, envelope(&within, span_s, BUCKETS))
+            })
+            .collect();
+        let highest_point = buckets
+            .iter()
+            .chain(&baseline)
             .flat_map(|(_, b)| b.iter().map(|b| b.max))
-            .chain(chart.limits.iter().map(|(v, _)| *v))
             .fold(0.0_f64, f64::max);
-        let top = if highest > 0.0 { highest * 1.1 } else { 1.0 };
-        let span = span_s.max(0.001);
+        let highest_limit = chart.limits.iter().map(|(v, _)| *v).fold(0.0_f64, f64::max);
+        let top = scale_top(highest_point, highest_limit);
         let mut plot = ChartBuilder::on(&root)
-            .caption(&chart.title, ("sans-serif", 15))
             .margin(8)
+            .margin_top(12)
             .x_label_area_size(30)
             .y_label_area_size(48)
             .build_cartesian_2d(0.0..span, 0.0..top)
@@ -270,14 +350,12 @@ pub fn draw(chart: &Chart, span_s: f64, events: &[(f64, &EventMark)]) -> Result<
             .light_line_style(RGBColor(238, 238, 238))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (value, label) in &chart.limits {
+        for (value, _) in &chart.limits {
             plot.draw_series(LineSeries::new(
                 [(0.0, *value), (span, *value)],
                 LIMIT.stroke_width(1),
             ))
-            .map_err(|e| e.to_string())?
-            .label(label.as_str())
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], LIMIT));
+            .map_err(|e| e.to_string())?;
         }
         for (t, event) in events {
             let color = if event.action.starts_with("oom") {
@@ -297,6 +375,13 @@ pub fn draw(chart: &Chart, span_s: f64, events: &[(f64, &EventMark)]) -> Result<
             )))
             .map_err(|e| e.to_string())?;
         }
+        for (line, buckets) in &baseline {
+            plot.draw_series(LineSeries::new(
+                buckets.iter().map(|b| (b.t, b.mean)),
+                line.color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
         for (line, buckets) in &buckets {
             let band: Vec<(f64, f64)> = buckets
                 .iter()
@@ -310,21 +395,12 @@ pub fn draw(chart: &Chart, span_s: f64, events: &[(f64, &EventMark)]) -> Result<
                 )))
                 .map_err(|e| e.to_string())?;
             }
-            let color = line.color;
             plot.draw_series(LineSeries::new(
                 buckets.iter().map(|b| (b.t, b.mean)),
-                color.stroke_width(2),
+                line.color.stroke_width(2),
             ))
-            .map_err(|e| e.to_string())?
-            .label(line.label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
-        }
-        plot.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()
             .map_err(|e| e.to_string())?;
+        }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -343,6 +419,15 @@ mod tests {
         assert!(buckets.len() <= BUCKETS);
         assert_eq!(buckets.iter().map(|b| b.max).fold(0.0, f64::max), 95.0);
         assert!(buckets.iter().all(|b| b.min == 10.0));
+    }
+
+    #[test]
+    fn a_limit_always_has_room_above_it() {
+        // A burner at its limit of 50: the limit sits at most 4/5 up.
+        assert!(50.0 / scale_top(51.0, 50.0) <= 0.8);
+        // Far below its limit (60 MiB of 96): the limit is still on the scale.
+        assert!(scale_top(60.0, 96.0) > 96.0);
+        assert_eq!(scale_top(0.0, 0.0), 1.0);
     }
 
     #[test]

@@ -1,15 +1,26 @@
 //! The summary as CSV: one row per container, one column per number of
 //! `summary.json` (a distribution becomes `metric_mean`, `metric_p50`, ...).
+//! Compared with a baseline, each number also gets `_baseline`, `_change`,
+//! `_change_percent` and `_beyond_noise` columns (empty for a container
+//! the baseline does not have).
 
 use serde_json::Value;
 
+use crate::loadtest::compare::BaselineComparison;
 use crate::loadtest::summary::RunSummary;
+use crate::loadtest::summary_metric::SummaryMetric;
 
 pub fn render(summary: &RunSummary) -> String {
     let rows: Vec<Vec<(String, String)>> = summary
         .containers
         .iter()
-        .map(|c| flatten(&serde_json::to_value(c).unwrap_or(Value::Null)))
+        .map(|c| {
+            let mut row = flatten(&serde_json::to_value(c).unwrap_or(Value::Null));
+            if let Some(comparison) = &summary.comparison {
+                row.extend(change_columns(comparison, &c.container.name));
+            }
+            row
+        })
         .collect();
     let header: Vec<String> = match rows.first() {
         Some(first) => first.iter().map(|(k, _)| k.clone()).collect(),
@@ -41,8 +52,8 @@ fn flatten(container: &Value) -> Vec<(String, String)> {
         if key == "tags" {
             continue;
         }
-        if crate::loadtest::budget::DISTRIBUTIONS.contains(&key.as_str()) {
-            for statistic in crate::loadtest::budget::STATISTICS {
+        if crate::loadtest::summary_metric::DISTRIBUTIONS.contains(&key.as_str()) {
+            for statistic in crate::loadtest::summary_metric::STATISTICS {
                 let cell = value.get(statistic).map_or(String::new(), scalar);
                 columns.push((format!("{key}_{statistic}"), cell));
             }
@@ -53,6 +64,29 @@ fn flatten(container: &Value) -> Vec<(String, String)> {
     // Who first; the numbers follow in the JSON's (alphabetical) order.
     const FIRST: [&str; 5] = ["name", "id", "host", "image", "source"];
     columns.sort_by_key(|(key, _)| FIRST.iter().position(|f| f == key).unwrap_or(FIRST.len()));
+    columns
+}
+
+/// The comparison's columns for one container, in `SummaryMetric::all`
+/// order, for every number whether compared or not.
+fn change_columns(comparison: &BaselineComparison, name: &str) -> Vec<(String, String)> {
+    let mut columns = Vec::new();
+    for metric in SummaryMetric::all() {
+        let column = metric.to_string().replace('.', "_");
+        let change = comparison.change(name, &metric.to_string());
+        let cells = [
+            ("baseline", change.map(|c| c.baseline.to_string())),
+            ("change", change.map(|c| c.change.to_string())),
+            (
+                "change_percent",
+                change.and_then(|c| c.change_percent).map(|p| p.to_string()),
+            ),
+            ("beyond_noise", change.map(|c| c.beyond_noise.to_string())),
+        ];
+        for (suffix, cell) in cells {
+            columns.push((format!("{column}_{suffix}"), cell.unwrap_or_default()));
+        }
+    }
     columns
 }
 

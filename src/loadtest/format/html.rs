@@ -1,24 +1,38 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script,
 //! no fonts, no request of any kind: its Content-Security-Policy forbids
-//! them) with the budgets, the summary table, and per container its charts
-//! and events.
+//! them) with the budgets, the summary tables, the comparison with a
+//! baseline, and per container its charts and events.
+//!
+//! It fits a 1200-pixel window without scrolling sideways: the summary is
+//! two tables of a dozen columns, and a baseline's changes sit under the
+//! values they change.
 
 use std::fmt::Write as _;
 
-use crate::loadtest::format::charts::{charts_for, draw};
-use crate::loadtest::format::units::{bytes, millis, or_dash, percent, rfc3339};
-use crate::loadtest::recording::{ContainerSeries, Recording};
+use crate::loadtest::compare::{match_key, BaselineComparison, ComparedRun, MetricChange};
+use crate::loadtest::format::charts::{charts_for, css, draw, Chart};
+use crate::loadtest::format::units::{
+    bytes, metric_change, metric_value, millis, or_dash, percent, rfc3339,
+};
+use crate::loadtest::recording::Recording;
 use crate::loadtest::summary::{ContainerSummary, Distribution, RunSummary};
 
 const STYLE: &str = "
-body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1200px}
+body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1140px}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
-td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#c62828;font-weight:bold}
+table{border-collapse:collapse;font-size:.8em}td,th{border:1px solid #ddd;padding:.25em .4em;text-align:right}
+td:first-child,th:first-child{text-align:left;overflow-wrap:anywhere}.pass{color:#1a7f37;font-weight:bold}.fail{color:#c62828;font-weight:bold}
+.change{display:block;font-size:.85em;color:#777}.beyond{color:#b35c00;font-weight:bold}
 .charts{display:grid;grid-template-columns:repeat(2,560px);gap:8px}figure{margin:0}
+figcaption{font-size:.8em;line-height:1.5}figcaption b{font-size:1.1em;margin-right:.6em}
+.key{margin-right:.8em;white-space:nowrap}.key i{display:inline-block;width:14px;height:3px;margin-right:4px;vertical-align:middle}
 .events{font-size:.85em;color:#555}";
 
-pub fn render(summary: &RunSummary, recording: &Recording) -> String {
+pub fn render(
+    summary: &RunSummary,
+    recording: &Recording,
+    baseline: Option<&ComparedRun>,
+) -> String {
     let mut page = String::with_capacity(1 << 20);
     let title = match &summary.run {
         Some(run) => format!("Load test {}", run.id),
@@ -34,7 +48,10 @@ pub fn render(summary: &RunSummary, recording: &Recording) -> String {
     );
     page.push_str(&overview(summary));
     page.push_str(&budgets(summary));
-    page.push_str(&table(summary));
+    page.push_str(&tables(summary));
+    if let Some(comparison) = &summary.comparison {
+        page.push_str(&compared(comparison));
+    }
     let span_s = (summary.window.to_ns - summary.window.from_ns) as f64 / 1e9;
     for container in &summary.containers {
         let who = &container.container;
@@ -44,10 +61,46 @@ pub fn render(summary: &RunSummary, recording: &Recording) -> String {
         else {
             continue;
         };
-        page.push_str(&section(container, series, summary, span_s));
+        let mut charts = charts_for(series, summary.window.from_ns, host_memory(summary));
+        if let Some(before) = baseline.and_then(|b| baseline_charts(b, container)) {
+            for chart in &mut charts {
+                chart.overlay(&before);
+            }
+        }
+        page.push_str(&section(container, &charts, summary, span_s));
     }
     page.push_str("</body></html>\n");
     page
+}
+
+fn host_memory(summary: &RunSummary) -> Option<f64> {
+    summary
+        .run
+        .as_ref()
+        .and_then(|r| r.host_memory_bytes)
+        .map(|m| m as f64)
+}
+
+/// The charts of the baseline's container matched with `container`, by
+/// seconds since the baseline's own start.
+fn baseline_charts(baseline: &ComparedRun, container: &ContainerSummary) -> Option<Vec<Chart>> {
+    let key = match_key(&container.container);
+    let matched = baseline
+        .summary
+        .containers
+        .iter()
+        .find(|c| match_key(&c.container) == key)?;
+    let who = &matched.container;
+    let series = baseline
+        .recording
+        .as_ref()?
+        .containers
+        .get(&(who.host.clone(), who.id.clone()))?;
+    Some(charts_for(
+        series,
+        baseline.summary.window.from_ns,
+        host_memory(&baseline.summary),
+    ))
 }
 
 fn overview(summary: &RunSummary) -> String {
@@ -134,54 +187,212 @@ fn stall(distribution: Option<Distribution>) -> String {
     }))
 }
 
-fn table(summary: &RunSummary) -> String {
-    let mut text = String::from(
-        "<h2>Summary</h2>\n<table><tr><th>container</th><th>samples</th><th>every</th><th>gaps</th>\
-         <th>CPU % p50</th><th>p95</th><th>max</th><th>of limit p50</th><th>p95</th><th>max</th>\
-         <th>throttled</th><th>throttled time</th><th>memory max</th><th>of limit</th>\
-         <th>OOM kills</th><th>restarts</th><th>net rx</th><th>net tx</th><th>peak rx/s</th><th>peak tx/s</th>\
-         <th>block read</th><th>block write</th><th>pids max</th>\
-         <th>stalled on CPU mean/p95/max</th><th>on memory</th><th>on I/O</th>\
-         <th>peak memory in run</th><th>since start</th></tr>\n",
+/// The summary as two tables, so neither is wider than the page: CPU and
+/// memory, then I/O, processes and stalls. Compared with a baseline, each
+/// value has its change under it.
+fn tables(summary: &RunSummary) -> String {
+    type Cell = fn(&ContainerSummary) -> String;
+    const FIRST: [(&str, Option<&str>, Cell); 12] = [
+        ("samples", Some("samples"), |c| c.samples.to_string()),
+        ("every", None, |c| or_dash(c.interval_ms.map(millis))),
+        ("gaps", Some("gaps"), |c| c.gaps.to_string()),
+        ("CPU % p50 / p95 / max", Some("cpu_percent.p95"), |c| {
+            triple(c.cpu_percent)
+        }),
+        (
+            "of CPU limit p50 / p95 / max",
+            Some("cpu_limit_percent.p95"),
+            |c| triple(c.cpu_limit_percent),
+        ),
+        ("throttled", Some("throttled_share"), |c| {
+            or_dash(c.throttled_share.map(|s| format!("{:.1}%", s * 100.0)))
+        }),
+        ("throttled time", Some("throttled_time_s"), |c| {
+            or_dash(c.throttled_time_s.map(|s| format!("{s:.2} s")))
+        }),
+        ("memory max", Some("mem_used.max"), |c| {
+            or_dash(c.mem_used.map(|d| bytes(d.max)))
+        }),
+        ("of memory limit", Some("mem_percent.max"), |c| {
+            or_dash(c.mem_percent.map(|d| format!("{}%", percent(d.max))))
+        }),
+        ("memory limit", Some("mem_limit_bytes"), |c| {
+            or_dash(c.mem_limit_bytes.map(bytes))
+        }),
+        ("OOM kills", Some("oom_kills"), |c| c.oom_kills.to_string()),
+        ("restarts", Some("restarts"), |c| c.restarts.to_string()),
+    ];
+    const SECOND: [(&str, Option<&str>, Cell); 10] = [
+        ("net rx / tx", Some("net_in_bytes"), |c| {
+            pair(c.net_in_bytes, c.net_out_bytes, "")
+        }),
+        ("peak rx / tx", Some("net_in_peak_rate"), |c| {
+            pair(c.net_in_peak_rate, c.net_out_peak_rate, "/s")
+        }),
+        ("block read / write", Some("blkio_read_bytes"), |c| {
+            pair(c.blkio_read_bytes, c.blkio_write_bytes, "")
+        }),
+        ("pids max", Some("pids_max"), |c| {
+            or_dash(c.pids_max.map(|p| format!("{p:.0}")))
+        }),
+        (
+            "stalled on CPU mean / p95 / max",
+            Some("cpu_pressure_percent.mean"),
+            |c| stall(c.cpu_pressure_percent),
+        ),
+        ("on memory", Some("memory_pressure_percent.mean"), |c| {
+            stall(c.memory_pressure_percent)
+        }),
+        ("on I/O", Some("io_pressure_percent.mean"), |c| {
+            stall(c.io_pressure_percent)
+        }),
+        ("peak memory in run", Some("mem_peak_bytes"), |c| {
+            or_dash(c.mem_peak_bytes.map(bytes))
+        }),
+        ("since start", Some("mem_peak_since_start_bytes"), |c| {
+            or_dash(c.mem_peak_since_start_bytes.map(bytes))
+        }),
+        ("first sample", None, |c| rfc3339(c.first_sample_ns)),
+    ];
+    let mut text = String::from("<h2>Summary</h2>\n");
+    for columns in [&FIRST[..], &SECOND[..]] {
+        text.push_str("<table><tr><th>container</th>");
+        for (title, _, _) in columns {
+            let _ = write!(text, "<th>{title}</th>");
+        }
+        text.push_str("</tr>\n");
+        for c in &summary.containers {
+            let _ = write!(
+                text,
+                "<tr data-container=\"{}\"><td>{}</td>",
+                escape(&c.container.name),
+                escape(&c.container.name)
+            );
+            for (_, metric, cell) in columns {
+                let change = summary
+                    .comparison
+                    .as_ref()
+                    .zip(*metric)
+                    .and_then(|(comparison, metric)| comparison.change(&c.container.name, metric));
+                let _ = write!(text, "<td>{}{}</td>", cell(c), change_note(change));
+            }
+            text.push_str("</tr>\n");
+        }
+        text.push_str("</table>\n<p></p>\n");
+    }
+    text
+}
+
+fn triple(d: Option<Distribution>) -> String {
+    let [p50, p95, max] = stats(d);
+    if p50 == "-" {
+        p50
+    } else {
+        format!("{p50} / {p95} / {max}")
+    }
+}
+
+fn pair(a: Option<f64>, b: Option<f64>, unit: &str) -> String {
+    match (a, b) {
+        (None, None) => "-".into(),
+        _ => format!(
+            "{}{unit} / {}{unit}",
+            or_dash(a.map(bytes)),
+            or_dash(b.map(bytes))
+        ),
+    }
+}
+
+/// A value's change from the baseline, under it; marked when it is beyond
+/// the noise.
+fn change_note(change: Option<&MetricChange>) -> String {
+    let Some(change) = change else {
+        return String::new();
+    };
+    let relative = change
+        .change_percent
+        .map_or(String::new(), |p| format!(" ({p:+.0}%)"));
+    format!(
+        "<span class=\"change{}\" title=\"{} against baseline {}\">{}{relative}</span>",
+        if change.beyond_noise { " beyond" } else { "" },
+        escape(&change.metric),
+        escape(&metric_value(&change.metric, change.baseline)),
+        escape(&metric_change(&change.metric, change.change))
+    )
+}
+
+/// The comparison: what was matched, the regression rules, and the
+/// changes beyond the noise.
+fn compared(comparison: &BaselineComparison) -> String {
+    let mut text = format!(
+        "<h2>Compared with {}</h2>\n<p>{} container(s) matched, {} number(s) compared.",
+        escape(&comparison.baselines_named()),
+        comparison.containers.len(),
+        comparison.numbers_compared()
     );
-    for c in &summary.containers {
-        let [cpu50, cpu95, cpumax] = stats(c.cpu_percent);
-        let [lim50, lim95, limmax] = stats(c.cpu_limit_percent);
-        let cells = [
-            escape(&c.container.name),
-            c.samples.to_string(),
-            or_dash(c.interval_ms.map(millis)),
-            c.gaps.to_string(),
-            cpu50,
-            cpu95,
-            cpumax,
-            lim50,
-            lim95,
-            limmax,
-            or_dash(c.throttled_share.map(|s| format!("{:.1}%", s * 100.0))),
-            or_dash(c.throttled_time_s.map(|s| format!("{s:.2} s"))),
-            or_dash(c.mem_used.map(|d| bytes(d.max))),
-            or_dash(c.mem_percent.map(|d| format!("{}%", percent(d.max)))),
-            c.oom_kills.to_string(),
-            c.restarts.to_string(),
-            or_dash(c.net_in_bytes.map(bytes)),
-            or_dash(c.net_out_bytes.map(bytes)),
-            or_dash(c.net_in_peak_rate.map(bytes)),
-            or_dash(c.net_out_peak_rate.map(bytes)),
-            or_dash(c.blkio_read_bytes.map(bytes)),
-            or_dash(c.blkio_write_bytes.map(bytes)),
-            or_dash(c.pids_max.map(|p| format!("{p:.0}"))),
-            stall(c.cpu_pressure_percent),
-            stall(c.memory_pressure_percent),
-            stall(c.io_pressure_percent),
-            or_dash(c.mem_peak_bytes.map(bytes)),
-            or_dash(c.mem_peak_since_start_bytes.map(bytes)),
-        ];
+    if !comparison.added.is_empty() {
+        let _ = write!(text, " Added: {}.", escape(&comparison.added.join(", ")));
+    }
+    if !comparison.removed.is_empty() {
+        let _ = write!(
+            text,
+            " Removed: {}.",
+            escape(&comparison.removed.join(", "))
+        );
+    }
+    text.push_str(" Baseline lines are drawn lighter behind each chart.</p>\n");
+    if !comparison.regressions.is_empty() {
+        text.push_str("<table><tr><th>regression rule</th><th>result</th><th>detail</th></tr>\n");
+        for rule in &comparison.regressions {
+            let values: Vec<String> = rule
+                .containers
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} → {}",
+                        escape(&c.container),
+                        escape(&metric_value(&rule.metric, c.baseline)),
+                        escape(&metric_value(&rule.metric, c.current))
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                text,
+                "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td>{}{}</td></tr>",
+                escape(&rule.rule),
+                if rule.passed { "pass" } else { "fail" },
+                if rule.passed { "PASS" } else { "FAIL" },
+                rule.reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!("{}; ", escape(r))),
+                values.join(", ")
+            );
+        }
+        text.push_str("</table>\n");
+    }
+    let notable = comparison.beyond_noise();
+    if notable.is_empty() {
+        text.push_str("<p>No change beyond the noise.</p>\n");
+        return text;
+    }
+    text.push_str(
+        "<p>Changes beyond the noise:</p>\n<table><tr><th>container</th><th>metric</th><th>baseline</th>\
+         <th>current</th><th>change</th><th>noise</th></tr>\n",
+    );
+    for (container, change) in notable {
+        let metric = &change.metric;
         let _ = writeln!(
             text,
-            "<tr data-container=\"{}\"><td>{}</td></tr>",
-            escape(&c.container.name),
-            cells.join("</td><td>")
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+            escape(&container.name),
+            escape(metric),
+            escape(&metric_value(metric, change.baseline)),
+            escape(&metric_value(metric, change.current)),
+            escape(&metric_change(metric, change.change)),
+            change
+                .change_percent
+                .map_or(String::new(), |p| format!(" ({p:+.1}%)")),
+            escape(&metric_value(metric, change.noise))
         );
     }
     text.push_str("</table>\n");
@@ -190,7 +401,7 @@ fn table(summary: &RunSummary) -> String {
 
 fn section(
     container: &ContainerSummary,
-    series: &ContainerSeries,
+    charts: &[Chart],
     summary: &RunSummary,
     span_s: f64,
 ) -> String {
@@ -212,14 +423,15 @@ fn section(
         .map(|e| ((e.t_ns - start) as f64 / 1e9, e))
         .collect();
     text.push_str("<div class=\"charts\">\n");
-    for chart in charts_for(series, start) {
-        let svg = draw(&chart, span_s, &events)
+    for chart in charts {
+        let svg = draw(chart, span_s, &events)
             .unwrap_or_else(|e| format!("<p>chart not drawn: {}</p>", escape(&e)));
         let _ = writeln!(
             text,
-            "<figure data-container=\"{}\" data-metric=\"{}\">{svg}</figure>",
+            "<figure data-container=\"{}\" data-metric=\"{}\">{}{svg}</figure>",
             escape(&who.name),
-            chart.metric
+            chart.metric,
+            caption(chart)
         );
     }
     text.push_str("</div>\n");
@@ -232,6 +444,22 @@ fn section(
         text.push_str(&list.join(", "));
         text.push_str("</p>\n");
     }
+    text
+}
+
+/// A chart's title and legend, above it: a legend inside the plot would
+/// cover the lines it names.
+fn caption(chart: &Chart) -> String {
+    let mut text = format!("<figcaption><b>{}</b>", escape(&chart.title));
+    for (label, color) in chart.legend() {
+        let _ = write!(
+            text,
+            "<span class=\"key\"><i style=\"background:{}\"></i>{}</span>",
+            css(color),
+            escape(&label)
+        );
+    }
+    text.push_str("</figcaption>");
     text
 }
 
@@ -307,7 +535,7 @@ mod tests {
             requested_interval_ns: 1_000_000_000,
         };
         let summary = RunSummary::compute(&recording, Some(run), window, &[], &[]);
-        let page = render(&summary, &recording);
+        let page = render(&summary, &recording, None);
         assert!(
             !page.contains("<script>") && !page.contains("é<b>"),
             "{page}"

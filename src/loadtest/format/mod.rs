@@ -1,8 +1,10 @@
-//! The summary's four forms: a terminal table, JSON, CSV and a
-//! self-contained HTML report.
+//! The summary's forms: a terminal table, JSON, CSV, markdown, a
+//! self-contained HTML report, and JUnit XML for its verdicts.
 
 pub mod charts;
 pub mod csv;
 pub mod html;
+pub mod junit;
+pub mod markdown;
 pub mod table;
 pub mod units;

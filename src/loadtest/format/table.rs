@@ -4,7 +4,11 @@
 use std::fmt::Write as _;
 
 use crate::loadtest::budget::{BudgetCheck, BudgetResult};
-use crate::loadtest::format::units::{bytes, bytes_short, millis, or_dash, percent, rfc3339};
+use crate::loadtest::compare::regression::{RegressionCheck, RegressionResult};
+use crate::loadtest::compare::{BaselineComparison, MetricChange};
+use crate::loadtest::format::units::{
+    bytes, bytes_short, metric_change, metric_value, millis, or_dash, percent, rfc3339,
+};
 use crate::loadtest::summary::{ContainerSummary, Distribution, RunSummary};
 
 /// Column titles and widths; every cell is cut to its width.
@@ -62,7 +66,126 @@ pub fn render(summary: &RunSummary) -> String {
         out.push_str(&fit(&budget_line(budget)));
         out.push('\n');
     }
+    if let Some(comparison) = &summary.comparison {
+        out.push_str(&compared(comparison));
+    }
     out
+}
+
+/// Changes beyond the noise shown at most; the rest are in the files.
+const CHANGES_SHOWN: usize = 20;
+
+/// The comparison with the baseline: what was matched, the changes beyond
+/// the noise, and one line per regression rule.
+fn compared(comparison: &BaselineComparison) -> String {
+    let mut out = String::from("\n");
+    let mut line = format!(
+        "compared with {}: {} container(s) matched",
+        comparison.baselines_named(),
+        comparison.containers.len()
+    );
+    if !comparison.added.is_empty() {
+        let _ = write!(line, "; added: {}", comparison.added.join(", "));
+    }
+    if !comparison.removed.is_empty() {
+        let _ = write!(line, "; removed: {}", comparison.removed.join(", "));
+    }
+    out.push_str(&fit(&line));
+    out.push('\n');
+    let notable = comparison.beyond_noise();
+    if notable.is_empty() {
+        out.push_str(&fit(&format!(
+            "no change beyond the noise in {} number(s) of {} container(s)",
+            comparison.numbers_compared(),
+            comparison.containers.len()
+        )));
+        out.push('\n');
+    } else {
+        out.push_str(&titles(&CHANGE_COLUMNS));
+        for (container, change) in notable.iter().take(CHANGES_SHOWN) {
+            out.push_str(&row(
+                &change_cells(&container.name, change),
+                &CHANGE_COLUMNS,
+            ));
+        }
+        if notable.len() > CHANGES_SHOWN {
+            let _ = writeln!(
+                out,
+                "and {} more beyond the noise (summary.json, summary.md)",
+                notable.len() - CHANGES_SHOWN
+            );
+        }
+    }
+    for rule in &comparison.regressions {
+        out.push_str(&fit(&regression_line(rule)));
+        out.push('\n');
+    }
+    out
+}
+
+const CHANGE_COLUMNS: [(&str, usize); 6] = [
+    ("CONTAINER", 16),
+    ("METRIC", 26),
+    ("BASELINE", 10),
+    ("CURRENT", 10),
+    ("CHANGE", 18),
+    ("NOISE", 10),
+];
+
+fn change_cells(name: &str, change: &MetricChange) -> Vec<String> {
+    let relative = change
+        .change_percent
+        .map_or(String::new(), |p| format!(" {p:+.0}%"));
+    vec![
+        short_name(name, CHANGE_COLUMNS[0].1),
+        change.metric.clone(),
+        metric_value(&change.metric, change.baseline),
+        metric_value(&change.metric, change.current),
+        format!("{}{relative}", metric_change(&change.metric, change.change)),
+        metric_value(&change.metric, change.noise),
+    ]
+}
+
+/// `PASS rule: largest name +2.1%` or `FAIL rule: reason; name 30 -> 60
+/// (+100%)`.
+fn regression_line(result: &RegressionResult) -> String {
+    let verdict = if result.passed { "PASS" } else { "FAIL" };
+    let metric = result.metric.as_str();
+    let describe = |c: &RegressionCheck| {
+        format!(
+            "{} {} -> {}{}",
+            short_name(&c.container, 24),
+            metric_value(metric, c.baseline),
+            metric_value(metric, c.current),
+            c.change_percent
+                .map_or(String::new(), |p| format!(" ({p:+.1}%)"))
+        )
+    };
+    let mut checks: Vec<&RegressionCheck> = result.containers.iter().collect();
+    checks.sort_by(|a, b| {
+        (!a.regressed).cmp(&!b.regressed).then(
+            (b.current - b.baseline)
+                .abs()
+                .total_cmp(&(a.current - a.baseline).abs()),
+        )
+    });
+    let shown: Vec<String> = checks
+        .iter()
+        .filter(|c| result.passed || c.regressed)
+        .take(if result.passed { 1 } else { 2 })
+        .map(|c| describe(c))
+        .collect();
+    match (&result.reason, shown.is_empty()) {
+        (Some(reason), true) => format!("{verdict} {}: {reason}", result.rule),
+        (Some(reason), false) => {
+            format!("{verdict} {}: {reason}; {}", result.rule, shown.join(", "))
+        }
+        (None, _) => format!(
+            "{verdict} {}: largest change {}",
+            result.rule,
+            shown.join(", ")
+        ),
+    }
 }
 
 /// `PASS spec: worst name value` or `FAIL spec: reason; name value, ...`
@@ -266,7 +389,7 @@ mod tests {
 
     #[test]
     fn the_widest_row_fits_in_100_columns() {
-        for columns in [&COLUMNS[..], &BETWEEN_COLUMNS[..]] {
+        for columns in [&COLUMNS[..], &BETWEEN_COLUMNS[..], &CHANGE_COLUMNS[..]] {
             let widest: Vec<String> = columns.iter().map(|(_, w)| "x".repeat(*w + 5)).collect();
             assert!(row(&widest, columns).trim_end().chars().count() <= WIDTH);
         }

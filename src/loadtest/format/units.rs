@@ -47,6 +47,38 @@ pub fn rfc3339(ns: i64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// A number of the summary in its unit, by the name budgets use
+/// (`mem_used.max`, `throttled_share`, `cpu_percent.p50`).
+pub fn metric_value(metric: &str, value: f64) -> String {
+    let name = metric.split('.').next().unwrap_or(metric);
+    if name.ends_with("_rate") {
+        format!("{}/s", bytes(value))
+    } else if name.ends_with("_bytes") || name == "mem_used" {
+        bytes(value)
+    } else if name.ends_with("_percent") {
+        format!("{}%", percent(value))
+    } else if name == "throttled_share" {
+        format!("{}%", percent(value * 100.0))
+    } else if name == "throttled_time_s" {
+        format!("{value:.2}s")
+    } else if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// A change in its unit, with its sign; a change of a percentage in
+/// percentage points, so it never reads as a relative change.
+pub fn metric_change(metric: &str, change: f64) -> String {
+    let sign = if change < 0.0 { "-" } else { "+" };
+    let shown = metric_value(metric, change.abs());
+    match shown.strip_suffix('%') {
+        Some(points) => format!("{sign}{points} pts"),
+        None => format!("{sign}{shown}"),
+    }
+}
+
 pub fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".into())
 }
@@ -66,5 +98,12 @@ mod tests {
         assert_eq!(millis(100.4), "100ms");
         assert_eq!(millis(1500.0), "1.5s");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(metric_value("mem_used.max", 31457280.0), "30MiB");
+        assert_eq!(metric_value("net_in_peak_rate", 2048.0), "2.0KiB/s");
+        assert_eq!(metric_value("cpu_percent.p50", 29.96), "30.0%");
+        assert_eq!(metric_value("throttled_share", 0.5), "50.0%");
+        assert_eq!(metric_value("oom_kills", 2.0), "2");
+        assert_eq!(metric_change("cpu_percent.p50", -3.0), "-3.0 pts");
+        assert_eq!(metric_change("mem_used.max", 1048576.0), "+1.0MiB");
     }
 }
