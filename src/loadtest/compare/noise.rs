@@ -16,7 +16,12 @@ use crate::loadtest::recording::{ContainerSeries, Metric, Sample};
 use crate::loadtest::summary::{counter_growth, ContainerSummary, Window};
 use crate::loadtest::summary_metric::SummaryMetric;
 
+/// Replicates per series: 200, fewer for long series (each replicate is a
+/// whole summary), never under 30.
 pub const REPLICATES: usize = 200;
+const MIN_REPLICATES: usize = 30;
+/// Readings summarised per series, over all its replicates, at most.
+const READINGS_BUDGET: usize = 400_000;
 /// Fewer readings than this give no estimate: the floors of the
 /// comparison apply alone.
 pub const MIN_READINGS: usize = 10;
@@ -67,9 +72,10 @@ pub fn standard_errors(series: &ContainerSeries, window: &Window) -> StandardErr
         .collect();
     let block = block_length(&steps);
     let metrics = SummaryMetric::all();
-    let mut replicates: Vec<Vec<f64>> = vec![Vec::with_capacity(REPLICATES); metrics.len()];
+    let count = (READINGS_BUDGET / samples.len()).clamp(MIN_REPLICATES, REPLICATES);
+    let mut replicates: Vec<Vec<f64>> = vec![Vec::with_capacity(count); metrics.len()];
     let mut rng = fastrand::Rng::with_seed(SEED);
-    for _ in 0..REPLICATES {
+    for _ in 0..count {
         let resampled = ContainerSeries {
             container: series.container.clone(),
             samples: resample(&samples[0], &steps, block, &mut rng),
@@ -87,7 +93,7 @@ pub fn standard_errors(series: &ContainerSeries, window: &Window) -> StandardErr
     for (metric, values) in metrics.into_iter().zip(replicates) {
         // A number most replicates lack (a counter read twice) has no
         // estimate worth giving.
-        if values.len() * 2 >= REPLICATES {
+        if values.len() * 2 >= count {
             errors.insert(metric, standard_deviation(&values));
         }
     }

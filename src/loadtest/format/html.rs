@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use crate::loadtest::compare::{match_key, BaselineComparison, ComparedRun, MetricChange};
 use crate::loadtest::format::charts::{charts_for, css, draw, Chart};
 use crate::loadtest::format::units::{
-    bytes, metric_change, metric_value, millis, or_dash, percent, rfc3339,
+    bytes, metric_change, metric_noise, metric_value, millis, or_dash, percent, rfc3339,
 };
 use crate::loadtest::recording::Recording;
 use crate::loadtest::summary::{ContainerSummary, Distribution, RunSummary};
@@ -309,6 +309,9 @@ fn change_note(change: Option<&MetricChange>) -> String {
     let Some(change) = change else {
         return String::new();
     };
+    if change.change == 0.0 {
+        return "<span class=\"change\" title=\"as in the baseline\">=</span>".into();
+    }
     let relative = change
         .change_percent
         .map_or(String::new(), |p| format!(" ({p:+.0}%)"));
@@ -392,7 +395,7 @@ fn compared(comparison: &BaselineComparison) -> String {
             change
                 .change_percent
                 .map_or(String::new(), |p| format!(" ({p:+.1}%)")),
-            escape(&metric_value(metric, change.noise))
+            escape(&metric_noise(metric, change.noise))
         );
     }
     text.push_str("</table>\n");

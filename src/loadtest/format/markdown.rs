@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use crate::loadtest::compare::BaselineComparison;
 use crate::loadtest::format::units::{
-    bytes, bytes_short, metric_change, metric_value, millis, or_dash, percent, rfc3339,
+    bytes, bytes_short, metric_change, metric_noise, metric_value, millis, or_dash, percent,
+    rfc3339,
 };
 use crate::loadtest::summary::{ContainerSummary, RunSummary};
 
@@ -203,7 +204,7 @@ fn change_row(out: &mut String, name: &str, change: &crate::loadtest::compare::M
         cell(&metric_value(metric, change.current)),
         cell(&metric_change(metric, change.change)),
         or_dash(change.change_percent.map(|p| format!("{p:+.1}%"))),
-        cell(&metric_value(metric, change.noise)),
+        cell(&metric_noise(metric, change.noise)),
     );
 }
 

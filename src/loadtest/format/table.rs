@@ -7,7 +7,8 @@ use crate::loadtest::budget::{BudgetCheck, BudgetResult};
 use crate::loadtest::compare::regression::{RegressionCheck, RegressionResult};
 use crate::loadtest::compare::{BaselineComparison, MetricChange};
 use crate::loadtest::format::units::{
-    bytes, bytes_short, metric_change, metric_value, millis, or_dash, percent, rfc3339,
+    bytes, bytes_short, metric_change, metric_noise, metric_value, millis, or_dash, percent,
+    rfc3339,
 };
 use crate::loadtest::summary::{ContainerSummary, Distribution, RunSummary};
 
@@ -101,12 +102,11 @@ fn compared(comparison: &BaselineComparison) -> String {
         )));
         out.push('\n');
     } else {
-        out.push_str(&titles(&CHANGE_COLUMNS));
+        let titles: Vec<String> = CHANGE_COLUMNS.iter().map(|(t, _)| t.to_string()).collect();
+        out.push_str(&row_aligned(&titles, &CHANGE_COLUMNS, 2));
         for (container, change) in notable.iter().take(CHANGES_SHOWN) {
-            out.push_str(&row(
-                &change_cells(&container.name, change),
-                &CHANGE_COLUMNS,
-            ));
+            let cells = change_cells(&container.name, change);
+            out.push_str(&row_aligned(&cells, &CHANGE_COLUMNS, 2));
         }
         if notable.len() > CHANGES_SHOWN {
             let _ = writeln!(
@@ -142,7 +142,7 @@ fn change_cells(name: &str, change: &MetricChange) -> Vec<String> {
         metric_value(&change.metric, change.baseline),
         metric_value(&change.metric, change.current),
         format!("{}{relative}", metric_change(&change.metric, change.change)),
-        metric_value(&change.metric, change.noise),
+        metric_noise(&change.metric, change.noise),
     ]
 }
 
@@ -359,6 +359,12 @@ fn titles(columns: &[(&str, usize)]) -> String {
 }
 
 fn row(cells: &[String], columns: &[(&str, usize)]) -> String {
+    row_aligned(cells, columns, 1)
+}
+
+/// A row whose first `left` cells (names) are left-aligned, the numbers
+/// after them right-aligned.
+fn row_aligned(cells: &[String], columns: &[(&str, usize)], left: usize) -> String {
     let mut line = String::new();
     for (i, (cell, &(_, width))) in cells.iter().zip(columns).enumerate() {
         if i > 0 {
@@ -371,8 +377,7 @@ fn row(cells: &[String], columns: &[(&str, usize)]) -> String {
         } else {
             cell.clone()
         };
-        // Numbers right-aligned, the name left-aligned.
-        if i == 0 {
+        if i < left {
             let _ = write!(line, "{cut:<width$}");
         } else {
             let _ = write!(line, "{cut:>width$}");

@@ -79,6 +79,12 @@ pub fn metric_change(metric: &str, change: f64) -> String {
     }
 }
 
+/// The size of a change the noise explains: `±0.3 pts`, `±307KiB`.
+pub fn metric_noise(metric: &str, noise: f64) -> String {
+    let change = metric_change(metric, noise);
+    format!("±{}", change.trim_start_matches('+'))
+}
+
 pub fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".into())
 }
@@ -104,6 +110,7 @@ mod tests {
         assert_eq!(metric_value("throttled_share", 0.5), "50.0%");
         assert_eq!(metric_value("oom_kills", 2.0), "2");
         assert_eq!(metric_change("cpu_percent.p50", -3.0), "-3.0 pts");
+        assert_eq!(metric_noise("cpu_percent.p50", 0.25), "±0.2 pts");
         assert_eq!(metric_change("mem_used.max", 1048576.0), "+1.0MiB");
     }
 }
