@@ -60,6 +60,10 @@ enum Ended {
 
 pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
     // A baseline that cannot be read stops the run before it starts.
+    if let Err(message) = args.ci.check_junit() {
+        eprintln!("record: {message}");
+        return Exit::Configuration;
+    }
     let baselines = match args
         .ci
         .load_baselines(&config, &args.filters, "record")
@@ -203,6 +207,16 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
         output::render(&summary, &recording, overlay, Format::Table)
     );
     let mut files_written = closed.is_ok();
+    // The CI verdict first: it is written whatever happens to the rest.
+    if let Some(path) = &args.ci.junit {
+        match output::write_junit(&summary, path) {
+            Ok(()) => eprintln!("record: wrote {}", path.display()),
+            Err(message) => {
+                eprintln!("record: {message}");
+                files_written = false;
+            }
+        }
+    }
     match output::write_run_files(&summary, &recording, overlay, &dir) {
         Ok(_) => eprintln!(
             "record: wrote {} (points.lp, summary.json, summary.csv, summary.md, report.html)",
@@ -211,15 +225,6 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
         Err(message) => {
             eprintln!("record: {message}");
             return Exit::Failed;
-        }
-    }
-    if let Some(path) = &args.ci.junit {
-        match output::write_junit(&summary, path) {
-            Ok(()) => eprintln!("record: wrote {}", path.display()),
-            Err(message) => {
-                eprintln!("record: {message}");
-                files_written = false;
-            }
         }
     }
     verdict(&ended, &summary, files_written)

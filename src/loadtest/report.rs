@@ -64,6 +64,10 @@ pub struct ReportArgs {
 }
 
 pub async fn report(config: Config, args: ReportArgs) -> Exit {
+    if let Err(message) = args.ci.check_junit() {
+        eprintln!("report: {message}");
+        return Exit::Configuration;
+    }
     let baselines = match args
         .ci
         .load_baselines(&config, &args.filters, "report")
@@ -94,6 +98,14 @@ pub async fn report(config: Config, args: ReportArgs) -> Exit {
         with_comparison(summary, &recording, &baselines, &args.ci),
         recording,
     );
+    // The CI verdict first: it is written whatever happens to the rest.
+    let mut written = true;
+    if let Some(path) = &args.ci.junit {
+        if let Err(message) = output::write_junit(&summary, path) {
+            eprintln!("report: {message}");
+            written = false;
+        }
+    }
     let text = output::render(
         &summary,
         &recording,
@@ -110,11 +122,8 @@ pub async fn report(config: Config, args: ReportArgs) -> Exit {
         }
         None => print!("{text}"),
     }
-    if let Some(path) = &args.ci.junit {
-        if let Err(message) = output::write_junit(&summary, path) {
-            eprintln!("report: {message}");
-            return Exit::Failed;
-        }
+    if !written {
+        return Exit::Failed;
     }
     if summary.passed() {
         Exit::Clean

@@ -230,14 +230,6 @@ impl RunSummary {
             .filter(|e| containers.iter().any(|c| c.container.id == e.container_id))
             .cloned()
             .collect();
-        // The engine reports the host's memory as the limit of a container
-        // without one: that is no limit.
-        let host_memory = run.as_ref().and_then(|r| r.host_memory_bytes);
-        if let Some(host) = host_memory {
-            for c in &mut containers {
-                c.mem_limit_bytes = c.mem_limit_bytes.filter(|limit| *limit < host as f64);
-            }
-        }
         let budgets = budgets.iter().map(|b| b.evaluate(&containers)).collect();
         RunSummary {
             run,

@@ -119,6 +119,12 @@ impl SummaryMetric {
         }
     }
 
+    /// Counted events (OOM kills, restarts): no resampling of readings
+    /// says how many there might have been.
+    pub fn is_event_count(&self) -> bool {
+        matches!(self.metric.as_str(), "oom_kills" | "restarts")
+    }
+
     /// The smallest change of this number worth telling apart: what its
     /// unit resolves (a page of memory, a tenth of a percentage point, one
     /// process or event).

@@ -1,10 +1,10 @@
 //! Where a baseline comes from: a previous run's directory, its
 //! `points.lp` or `summary.json`, or `run:ID` for a run stored in InfluxDB.
 //!
-//! Points are preferred wherever they are found (a directory's or the
-//! file beside a `summary.json`): the summary is then computed with this
-//! command's container filters, and the readings give the baseline's own
-//! noise and the charts' overlay.
+//! Points are preferred wherever they are found (a directory's, or the
+//! `points.lp` beside a `summary.json` of the same run): the summary is
+//! then computed with this command's container filters, and the readings
+//! give the baseline's own noise and the charts' overlay.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -48,8 +48,27 @@ impl BaselineSource {
             BaselineSource::Run(id) => ReportSource::Run(id.clone()),
             BaselineSource::Path(path) => match find(path).map_err(named)? {
                 Found::Points(points) => ReportSource::File(points),
-                Found::Summary(json) => {
+                Found::Summary(json, beside) => {
                     let summary = read_summary(&json, filters).map_err(named)?;
+                    if let Some(points) = beside {
+                        let source = ReportSource::File(points);
+                        let (from_points, recording) =
+                            summarise(config, &source, filters, &[], who)
+                                .await
+                                .map_err(named)?;
+                        // Only the points of the run the summary is of.
+                        let run_id = |s: &RunSummary| s.run.as_ref().map(|r| r.id.clone());
+                        if run_id(&from_points) == run_id(&summary) {
+                            return Ok(ComparedRun {
+                                source: self.to_string(),
+                                summary: from_points,
+                                recording: Some(recording),
+                            });
+                        }
+                        eprintln!(
+                            "{who}: --baseline {self}: the points.lp beside it is of another run; comparing with the summary alone"
+                        );
+                    }
                     return Ok(ComparedRun {
                         source: self.to_string(),
                         summary,
@@ -80,7 +99,8 @@ impl fmt::Display for BaselineSource {
 
 enum Found {
     Points(PathBuf),
-    Summary(PathBuf),
+    /// A `summary.json`, and the `points.lp` beside it when there is one.
+    Summary(PathBuf, Option<PathBuf>),
 }
 
 fn find(path: &Path) -> Result<Found, String> {
@@ -90,7 +110,7 @@ fn find(path: &Path) -> Result<Found, String> {
         return if points.is_file() {
             Ok(Found::Points(points))
         } else if summary.is_file() {
-            Ok(Found::Summary(summary))
+            Ok(Found::Summary(summary, None))
         } else {
             Err("the directory holds neither points.lp nor summary.json".into())
         };
@@ -100,11 +120,9 @@ fn find(path: &Path) -> Result<Found, String> {
     }
     if path.extension().is_some_and(|e| e == "json") {
         let beside = path.with_file_name("points.lp");
-        return Ok(if beside.is_file() {
-            Found::Points(beside)
-        } else {
-            Found::Summary(path.to_path_buf())
-        });
+        let named_so = path.file_name().is_some_and(|n| n == "summary.json");
+        let beside = (named_so && beside.is_file()).then_some(beside);
+        return Ok(Found::Summary(path.to_path_buf(), beside));
     }
     Ok(Found::Points(path.to_path_buf()))
 }
@@ -155,12 +173,18 @@ mod tests {
             .unwrap()
             .contains("no such file"));
         std::fs::write(dir.join("summary.json"), "{}").unwrap();
-        assert!(matches!(find(&dir), Ok(Found::Summary(_))));
+        std::fs::write(dir.join("main.json"), "{}").unwrap();
+        assert!(matches!(find(&dir), Ok(Found::Summary(_, None))));
         std::fs::write(dir.join("points.lp"), "").unwrap();
         assert!(matches!(find(&dir), Ok(Found::Points(_))));
         assert!(matches!(
             find(&dir.join("summary.json")),
-            Ok(Found::Points(_))
+            Ok(Found::Summary(_, Some(_)))
+        ));
+        // Another name is another file: never swapped for the points here.
+        assert!(matches!(
+            find(&dir.join("main.json")),
+            Ok(Found::Summary(_, None))
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -102,11 +102,11 @@ impl BaselineComparison {
         text
     }
 
-    /// The change of `metric` for the container named `name`.
-    pub fn change(&self, name: &str, metric: &str) -> Option<&MetricChange> {
+    /// The change of `metric` for `container` of this run.
+    pub fn change(&self, container: &Container, metric: &str) -> Option<&MetricChange> {
         self.containers
             .iter()
-            .find(|c| c.name == name)?
+            .find(|c| c.name == container.name && c.host == container.host)?
             .metrics
             .iter()
             .find(|m| m.metric == metric)
@@ -125,6 +125,7 @@ pub struct BaselineRun {
 pub struct ContainerChanges {
     /// The container's name in this run.
     pub name: String,
+    pub host: String,
     /// What it was matched by: `compose=PROJECT/SERVICE#N` or its name.
     pub matched_by: String,
     /// Its names in the baselines, where they differ.
@@ -163,6 +164,27 @@ pub struct CiArgs {
 }
 
 impl CiArgs {
+    /// Checks that `--junit` can be written where it names, so a typo is
+    /// found before the load test runs, not after.
+    pub fn check_junit(&self) -> Result<(), String> {
+        let Some(path) = &self.junit else {
+            return Ok(());
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        if dir.is_dir() && !path.is_dir() {
+            Ok(())
+        } else {
+            Err(format!(
+                "--junit {}: {} is not a directory to write it in",
+                path.display(),
+                if path.is_dir() { path } else { dir }.display()
+            ))
+        }
+    }
+
     /// Reads every baseline; the first that cannot be read is the error.
     pub async fn load_baselines(
         &self,
@@ -210,6 +232,7 @@ pub fn compare(
         baseline_names.dedup();
         containers.push(ContainerChanges {
             name: this.container.name.clone(),
+            host: this.container.host.clone(),
             matched_by: key.clone(),
             baseline_names,
             metrics: metrics
@@ -254,22 +277,61 @@ fn index<'a>(
     summary: &'a RunSummary,
     recording: Option<&Recording>,
 ) -> BTreeMap<String, Indexed<'a>> {
-    let mut keys: BTreeMap<String, usize> = BTreeMap::new();
-    for c in &summary.containers {
-        *keys.entry(match_key(&c.container)).or_default() += 1;
-    }
-    summary
+    keys(summary)
+        .into_iter()
+        .zip(&summary.containers)
+        .map(|(key, c)| (key, indexed(c, &summary.window, recording)))
+        .collect()
+}
+
+/// Each container's key in one run, in `summary.containers` order: its
+/// `match_key`, with `@host` where several hosts have that key; a second
+/// container of one key on one host (recreated within the window) gets
+/// `~2` (`~3`, ...; the one with the most samples keeps the key), so it is
+/// listed as added or removed, never mixed with the other.
+pub fn keys(summary: &RunSummary) -> Vec<String> {
+    let plain: Vec<String> = summary
         .containers
         .iter()
-        .map(|c| {
-            let mut key = match_key(&c.container);
-            // Two hosts' containers of one name: told apart by host.
-            if keys[&key] > 1 {
-                key = format!("{key}@{}", c.container.host);
+        .map(|c| match_key(&c.container))
+        .collect();
+    let mut hosts: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (key, c) in plain.iter().zip(&summary.containers) {
+        hosts.entry(key).or_default().push(&c.container.host);
+    }
+    let mut keys: Vec<String> = plain
+        .iter()
+        .zip(&summary.containers)
+        .map(|(key, c)| {
+            let mut seen = hosts[key.as_str()].clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if seen.len() > 1 {
+                format!("{key}@{}", c.container.host)
+            } else {
+                key.clone()
             }
-            (key, indexed(c, &summary.window, recording))
         })
-        .collect()
+        .collect();
+    // Within one key, the most samples first.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&keys[a], std::cmp::Reverse(summary.containers[a].samples))
+            .cmp(&(&keys[b], std::cmp::Reverse(summary.containers[b].samples)))
+    });
+    let mut previous: Option<(String, usize)> = None;
+    for i in order {
+        let key = keys[i].clone();
+        let n = match &previous {
+            Some((last, n)) if *last == key => n + 1,
+            _ => 1,
+        };
+        if n > 1 {
+            keys[i] = format!("{key}~{n}");
+        }
+        previous = Some((key, n));
+    }
+    keys
 }
 
 fn indexed<'a>(
@@ -317,7 +379,14 @@ fn metric_change(
     before: &[&Indexed],
 ) -> Option<MetricChange> {
     let current = metric.value_in(&now.json)?;
-    let error_of = |run: &Indexed| run.errors.as_ref().and_then(|e| e.get(metric)).copied();
+    // Kills and restarts are events, not readings: one more is a change,
+    // whatever a resampling of the readings says.
+    let error_of = |run: &Indexed| {
+        if metric.is_event_count() {
+            return Some(0.0);
+        }
+        run.errors.as_ref().and_then(|e| e.get(metric)).copied()
+    };
     let own_error = error_of(now);
     let values: Vec<(f64, Option<f64>)> = before
         .iter()
@@ -398,6 +467,14 @@ fn evaluate(
 mod tests {
     use super::*;
     use crate::loadtest::recording::{ContainerSeries, Metric, Sample};
+
+    fn named(name: &str) -> Container {
+        Container {
+            name: name.into(),
+            host: "h".into(),
+            ..Container::default()
+        }
+    }
 
     const MS: i64 = 1_000_000;
 
@@ -490,13 +567,15 @@ mod tests {
         let now = run(vec![series("a2", "burn", &[], burner(60.0, 3), 60e6)]);
         let rules = rules(&["burn:cpu_percent.p50:+10%", "burn:mem_used.max:noise"]);
         let comparison = compare(&now.0, Some(&now.1), &[baseline(before)], &rules);
-        let cpu = comparison.change("burn", "cpu_percent.p50").unwrap();
+        let cpu = comparison
+            .change(&named("burn"), "cpu_percent.p50")
+            .unwrap();
         assert!(cpu.beyond_noise, "{cpu:?}");
         assert!(
             (cpu.change_percent.unwrap() - 100.0).abs() < 10.0,
             "{cpu:?}"
         );
-        let memory = comparison.change("burn", "mem_used.max").unwrap();
+        let memory = comparison.change(&named("burn"), "mem_used.max").unwrap();
         assert_eq!(memory.change_percent, Some(100.0));
         assert!(!comparison.passed());
         assert!(comparison.regressions.iter().all(|r| !r.passed));
@@ -519,6 +598,32 @@ mod tests {
         assert_eq!(comparison.containers[0].matched_by, "compose=shop/web#1");
         assert_eq!(comparison.added, ["idle-renamed"]);
         assert_eq!(comparison.removed, ["idle"]);
+    }
+
+    #[test]
+    fn a_container_recreated_within_a_run_is_listed_not_mixed() {
+        let before = run(vec![series("a", "web", &[], burner(10.0, 0), 1e6)]);
+        let mut now = run(vec![
+            series("b", "web", &[], burner(10.0, 0), 1e6),
+            series("c", "web", &[], burner(90.0, 0), 1e6),
+        ]);
+        // The second one lived a tenth as long.
+        now.0.containers[1].samples = 30;
+        assert_eq!(keys(&now.0), ["web", "web~2"]);
+        let comparison = compare(&now.0, Some(&now.1), &[baseline(before)], &[]);
+        assert_eq!(comparison.containers.len(), 1);
+        assert_eq!(comparison.added, ["web"]);
+    }
+
+    #[test]
+    fn a_new_oom_kill_is_beyond_the_noise() {
+        let mut before = run(vec![series("a", "db", &[], burner(10.0, 0), 1e6)]);
+        let mut now = run(vec![series("b", "db", &[], burner(10.0, 0), 1e6)]);
+        before.0.containers[0].oom_kills = 0;
+        now.0.containers[0].oom_kills = 1;
+        let rules = rules(&["db:oom_kills:noise"]);
+        let comparison = compare(&now.0, Some(&now.1), &[baseline(before)], &rules);
+        assert!(!comparison.passed(), "{:#?}", comparison.regressions);
     }
 
     #[test]
@@ -555,13 +660,13 @@ mod tests {
             .collect();
         let now = run(vec![series("c", "burn", &[], steady(33.0), 1e6)]);
         let rolling = compare(&now.0, Some(&now.1), &bases, &[]);
-        let change = rolling.change("burn", "cpu_percent.mean").unwrap();
+        let change = rolling.change(&named("burn"), "cpu_percent.mean").unwrap();
         assert_eq!(change.baseline, 30.0);
         assert!(!change.beyond_noise, "{change:?}");
         let single = compare(&now.0, Some(&now.1), &bases[1..2], &[]);
         assert!(
             single
-                .change("burn", "cpu_percent.mean")
+                .change(&named("burn"), "cpu_percent.mean")
                 .unwrap()
                 .beyond_noise
         );
@@ -578,7 +683,8 @@ mod tests {
         };
         let with_readings = compare(&now.0, Some(&now.1), &[baseline(before)], &[]);
         let without = compare(&now.0, Some(&now.1), &[summary_only], &[]);
-        let noise = |c: &BaselineComparison| c.change("burn", "cpu_percent.mean").unwrap().noise;
+        let noise =
+            |c: &BaselineComparison| c.change(&named("burn"), "cpu_percent.mean").unwrap().noise;
         assert!(noise(&without) > 0.0);
         assert!((noise(&without) / noise(&with_readings) - 1.0).abs() < 0.5);
     }

@@ -158,12 +158,22 @@ pub fn charts_for(
     let limit = last(Metric::MemLimit)
         .filter(|limit| host_memory.is_none_or(|host| *limit < host))
         .map(|limit| limit / mib);
-    let limits = limit
-        .map(|limit| vec![(limit, format!("limit {limit:.0} MiB"))])
-        .unwrap_or_default();
+    let most_used = used.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let mut title = "Memory used (MiB)".to_string();
+    let limits = match limit {
+        // Without the host's memory (a window with no run record), a
+        // limit far above the use may be the host's memory: drawn, it
+        // would flatten the line to the axis, so it goes into the title.
+        Some(limit) if host_memory.is_none() && limit > 4.0 * most_used => {
+            title = format!("Memory used (MiB; limit or host memory {limit:.0} MiB)");
+            Vec::new()
+        }
+        Some(limit) => vec![(limit, format!("limit {limit:.0} MiB"))],
+        None => Vec::new(),
+    };
     charts.push(Chart {
         metric: "memory",
-        title: "Memory used (MiB)".into(),
+        title,
         unit: "MiB",
         lines: vec![Line {
             label: "used",

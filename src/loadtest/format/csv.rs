@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::loadtest::compare::BaselineComparison;
+use crate::loadtest::recording::Container;
 use crate::loadtest::summary::RunSummary;
 use crate::loadtest::summary_metric::SummaryMetric;
 
@@ -17,7 +18,7 @@ pub fn render(summary: &RunSummary) -> String {
         .map(|c| {
             let mut row = flatten(&serde_json::to_value(c).unwrap_or(Value::Null));
             if let Some(comparison) = &summary.comparison {
-                row.extend(change_columns(comparison, &c.container.name));
+                row.extend(change_columns(comparison, &c.container));
             }
             row
         })
@@ -69,11 +70,11 @@ fn flatten(container: &Value) -> Vec<(String, String)> {
 
 /// The comparison's columns for one container, in `SummaryMetric::all`
 /// order, for every number whether compared or not.
-fn change_columns(comparison: &BaselineComparison, name: &str) -> Vec<(String, String)> {
+fn change_columns(comparison: &BaselineComparison, container: &Container) -> Vec<(String, String)> {
     let mut columns = Vec::new();
     for metric in SummaryMetric::all() {
         let column = metric.to_string().replace('.', "_");
-        let change = comparison.change(name, &metric.to_string());
+        let change = comparison.change(container, &metric.to_string());
         let cells = [
             ("baseline", change.map(|c| c.baseline.to_string())),
             ("change", change.map(|c| c.change.to_string())),

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::loadtest::compare::{match_key, BaselineComparison, ComparedRun, MetricChange};
+use crate::loadtest::compare::{keys, BaselineComparison, ComparedRun, MetricChange};
 use crate::loadtest::format::charts::{charts_for, css, draw, Chart};
 use crate::loadtest::format::units::{
     bytes, metric_change, metric_noise, metric_value, millis, or_dash, percent, rfc3339,
@@ -53,7 +53,9 @@ pub fn render(
         page.push_str(&compared(comparison));
     }
     let span_s = (summary.window.to_ns - summary.window.from_ns) as f64 / 1e9;
-    for container in &summary.containers {
+    let keys = keys(summary);
+    let baseline_keys = baseline.map(|b| keys_of(&b.summary)).unwrap_or_default();
+    for (container, key) in summary.containers.iter().zip(&keys) {
         let who = &container.container;
         let Some(series) = recording
             .containers
@@ -62,7 +64,14 @@ pub fn render(
             continue;
         };
         let mut charts = charts_for(series, summary.window.from_ns, host_memory(summary));
-        if let Some(before) = baseline.and_then(|b| baseline_charts(b, container)) {
+        let matched = baseline_keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, i)| *i);
+        if let Some(before) = baseline
+            .zip(matched)
+            .and_then(|(b, i)| baseline_charts(b, i))
+        {
             for chart in &mut charts {
                 chart.overlay(&before);
             }
@@ -81,16 +90,15 @@ fn host_memory(summary: &RunSummary) -> Option<f64> {
         .map(|m| m as f64)
 }
 
-/// The charts of the baseline's container matched with `container`, by
+/// A run's matching keys with the index of their container.
+fn keys_of(summary: &RunSummary) -> Vec<(String, usize)> {
+    keys(summary).into_iter().zip(0..).collect()
+}
+
+/// The charts of the baseline's container `index` (the one matched), by
 /// seconds since the baseline's own start.
-fn baseline_charts(baseline: &ComparedRun, container: &ContainerSummary) -> Option<Vec<Chart>> {
-    let key = match_key(&container.container);
-    let matched = baseline
-        .summary
-        .containers
-        .iter()
-        .find(|c| match_key(&c.container) == key)?;
-    let who = &matched.container;
+fn baseline_charts(baseline: &ComparedRun, index: usize) -> Option<Vec<Chart>> {
+    let who = &baseline.summary.containers.get(index)?.container;
     let series = baseline
         .recording
         .as_ref()?
@@ -273,7 +281,7 @@ fn tables(summary: &RunSummary) -> String {
                     .comparison
                     .as_ref()
                     .zip(*metric)
-                    .and_then(|(comparison, metric)| comparison.change(&c.container.name, metric));
+                    .and_then(|(comparison, metric)| comparison.change(&c.container, metric));
                 let _ = write!(text, "<td>{}{}</td>", cell(c), change_note(change));
             }
             text.push_str("</tr>\n");

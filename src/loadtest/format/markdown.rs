@@ -226,6 +226,12 @@ fn cell(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\n' | '\r' => out.push(' '),
+            // A forge links `@name` and `#12` in text, escaped or not: a
+            // zero-width space after the sign keeps them plain.
+            '@' | '#' => {
+                out.push(c);
+                out.push('\u{200B}');
+            }
             // Emphasis, code, links, strikethrough and the cell's end.
             '\\' | '|' | '*' | '_' | '`' | '[' | ']' | '~' => {
                 out.push('\\');
@@ -248,5 +254,6 @@ mod tests {
         assert_eq!(cell("<script>"), "&lt;script&gt;");
         assert_eq!(cell("web_1*"), "web\\_1\\*");
         assert_eq!(cell("two\nlines"), "two lines");
+        assert_eq!(cell("@team #12"), "@\u{200B}team #\u{200B}12");
     }
 }
