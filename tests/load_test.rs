@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::browser;
 use support::containers::{docker, TestContainers};
 use support::influx::{shared, tempdir};
-use support::service::{Service, BINARY};
+use support::service::{describe, read_json, Service, BINARY};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -40,21 +40,6 @@ fn run(args: &[&str], env: &[(&str, String)]) -> Output {
     command(args, env)
         .output()
         .expect("running the service binary")
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn read_json(path: &Path) -> Value {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
 }
 
 fn container<'a>(summary: &'a Value, name: &str) -> &'a Value {

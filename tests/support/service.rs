@@ -412,3 +412,20 @@ pub fn run_to_exit(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String)
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A finished command's exit code and output, for an assertion's message.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A JSON file the service wrote (`summary.json`).
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}

@@ -386,11 +386,23 @@ fn compared(comparison: &BaselineComparison) -> String {
         text.push_str("<p>No change beyond the noise.</p>\n");
         return text;
     }
-    text.push_str(
-        "<p>Changes beyond the noise:</p>\n<table><tr><th>container</th><th>metric</th><th>baseline</th>\
-         <th>current</th><th>change</th><th>noise</th></tr>\n",
+    const HEADER: &str = "<table><tr><th>container</th><th>metric</th><th>baseline</th>\
+                          <th>current</th><th>change</th><th>noise</th></tr>\n";
+    // The largest first; the rest folded, so the charts stay near the top.
+    const SHOWN: usize = 10;
+    let total = notable.len();
+    let _ = write!(
+        text,
+        "<p>Changes beyond the noise ({total}, the largest first):</p>\n{HEADER}"
     );
-    for (container, change) in notable {
+    for (i, (container, change)) in notable.into_iter().enumerate() {
+        if i == SHOWN {
+            let _ = write!(
+                text,
+                "</table>\n<details><summary>the other {}</summary>\n{HEADER}",
+                total - SHOWN
+            );
+        }
         let metric = &change.metric;
         let _ = writeln!(
             text,
@@ -407,6 +419,9 @@ fn compared(comparison: &BaselineComparison) -> String {
         );
     }
     text.push_str("</table>\n");
+    if total > SHOWN {
+        text.push_str("</details>\n");
+    }
     text
 }
 
