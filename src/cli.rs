@@ -620,7 +620,36 @@ mod tests {
             ),
             (
                 &["report", "--last", "5m", "--format", "xml"],
-                &["--format", "[possible values: table, json, csv, html]"],
+                &[
+                    "--format",
+                    "[possible values: table, json, csv, html, markdown]",
+                ],
+            ),
+            (
+                &[
+                    "report",
+                    "--last",
+                    "5m",
+                    "--regression",
+                    "web:cpu_percent.p50:+10%",
+                ],
+                &["--baseline <BASE>"],
+            ),
+            (
+                &[
+                    "report",
+                    "--last",
+                    "5m",
+                    "--baseline",
+                    "x",
+                    "--regression",
+                    "web:oom_kills:lots",
+                ],
+                &["--regression", "not +N%, +N or noise"],
+            ),
+            (
+                &["record", "--baseline", "run:"],
+                &["--baseline", "names no run"],
             ),
             (&["--log-level", "loud"], &["--log-level", "silent"]),
             (&["--set", "novalue"], &["--set", "KEY=VALUE"]),
