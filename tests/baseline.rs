@@ -410,11 +410,18 @@ fn the_ci_formats_say_the_same(run: &Path, junit: &Path) {
     assert_eq!(burn.split(',').nth(column), Some("true"), "{burn}");
 }
 
-/// report.html at 1200 pixels: nothing scrolls sideways, no legend covers
+/// report.html at 1200 pixels: it makes no request, nothing scrolls sideways, no legend covers
 /// a line, every chart of a limited container shows its limit with room
 /// above, an unlimited container's memory chart shows none, and each chart
 /// draws the baseline behind.
 fn the_report_draws_the_baseline_and_reads_well(page: &Path, summary: &Value) {
+    // The page itself, as a reader opens it: still self-contained.
+    let rendered = browser::render(page, 1200, 1600);
+    assert!(
+        rendered.page_requests.is_empty(),
+        "the page made requests: {:?}",
+        rendered.page_requests
+    );
     let layout = browser::layout(page, 1200, 4000);
     assert!(
         layout["scrollWidth"].as_f64() <= layout["clientWidth"].as_f64(),
