@@ -422,6 +422,13 @@ fn the_report_draws_the_baseline_and_reads_well(page: &Path, summary: &Value) {
         "the page made requests: {:?}",
         rendered.page_requests
     );
+    // The tables carry the change under each value; the doubled CPU is
+    // marked beyond the noise.
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(
+        html.contains("<span class=\"change beyond\" title=\"cpu_percent.p95 against baseline"),
+        "no change beyond the noise in the summary table"
+    );
     let layout = browser::layout(page, 1200, 4000);
     assert!(
         layout["scrollWidth"].as_f64() <= layout["clientWidth"].as_f64(),
