@@ -60,15 +60,7 @@ enum Ended {
 
 pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
     // A baseline that cannot be read stops the run before it starts.
-    if let Err(message) = args.ci.check_junit() {
-        eprintln!("record: {message}");
-        return Exit::Configuration;
-    }
-    let baselines = match args
-        .ci
-        .load_baselines(&config, &args.filters, "record")
-        .await
-    {
+    let baselines = match args.ci.prepare(&config, &args.filters, "record").await {
         Ok(baselines) => baselines,
         Err(message) => {
             eprintln!("record: {message}");

@@ -64,15 +64,7 @@ pub struct ReportArgs {
 }
 
 pub async fn report(config: Config, args: ReportArgs) -> Exit {
-    if let Err(message) = args.ci.check_junit() {
-        eprintln!("report: {message}");
-        return Exit::Configuration;
-    }
-    let baselines = match args
-        .ci
-        .load_baselines(&config, &args.filters, "report")
-        .await
-    {
+    let baselines = match args.ci.prepare(&config, &args.filters, "report").await {
         Ok(baselines) => baselines,
         Err(message) => {
             eprintln!("report: {message}");

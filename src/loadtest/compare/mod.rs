@@ -166,7 +166,7 @@ pub struct CiArgs {
 impl CiArgs {
     /// Checks that `--junit` can be written where it names, so a typo is
     /// found before the load test runs, not after.
-    pub fn check_junit(&self) -> Result<(), String> {
+    fn check_junit(&self) -> Result<(), String> {
         let Some(path) = &self.junit else {
             return Ok(());
         };
@@ -185,13 +185,16 @@ impl CiArgs {
         }
     }
 
-    /// Reads every baseline; the first that cannot be read is the error.
-    pub async fn load_baselines(
+    /// What a run needs before it starts: `--junit` writable where it
+    /// names, and every baseline read (the first that cannot be is the
+    /// error).
+    pub async fn prepare(
         &self,
         config: &Config,
         filters: &[ContainerFilter],
         who: &str,
     ) -> Result<Vec<ComparedRun>, String> {
+        self.check_junit()?;
         let mut runs = Vec::with_capacity(self.baselines.len());
         for source in &self.baselines {
             runs.push(source.load(config, filters, who).await?);
@@ -379,14 +382,7 @@ fn metric_change(
     before: &[&Indexed],
 ) -> Option<MetricChange> {
     let current = metric.value_in(&now.json)?;
-    // Kills and restarts are events, not readings: one more is a change,
-    // whatever a resampling of the readings says.
-    let error_of = |run: &Indexed| {
-        if metric.is_event_count() {
-            return Some(0.0);
-        }
-        run.errors.as_ref().and_then(|e| e.get(metric)).copied()
-    };
+    let error_of = |run: &Indexed| run.errors.as_ref().and_then(|e| e.get(metric)).copied();
     let own_error = error_of(now);
     let values: Vec<(f64, Option<f64>)> = before
         .iter()

@@ -91,6 +91,12 @@ pub fn standard_errors(series: &ContainerSeries, window: &Window) -> StandardErr
         }
     }
     for (metric, values) in metrics.into_iter().zip(replicates) {
+        // Kills and restarts are events, not readings: one more is a
+        // change, whatever a resampling of the readings says.
+        if metric.is_event_count() {
+            errors.insert(metric, 0.0);
+            continue;
+        }
         // A number most replicates lack (a counter read twice) has no
         // estimate worth giving.
         if values.len() * 2 >= count {
