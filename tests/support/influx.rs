@@ -362,7 +362,32 @@ impl InfluxServer {
 
     /// The rows of every series a query returns, each row a map from column
     /// (and tag) name to value. A database that does not exist yet has none.
+    ///
+    /// Every row is whole. InfluxDB fixes a query's columns when it plans
+    /// it, from the fields it knows then, so a point that brings a field new
+    /// to its measurement while the query runs can come back without it (an
+    /// OOM-kill test once read a `die` event without its exit code). So a
+    /// query that returns rows is asked again, and only rows the first
+    /// answer held are kept, with the second answer's values: every field of
+    /// a point the first answer saw is known before the second is planned.
+    /// A row new in the second answer waits for the next call.
     pub async fn rows(&self, db: &str, q: &str) -> Vec<HashMap<String, Value>> {
+        let first = self.rows_once(db, q).await;
+        if first.is_empty() {
+            return first;
+        }
+        let mut unmatched: Vec<RowIdentity> = first.iter().map(RowIdentity::of).collect();
+        let second = self.rows_once(db, q).await;
+        second
+            .into_iter()
+            .filter(|row| {
+                let found = unmatched.iter().position(|seen| seen.matches(row));
+                found.map(|index| unmatched.swap_remove(index)).is_some()
+            })
+            .collect()
+    }
+
+    async fn rows_once(&self, db: &str, q: &str) -> Vec<HashMap<String, Value>> {
         let result = self.query(db, q).await;
         let mut rows = Vec::new();
         let Some(series) = result["results"][0]["series"].as_array() else {
@@ -456,4 +481,34 @@ pub fn tempdir(prefix: &str) -> String {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
+}
+
+/// What identifies a row across two answers to the same query: its time and
+/// its text values (tags, and string fields the first answer had). Numbers
+/// are left out, since an aggregate's value moves as points arrive.
+struct RowIdentity {
+    time: Option<Value>,
+    text: Vec<(String, String)>,
+}
+
+impl RowIdentity {
+    fn of(row: &HashMap<String, Value>) -> RowIdentity {
+        let text = row
+            .iter()
+            .filter(|(column, _)| column.as_str() != "time")
+            .filter_map(|(column, value)| Some((column.clone(), value.as_str()?.to_string())))
+            .collect();
+        RowIdentity {
+            time: row.get("time").cloned(),
+            text,
+        }
+    }
+
+    fn matches(&self, row: &HashMap<String, Value>) -> bool {
+        row.get("time") == self.time.as_ref()
+            && self
+                .text
+                .iter()
+                .all(|(column, text)| row.get(column).and_then(Value::as_str) == Some(text))
+    }
 }
