@@ -14,6 +14,7 @@ pub mod points_file;
 pub mod record;
 pub mod recording;
 pub mod report;
+pub mod sampling;
 pub mod sink;
 pub mod summary;
 pub mod summary_metric;

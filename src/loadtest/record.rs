@@ -16,8 +16,8 @@ use actix::prelude::*;
 
 use crate::app::Collection;
 use crate::clock::now_ns;
-use crate::config::{Config, Sampling};
-use crate::engine::client::{connect, Engine};
+use crate::config::Config;
+use crate::engine::client::connect;
 use crate::exit::Exit;
 use crate::loadtest::budget::Budget;
 use crate::loadtest::compare::CiArgs;
@@ -26,6 +26,7 @@ use crate::loadtest::output::{self, Format};
 use crate::loadtest::points_file;
 use crate::loadtest::recording::{Recording, RunRecord, RUNS_MEASUREMENT};
 use crate::loadtest::report::with_comparison;
+use crate::loadtest::sampling;
 use crate::loadtest::sink::{CloseSink, RunSink};
 use crate::loadtest::summary::{RunSummary, Window};
 use crate::schema::line_protocol::{PointBuilder, SeriesKey};
@@ -94,7 +95,8 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
     };
     // Gaps are judged against what the source can give: the stream's
     // one sample a second when the cgroup files cannot be read.
-    let interval = choose_sampling(&mut config, &engine, interval);
+    let (interval, said) = sampling::choose(&mut config, &engine, interval);
+    eprintln!("record: {said}");
     // A later `report --containers label=...` on the stored points needs
     // the labels the filters name as tags.
     for key in args.filters.iter().filter_map(ContainerFilter::label_key) {
@@ -131,7 +133,7 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
         &counters,
         &health,
     );
-    warm_up(&health, &config).await;
+    sampling::warm_up(&health, &config).await;
 
     eprintln!(
         "record: following {} container(s); run {} starts now",
@@ -222,45 +224,6 @@ pub async fn record(mut config: Config, args: RecordArgs) -> Exit {
     verdict(&ended, &summary, files_written)
 }
 
-/// The cgroup files at `interval` where they can be read, the engine's
-/// stream otherwise; said once. Answers the interval samples can come at.
-fn choose_sampling(config: &mut Config, engine: &Engine, interval: Duration) -> Duration {
-    config.stats.interval = interval;
-    let root = &config.stats.cgroup_root;
-    let readable = std::fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_some());
-    if !engine.has_container_cgroups() {
-        // A rootless engine without a systemd session: its containers
-        // share their caller's cgroup (the collection says why, once).
-        config.stats.sampling = Sampling::Stream;
-        eprintln!(
-            "record: {} gives its containers no cgroups of their own; sampling the engine's stats stream instead (network only, about one sample per second)",
-            engine.name
-        );
-        return STREAM_INTERVAL;
-    }
-    if readable {
-        config.stats.sampling = Sampling::Cgroup;
-        eprintln!(
-            "record: sampling every {} from the cgroup files under {} (engine {})",
-            humantime::format_duration(interval),
-            root.display(),
-            engine.name
-        );
-        interval
-    } else {
-        config.stats.sampling = Sampling::Stream;
-        eprintln!(
-            "record: the cgroup files under {} cannot be read here; sampling the engine's stats stream instead (about one sample per second, not every {})",
-            root.display(),
-            humantime::format_duration(interval)
-        );
-        STREAM_INTERVAL
-    }
-}
-
-/// The engine's stats stream sends one sample a second.
-const STREAM_INTERVAL: Duration = Duration::from_secs(1);
-
 /// A writer to the configured InfluxDB when it answers now; otherwise
 /// `None`, said once: a run needs no database.
 async fn influx_writer(
@@ -292,42 +255,6 @@ async fn influx_writer(
             None
         }
     }
-}
-
-/// Gives the collection time to follow the running containers, so the run
-/// starts with every one of them sampled: the event stream is followed,
-/// the set of followed containers has not changed for `SETTLED` (the
-/// engine's container list can miss containers started a moment before,
-/// which then arrive through their events, one inspect apart), every one
-/// of them has had its first sample, and one more interval has passed (the
-/// cgroup source's first reading has no CPU figure yet). Never longer than
-/// `WARM_UP_LIMIT`.
-async fn warm_up(health: &Health, config: &Config) {
-    const WARM_UP_LIMIT: Duration = Duration::from_secs(10);
-    const SETTLED: Duration = Duration::from_secs(1);
-    let deadline = Instant::now() + WARM_UP_LIMIT;
-    let pause = Duration::from_millis(20);
-    while !health.events.is_ok() && Instant::now() < deadline {
-        tokio::time::sleep(pause).await;
-    }
-    let mut followed = health.sample_ages().len();
-    let mut changed = Instant::now();
-    while Instant::now() < deadline {
-        let now_followed = health.sample_ages().len();
-        if now_followed != followed {
-            followed = now_followed;
-            changed = Instant::now();
-        }
-        if changed.elapsed() >= SETTLED && health.awaiting_first_sample() == 0 {
-            break;
-        }
-        tokio::time::sleep(pause).await;
-    }
-    let second_reading = match config.stats.sampling {
-        Sampling::Cgroup => config.stats.interval,
-        Sampling::Stream => Duration::from_millis(1100),
-    };
-    tokio::time::sleep(second_reading).await;
 }
 
 /// Runs the command to its end, or waits out the duration; SIGINT or

@@ -142,6 +142,19 @@ impl Sample {
     }
 }
 
+impl Sample {
+    /// The fields of a stats point the summary reads.
+    pub fn of_point(point: &ParsedPoint) -> Sample {
+        let mut sample = Sample::new(point.timestamp_ns);
+        for (field, value) in &point.fields {
+            if let Some(number) = value.number() {
+                sample.set_field(field, number);
+            }
+        }
+        sample
+    }
+}
+
 /// A container as its stats points name it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Container {
@@ -154,6 +167,23 @@ pub struct Container {
     /// Every tag of its points (Compose project and service, label tags),
     /// so filters on them work.
     pub tags: BTreeMap<String, String>,
+}
+
+impl Container {
+    /// Takes the name, image, source and every tag a stats point carries.
+    pub fn note_tags(&mut self, point: &ParsedPoint) {
+        for (key, value) in &point.tags {
+            match key.as_str() {
+                "container_name" => self.name.clone_from(value),
+                "image" => self.image.clone_from(value),
+                "source" => self.source.clone_from(value),
+                _ => {}
+            }
+            if self.tags.get(key) != Some(value) {
+                self.tags.insert(key.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// A container and its samples, in time order.
@@ -171,6 +201,18 @@ pub struct EventMark {
     pub container_name: String,
     pub action: String,
     pub message: String,
+}
+
+impl EventMark {
+    pub fn of_point(point: &ParsedPoint) -> EventMark {
+        EventMark {
+            t_ns: point.timestamp_ns,
+            container_id: point.tag("container_id").unwrap_or_default().into(),
+            container_name: point.tag("container_name").unwrap_or_default().into(),
+            action: point.tag("action").unwrap_or_default().into(),
+            message: text(point.field("message")),
+        }
+    }
 }
 
 /// A recorded run, as `record` writes it to `docker_runs`.
@@ -211,13 +253,7 @@ impl Recording {
     pub fn add(&mut self, point: &ParsedPoint) {
         match point.measurement.as_str() {
             STATS_MEASUREMENT => self.add_sample(point),
-            EVENTS_MEASUREMENT => self.events.push(EventMark {
-                t_ns: point.timestamp_ns,
-                container_id: point.tag("container_id").unwrap_or_default().into(),
-                container_name: point.tag("container_name").unwrap_or_default().into(),
-                action: point.tag("action").unwrap_or_default().into(),
-                message: text(point.field("message")),
-            }),
+            EVENTS_MEASUREMENT => self.events.push(EventMark::of_point(point)),
             RUNS_MEASUREMENT => self.runs.push(RunRecord {
                 id: point.tag("run_id").unwrap_or_default().into(),
                 host: point.tag("host").unwrap_or_default().into(),
@@ -249,25 +285,8 @@ impl Recording {
                 },
                 samples: Vec::new(),
             });
-        let container = &mut series.container;
-        for (key, value) in &point.tags {
-            match key.as_str() {
-                "container_name" => container.name.clone_from(value),
-                "image" => container.image.clone_from(value),
-                "source" => container.source.clone_from(value),
-                _ => {}
-            }
-            if container.tags.get(key) != Some(value) {
-                container.tags.insert(key.clone(), value.clone());
-            }
-        }
-        let mut sample = Sample::new(point.timestamp_ns);
-        for (field, value) in &point.fields {
-            if let Some(number) = value.number() {
-                sample.set_field(field, number);
-            }
-        }
-        series.samples.push(sample);
+        series.container.note_tags(point);
+        series.samples.push(Sample::of_point(point));
     }
 
     /// Takes one writer's samples per container, the writer with the most

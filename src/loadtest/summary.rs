@@ -251,21 +251,33 @@ impl RunSummary {
     }
 }
 
-/// A restart is a start that follows a die of the same container.
-fn restarts(events: &[&EventMark]) -> u64 {
-    let mut died = false;
-    let mut count = 0;
-    for event in events {
-        match event.action.as_str() {
-            "die" => died = true,
-            "start" if died => {
-                count += 1;
-                died = false;
+/// A restart is a start that follows a die of the same container; fed a
+/// container's actions in time order, it counts them (`top` feeds it live).
+#[derive(Debug, Clone, Default)]
+pub struct RestartCount {
+    died: bool,
+    pub restarts: u64,
+}
+
+impl RestartCount {
+    pub fn see(&mut self, action: &str) {
+        match action {
+            "die" => self.died = true,
+            "start" if self.died => {
+                self.restarts += 1;
+                self.died = false;
             }
             _ => {}
         }
     }
-    count
+}
+
+fn restarts(events: &[&EventMark]) -> u64 {
+    let mut count = RestartCount::default();
+    for event in events {
+        count.see(&event.action);
+    }
+    count.restarts
 }
 
 /// How much a counter grew from `before` to `after`; a decrease is a
