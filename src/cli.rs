@@ -23,6 +23,8 @@ use crate::loadtest::record::RecordArgs;
 use crate::loadtest::report::{ReportArgs, ReportSource, TimeSpec};
 use crate::supervision::selection::ContainerFilter;
 use crate::telemetry::health::HealthScope;
+use crate::top::columns::SortKey;
+use crate::top::TopArgs;
 
 /// `0.1.0 (commit 1a2b3c4d5e6f)`: the commit is the build's (build.rs).
 pub const VERSION: &str = concat!(
@@ -40,6 +42,7 @@ pub enum Command {
     CheckConfig(Overrides),
     Record(Overrides, RecordArgs),
     Report(Overrides, ReportArgs),
+    Top(Overrides, TopArgs),
     /// Print a completion script for this shell.
     Completions(clap_complete::Shell),
     /// Print the man page.
@@ -68,6 +71,7 @@ pub fn parse<T: Into<OsString>>(args: impl IntoIterator<Item = T>) -> Result<Com
         Some(Sub::CheckConfig) => Command::CheckConfig(overrides),
         Some(Sub::Record(record)) => Command::Record(overrides, record.into()),
         Some(Sub::Report(report)) => Command::Report(overrides, report.into()),
+        Some(Sub::Top(top)) => Command::Top(overrides, top.into()),
         Some(Sub::Completions { shell }) => Command::Completions(shell),
         Some(Sub::Man) => Command::Man,
     })
@@ -205,6 +209,9 @@ enum Sub {
     Record(RecordCli),
     /// The same summary for a past window, from InfluxDB or a points.lp
     Report(ReportCli),
+    /// Watch the containers live: CPU of the limit, throttling, memory peaks,
+    /// pressure, OOM kills
+    Top(TopCli),
     /// Print a completion script for bash, zsh, fish, elvish or powershell
     #[command(after_help = "Example:\n  \
                             docker-stats-service completions bash > /etc/bash_completion.d/docker-stats-service")]
@@ -432,6 +439,58 @@ fn interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+const TOP_AFTER_HELP: &str = "\
+Keys: arrows or j/k select, s changes the order (or c cpu, l limit, m mem, t throttled,
+i pressure, n net, a name), / filters by name, p pauses, q or Ctrl-C quits.
+Without a terminal on stdout, or with --once, prints one table and exits.
+
+Examples:
+  docker-stats-service top
+  docker-stats-service top --containers 'web-*' --sort limit
+  docker-stats-service top --once > containers.txt
+
+Columns and their sources: docs/load-tests.md.";
+
+#[derive(Args, Debug)]
+#[command(after_help = TOP_AFTER_HELP)]
+struct TopCli {
+    #[arg(long = "containers", value_name = "FILTER", help = FILTER_HELP, value_parser = filter)]
+    filters: Vec<ContainerFilter>,
+    /// How often to read each container's cgroup files [default: 100ms]
+    #[arg(long, value_name = "DURATION", value_parser = interval)]
+    interval: Option<Duration>,
+    /// How often to redraw, each row summing the readings since the last [default: 500ms]
+    #[arg(long, value_name = "DURATION", value_parser = refresh)]
+    refresh: Option<Duration>,
+    /// The order of the rows: cpu, limit, mem, throttled, pressure, net or name
+    #[arg(long, value_name = "ORDER", default_value = "cpu", value_parser = SortKey::parse)]
+    sort: SortKey,
+    /// Print one table and exit
+    #[arg(long)]
+    once: bool,
+}
+
+impl From<TopCli> for TopArgs {
+    fn from(top: TopCli) -> Self {
+        TopArgs {
+            filters: top.filters,
+            interval: top.interval,
+            refresh: top.refresh,
+            sort: top.sort,
+            once: top.once,
+        }
+    }
+}
+
+/// A redraw faster than 100 ms shows nothing a person can read.
+fn refresh(text: &str) -> Result<Duration, String> {
+    let refresh = duration(text)?;
+    if refresh < Duration::from_millis(100) {
+        return Err("at least 100ms".into());
+    }
+    Ok(refresh)
 }
 
 fn time(text: &str) -> Result<TimeSpec, String> {

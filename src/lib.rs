@@ -23,4 +23,5 @@ pub mod schema;
 pub mod sources;
 pub mod supervision;
 pub mod telemetry;
+pub mod top;
 pub mod writer;

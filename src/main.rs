@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use docker_stats_service::exit::Exit;
 use docker_stats_service::telemetry::health::HealthScope;
 use docker_stats_service::telemetry::server;
-use docker_stats_service::{app, cli, config, loadtest, logging};
+use docker_stats_service::{app, cli, config, loadtest, logging, top};
 
 fn main() -> ExitCode {
     let (command, overrides) = match cli::parse(std::env::args_os().skip(1)) {
@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Ok(cli::Command::CheckConfig(overrides)) => (Run::CheckConfig, overrides),
         Ok(cli::Command::Record(overrides, args)) => (Run::Record(args), overrides),
         Ok(cli::Command::Report(overrides, args)) => (Run::Report(args), overrides),
+        Ok(cli::Command::Top(overrides, args)) => (Run::Top(args), overrides),
         Ok(cli::Command::Completions(shell)) => {
             return printed(cli::write_completions(shell, &mut std::io::stdout()));
         }
@@ -41,7 +42,10 @@ fn main() -> ExitCode {
             return Exit::Configuration.into();
         }
     };
-    let connects = matches!(command, Run::Service | Run::Record(_) | Run::CheckConfig);
+    let connects = matches!(
+        command,
+        Run::Service | Run::Record(_) | Run::Top(_) | Run::CheckConfig
+    );
     if let Some(error) = config.engine_error().filter(|_| connects) {
         eprintln!("docker-stats-service: configuration error: {error}");
         return Exit::Configuration.into();
@@ -78,6 +82,17 @@ fn main() -> ExitCode {
             system
                 .block_on(loadtest::record::record(config, args))
                 .into()
+        }
+        Run::Top(args) => {
+            // Log lines would tear the terminal view: only when asked for.
+            let level = if args.draws_on_terminal() && config.origin("log_level") == "default" {
+                config::LogLevel::Silent
+            } else {
+                quieter_by_default(&config)
+            };
+            logging::init(level);
+            let system = actix_rt::System::new();
+            system.block_on(top::top(config, args)).into()
         }
         Run::Report(args) => {
             logging::init(quieter_by_default(&config));
@@ -116,4 +131,5 @@ enum Run {
     CheckConfig,
     Record(loadtest::record::RecordArgs),
     Report(loadtest::report::ReportArgs),
+    Top(top::TopArgs),
 }

@@ -83,4 +83,3 @@ pub async fn warm_up(health: &Health, config: &Config) {
     };
     tokio::time::sleep(second_reading).await;
 }
-
