@@ -93,10 +93,10 @@ impl Column {
         match self {
             Column::Name => 20,
             Column::Cpu | Column::MemOfLimit | Column::Pids => 7,
-            Column::CpuOfLimit | Column::Mem | Column::Peak | Column::MemPressure => 8,
+            Column::Mem | Column::Peak | Column::MemPressure => 8,
             Column::IoPressure | Column::OomKills => 6,
-            Column::Throttled | Column::NetIn | Column::NetOut | Column::Restarts => 9,
-            Column::BlockRead => 10,
+            Column::CpuOfLimit | Column::NetIn | Column::NetOut | Column::Restarts => 9,
+            Column::Throttled | Column::BlockRead => 10,
             Column::BlockWrite => 11,
         }
     }
@@ -126,18 +126,18 @@ impl Column {
         }
     }
 
-    /// The columns that fit in `width` characters, one space between
-    /// them, in display order; the name always.
-    pub fn fitting(width: u16) -> Vec<Column> {
-        let mut used = 0;
-        let mut chosen = Vec::new();
-        for column in Column::PRIORITY {
-            let needs = column.width() + u16::from(!chosen.is_empty());
-            if column != Column::Name && used + needs > width {
-                continue;
+    /// The columns that fit in `width` characters with the name given
+    /// `name_width`, one space between them, in display order; the name
+    /// always.
+    pub fn fitting(width: u16, name_width: u16) -> Vec<Column> {
+        let mut used = name_width;
+        let mut chosen = vec![Column::Name];
+        for column in Column::PRIORITY.into_iter().skip(1) {
+            let needs = column.width() + 1;
+            if used + needs <= width {
+                used += needs;
+                chosen.push(column);
             }
-            used += needs;
-            chosen.push(column);
         }
         Column::ALL
             .into_iter()
@@ -230,7 +230,7 @@ impl SortKey {
             SortKey::Limit => row.cpu_limit_percent,
             SortKey::Mem => row.mem_used,
             SortKey::Throttled => row.throttled_share,
-            SortKey::Pressure => row.pressure(),
+            SortKey::Pressure => row.memory_pressure,
             SortKey::Net => row.net_rate(),
             SortKey::Name => None,
         };
@@ -323,11 +323,21 @@ mod tests {
 
     #[test]
     fn narrow_terminals_keep_the_name_and_the_first_columns() {
-        let narrow = Column::fitting(80);
+        let narrow = Column::fitting(80, 30);
         assert_eq!(narrow[..3], [Column::Name, Column::Cpu, Column::CpuOfLimit]);
-        assert!(narrow.iter().map(|c| c.width() + 1).sum::<u16>() <= 81);
-        assert_eq!(Column::fitting(400).len(), Column::ALL.len());
-        assert_eq!(Column::fitting(5), [Column::Name]);
+        let others: u16 = narrow[1..].iter().map(|c| c.width() + 1).sum();
+        assert!(30 + others <= 80, "{narrow:?}");
+        assert_eq!(Column::fitting(400, 30).len(), Column::ALL.len());
+        assert_eq!(Column::fitting(5, 30), [Column::Name]);
+    }
+
+    #[test]
+    fn every_title_fits_with_the_order_mark() {
+        for column in Column::ALL {
+            let mark = SortKey::ALL.iter().any(|k| k.column() == column);
+            let needs = column.title().chars().count() + usize::from(mark);
+            assert!(usize::from(column.width()) >= needs, "{column:?}");
+        }
     }
 
     #[test]

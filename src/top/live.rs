@@ -73,14 +73,6 @@ pub struct Row {
 }
 
 impl Row {
-    /// The highest of the three pressures, for sorting.
-    pub fn pressure(&self) -> Option<f64> {
-        [self.cpu_pressure, self.memory_pressure, self.io_pressure]
-            .into_iter()
-            .flatten()
-            .reduce(f64::max)
-    }
-
     pub fn net_rate(&self) -> Option<f64> {
         match (self.net_in_rate, self.net_out_rate) {
             (None, None) => None,

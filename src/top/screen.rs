@@ -13,6 +13,8 @@ use crate::top::columns::Column;
 use crate::top::live::{Figure, Live, LiveContainer, Row, HISTORY_NS};
 use crate::top::view::View;
 
+/// The most characters a name is given; a longer one is cut.
+const NAME_MAX: u16 = 40;
 /// Characters a bar takes after its figure.
 const BAR: u16 = 10;
 /// The detail pane's height, drawn when the terminal has room for it.
@@ -77,8 +79,16 @@ pub fn draw(frame: &mut Frame, view: &mut View, live: &Live, header: &Header, no
 }
 
 fn draw_table(frame: &mut Frame, view: &mut View, area: Rect) {
-    let columns = Column::fitting(area.width);
-    let used: u16 = columns.iter().map(|c| c.width() + 1).sum();
+    // Names as long as they are (up to a point): a cut name is a guess.
+    let longest = view
+        .visible()
+        .iter()
+        .map(|row| row.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let name_width = (longest as u16).clamp(Column::Name.width(), NAME_MAX);
+    let columns = Column::fitting(area.width, name_width);
+    let used: u16 = name_width + columns[1..].iter().map(|c| c.width() + 1).sum::<u16>();
     let bars = area.width.saturating_sub(used) >= 2 * (BAR + 1);
     let width_of = |column: Column| {
         let bar = bars && matches!(column, Column::CpuOfLimit | Column::MemOfLimit);
