@@ -404,7 +404,7 @@ fn the_live_view_shows_limits_throttling_peaks_oom_kills_and_follows_containers(
     let asked = Instant::now();
     docker(&["rm", "-f", &later]);
     tmux.wait_for(
-        Duration::from_secs(5),
+        Duration::from_secs(3),
         "the removed container gone",
         |screen| screen.row(&later).is_none().then_some(()),
     );
