@@ -163,7 +163,7 @@ fn flags(text: &str) -> Vec<String> {
 #[test]
 fn each_command_s_help_lists_the_options_its_synopsis_lists() {
     let global = ["--config", "--help", "--log-level", "--set"];
-    for command in ["record", "report"] {
+    for command in ["record", "report", "top"] {
         let help = binary(&[command, "--help"]);
         assert!(help.status.success());
         let options = text(&help.stdout);
@@ -318,6 +318,7 @@ fn the_man_page_renders_without_warnings_and_names_every_command() {
         "check-config",
         "record",
         "report",
+        "top",
         "completions",
         "--config",
         "--set",
