@@ -84,8 +84,9 @@ fn main() -> ExitCode {
                 .into()
         }
         Run::Top(args) => {
-            // Log lines would tear the terminal view: only when asked for.
-            let level = if args.draws_on_terminal() && config.origin("log_level") == "default" {
+            // Log lines on the terminal would tear the view: none there
+            // (`2>top.log` keeps them).
+            let level = if args.logs_would_tear_the_view() {
                 config::LogLevel::Silent
             } else {
                 quieter_by_default(&config)

@@ -138,7 +138,12 @@ async fn a_point_written_during_a_read_is_read_whole_or_not_at_all() {
             .await;
         let query = format!("SELECT * FROM {measurement}");
         let reader = tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: the die point never came back"
+                );
                 let rows = influx.rows(db, &query).await;
                 if let Some(die) = rows.into_iter().find(|row| row["action"] == "die") {
                     return die;

@@ -16,9 +16,16 @@ use crate::schema::tags::STATS_MEASUREMENT;
 pub const HISTORY_NS: i64 = 60_000_000_000;
 /// Events kept per container for the detail pane.
 const EVENTS_KEPT: usize = 20;
-/// A stopped container's row goes at the next redraw; its state is kept
-/// this long in case it starts again (restarts are counted across).
-const STOPPED_KEPT_NS: i64 = 60_000_000_000;
+/// Lifecycle changes kept per container to count restarts (a crash loop
+/// backs off to one a minute: hours of them).
+const LIFECYCLE_KEPT: usize = 1000;
+/// A row whose newest reading is older than this leaves, even without an
+/// event saying the container stopped (Podman's stream sends one reading
+/// every 5 s).
+const STALE_NS: i64 = 15_000_000_000;
+/// A container neither read nor heard of for this long is forgotten; until
+/// then a stopped one keeps its counts, in case it starts again.
+const FORGOTTEN_NS: i64 = 600_000_000_000;
 
 /// Actions after which a container has no running process to read.
 const STOPPING: [&str; 3] = ["die", "stop", "destroy"];
@@ -36,11 +43,16 @@ pub struct LiveContainer {
     /// summary.
     oom_counted: f64,
     oom_events: u64,
-    restarts: RestartCount,
+    /// Starts and dies since `top` started, by time: they are written after
+    /// an inspect each, so they can arrive out of order.
+    lifecycle: Vec<(i64, String)>,
     /// The since-start memory high-water mark at the previous redraw: when
     /// it rose, the new mark was reached since then.
     high_water: Option<f64>,
-    stopped_at_ns: Option<i64>,
+    /// The newest lifecycle event by time: whether it left the container
+    /// stopped, and whether it destroyed it.
+    latest_change: Option<(i64, String)>,
+    last_seen_ns: i64,
     last_row: Option<Row>,
 }
 
@@ -85,9 +97,19 @@ impl Row {
 #[derive(Debug, Default)]
 pub struct Live {
     pub containers: BTreeMap<String, LiveContainer>,
+    /// When `top` started: older events (the stream starts a little
+    /// earlier) are not counted.
+    since_ns: i64,
 }
 
 impl Live {
+    pub fn new(since_ns: i64) -> Live {
+        Live {
+            containers: BTreeMap::new(),
+            since_ns,
+        }
+    }
+
     /// Takes one point the collection wrote; others than stats and events
     /// (and damaged lines, which the collection does not write) are ignored.
     pub fn add_line(&mut self, line: &str) {
@@ -104,7 +126,7 @@ impl Live {
                 live.container.note_tags(&point);
                 live.add_sample(Sample::of_point(&point));
             }
-            EVENTS_MEASUREMENT => {
+            EVENTS_MEASUREMENT if point.timestamp_ns >= self.since_ns => {
                 let event = EventMark::of_point(&point);
                 let live = self.containers.entry(id.to_string()).or_default();
                 if live.container.id.is_empty() {
@@ -118,16 +140,21 @@ impl Live {
     }
 
     /// The rows of a redraw at `now_ns`, sorted by name; the span of the
-    /// next one starts here. Stopped containers leave.
+    /// next one starts here. Stopped containers, and those whose readings
+    /// stopped coming, leave.
     pub fn redraw(&mut self, now_ns: i64) -> Vec<Row> {
-        self.containers.retain(|_, live| {
-            live.stopped_at_ns
-                .is_none_or(|at| now_ns - at < STOPPED_KEPT_NS)
-        });
+        self.containers
+            .retain(|_, live| !live.destroyed() && now_ns - live.last_seen_ns < FORGOTTEN_NS);
         let mut rows: Vec<Row> = self
             .containers
             .values_mut()
-            .filter(|live| live.stopped_at_ns.is_none() && !live.samples.is_empty())
+            .filter(|live| {
+                !live.stopped()
+                    && live
+                        .samples
+                        .back()
+                        .is_some_and(|newest| now_ns - newest.t_ns < STALE_NS)
+            })
             .filter_map(LiveContainer::redraw)
             .collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -145,6 +172,7 @@ impl LiveContainer {
         ) {
             self.oom_counted += counter_growth(before, now);
         }
+        self.last_seen_ns = self.last_seen_ns.max(sample.t_ns);
         self.samples.push_back(sample);
         while let Some(first) = self.samples.front() {
             if sample.t_ns - first.t_ns <= HISTORY_NS || self.samples.len() <= 2 {
@@ -156,19 +184,56 @@ impl LiveContainer {
     }
 
     fn add_event(&mut self, event: EventMark) {
-        self.restarts.see(&event.action);
-        if event.action == "oom" {
+        let action = event.action.as_str();
+        self.last_seen_ns = self.last_seen_ns.max(event.t_ns);
+        if action == "oom" {
             self.oom_events += 1;
         }
-        if STOPPING.contains(&event.action.as_str()) {
-            self.stopped_at_ns = Some(event.t_ns);
-        } else if event.action == "start" {
-            self.stopped_at_ns = None;
+        if matches!(action, "start" | "die") {
+            let at = self.lifecycle.partition_point(|(t, _)| *t <= event.t_ns);
+            self.lifecycle.insert(at, (event.t_ns, action.to_string()));
+            if self.lifecycle.len() > LIFECYCLE_KEPT {
+                self.lifecycle.remove(0);
+            }
+        }
+        let changes = action == "start" || STOPPING.contains(&action);
+        let newer = self
+            .latest_change
+            .as_ref()
+            .is_none_or(|(t, _)| event.t_ns >= *t);
+        if changes && newer {
+            if action == "start" && self.stopped() {
+                // A new run of the container: its first row starts afresh.
+                self.shown = self.samples.len();
+                self.high_water = None;
+                self.last_row = None;
+            }
+            self.latest_change = Some((event.t_ns, action.to_string()));
         }
         self.events.push_back(event);
         if self.events.len() > EVENTS_KEPT {
             self.events.pop_front();
         }
+    }
+
+    fn stopped(&self) -> bool {
+        self.latest_change
+            .as_ref()
+            .is_some_and(|(_, action)| STOPPING.contains(&action.as_str()))
+    }
+
+    fn destroyed(&self) -> bool {
+        self.latest_change
+            .as_ref()
+            .is_some_and(|(_, action)| action == "destroy")
+    }
+
+    fn restarts(&self) -> u64 {
+        let mut count = RestartCount::default();
+        for (_, action) in &self.lifecycle {
+            count.see(action);
+        }
+        count.restarts
     }
 
     /// The row over the readings since the previous redraw; the last row
@@ -241,7 +306,7 @@ impl LiveContainer {
     fn with_counts(&self, mut row: Row) -> Row {
         row.name.clone_from(&self.container.name);
         row.oom_kills = (self.oom_counted as u64).max(self.oom_events);
-        row.restarts = self.restarts.restarts;
+        row.restarts = self.restarts();
         row
     }
 
@@ -336,6 +401,7 @@ mod tests {
     use super::*;
 
     const MS: i64 = 1_000_000;
+    const SECOND: i64 = 1_000 * MS;
 
     fn stats(t_ms: i64, fields: &str) -> String {
         format!(
@@ -422,16 +488,40 @@ mod tests {
             live.redraw(300 * MS).is_empty(),
             "a stopped container leaves"
         );
-        live.add_line(&event(400, "start"));
-        live.add_line(&stats(500, "mem_used=1i,mem_events_oom_kill=0i"));
-        let row = &live.redraw(500 * MS)[0];
+        // The start is written before the die it follows (each waits for
+        // an inspect): order by time, not by arrival.
+        live.add_line(&event(500, "start"));
+        live.add_line(&event(450, "die"));
+        live.add_line(&stats(600, "mem_used=1i,mem_events_oom_kill=0i"));
+        let row = &live.redraw(600 * MS)[0];
         assert_eq!(row.restarts, 1);
         assert_eq!(row.oom_kills, 2, "kills before the restart still count");
-        live.add_line(&event(600, "destroy"));
-        live.redraw(600 * MS);
-        assert!(live.containers.contains_key("c1"), "kept a while");
-        live.redraw(600 * MS + STOPPED_KEPT_NS);
-        assert!(live.containers.is_empty(), "then forgotten");
+        assert_eq!(row.mem_used, Some(1.0), "the new run's readings only");
+        live.add_line(&event(700, "stop"));
+        live.redraw(700 * MS + 300 * SECOND);
+        assert!(live.containers.contains_key("c1"), "a stopped one is kept");
+        live.add_line(&event(800, "destroy"));
+        live.redraw(800 * MS);
+        assert!(live.containers.is_empty(), "a destroyed one is forgotten");
+    }
+
+    #[test]
+    fn a_row_whose_readings_stop_leaves_and_is_forgotten_later() {
+        let mut live = Live::default();
+        live.add_line(&stats(0, "mem_used=1i"));
+        assert_eq!(live.redraw(14 * SECOND).len(), 1);
+        assert!(live.redraw(16 * SECOND).is_empty(), "stale");
+        assert!(live.containers.contains_key("c1"));
+        live.redraw(601 * SECOND);
+        assert!(live.containers.is_empty(), "forgotten");
+    }
+
+    #[test]
+    fn events_from_before_top_started_are_not_counted() {
+        let mut live = Live::new(1_000 * MS);
+        live.add_line(&event(500, "oom"));
+        live.add_line(&stats(1_100, "mem_used=1i"));
+        assert_eq!(live.redraw(1_100 * MS)[0].oom_kills, 0);
     }
 
     #[test]

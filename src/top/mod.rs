@@ -11,7 +11,7 @@ pub mod screen;
 mod terminal;
 pub mod view;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,11 @@ impl TopArgs {
     pub fn draws_on_terminal(&self) -> bool {
         !self.once && std::io::stdout().is_terminal()
     }
+
+    /// Whether log lines would land on the view: stderr on the terminal.
+    pub fn logs_would_tear_the_view(&self) -> bool {
+        self.draws_on_terminal() && std::io::stderr().is_terminal()
+    }
 }
 
 /// Hands every point the collection writes to the live state.
@@ -83,7 +88,7 @@ pub async fn top(mut config: Config, args: TopArgs) -> Exit {
     let asked = args.interval.unwrap_or(DEFAULT_INTERVAL);
     let (interval, said) = sampling::choose(&mut config, &engine, asked);
     let refresh = args.refresh.unwrap_or(DEFAULT_REFRESH);
-    let live = Arc::new(Mutex::new(Live::default()));
+    let live = Arc::new(Mutex::new(Live::new(now_ns())));
     let counters = Arc::new(Counters::default());
     let health = Arc::new(Health::new(
         Arc::clone(&counters),
@@ -128,8 +133,19 @@ async fn once(
     tokio::time::sleep(span).await;
     let mut rows = lock(live).redraw(now_ns());
     args.sort.sort(&mut rows);
-    print!("{}", plain_table(&rows));
-    Exit::Clean
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(plain_table(&rows).as_bytes())
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => Exit::Clean,
+        // `top --once | head -3`: the reader had what it wanted.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Exit::Clean,
+        Err(error) => {
+            eprintln!("top: writing the table: {error}");
+            Exit::Failed
+        }
+    }
 }
 
 async fn interactive(
@@ -156,11 +172,18 @@ async fn interactive(
     loop {
         let outcome = tokio::select! {
             _ = tick.tick() => {
-                if !view.paused {
+                if terminal::panicked() {
+                    drop(screen);
+                    eprintln!("top: stopped after the internal error above");
+                    return Exit::Failed;
+                }
+                if view.paused {
+                    Outcome::Nothing
+                } else {
                     let rows = lock(live).redraw(now_ns());
                     view.set_rows(rows);
+                    Outcome::Redraw
                 }
-                Outcome::Redraw
             }
             event = input.recv() => match event {
                 Some(Ok(event)) => view.handle(&event),

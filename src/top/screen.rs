@@ -145,6 +145,7 @@ fn draw_table(frame: &mut Frame, view: &mut View, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
     view.first_row_line = Some(area.y + 1);
     view.scroll = state.offset();
+    view.rows_shown = area.height.saturating_sub(1);
 }
 
 /// A bar of `BAR` characters for a percentage of a limit.

@@ -29,8 +29,10 @@ pub struct View {
     rows: Vec<Row>,
     /// Where the first row was drawn, for mouse selection: its screen line.
     pub first_row_line: Option<u16>,
-    /// How many rows the table scrolled past, for mouse selection.
+    /// How many rows the table scrolled past, and how many it shows, for
+    /// mouse selection.
     pub scroll: usize,
+    pub rows_shown: u16,
 }
 
 impl View {
@@ -44,6 +46,7 @@ impl View {
             rows: Vec::new(),
             first_row_line: None,
             scroll: 0,
+            rows_shown: 0,
         }
     }
 
@@ -107,7 +110,7 @@ impl View {
                 let Some(first) = self.first_row_line else {
                     return Outcome::Nothing;
                 };
-                if mouse.row < first {
+                if mouse.row < first || mouse.row >= first + self.rows_shown {
                     return Outcome::Nothing;
                 }
                 self.select_at(self.scroll + usize::from(mouse.row - first));
@@ -129,6 +132,12 @@ impl View {
     fn key(&mut self, key: &KeyEvent) -> Outcome {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Outcome::Quit;
+        }
+        if key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            return Outcome::Nothing;
         }
         if self.editing_filter {
             match key.code {
@@ -234,6 +243,8 @@ mod tests {
         assert!(view.paused);
         assert_eq!(press(&mut view, KeyCode::Char('z')), Outcome::Nothing);
         assert_eq!(press(&mut view, KeyCode::Char('q')), Outcome::Quit);
+        let ctrl_l = KeyEvent::new(KeyCode::Char('l'), KeyModifiers::CONTROL);
+        assert_eq!(view.handle(&Event::Key(ctrl_l)), Outcome::Nothing);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(view.handle(&Event::Key(ctrl_c)), Outcome::Quit);
     }
