@@ -30,8 +30,9 @@ pub struct Header {
 
 pub fn draw(frame: &mut Frame, view: &mut View, live: &Live, header: &Header, now_ns: i64) {
     let area = frame.area();
-    let detail = if area.height >= 22 { DETAIL_HEIGHT } else { 0 };
-    let [title, keys, table, pane] = Layout::vertical([
+    let detail = if area.height >= 23 { DETAIL_HEIGHT } else { 0 };
+    let [title, sampling, keys, table, pane] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(3),
@@ -45,10 +46,9 @@ pub fn draw(frame: &mut Frame, view: &mut View, live: &Live, header: &Header, no
             Style::new().add_modifier(Modifier::BOLD),
         ),
         Span::raw(format!(
-            "  {count} container(s)  sort {}  every {}  {}",
+            "  {count} container(s)  sort {}  redraw every {}",
             view.sort.name(),
             header.refresh,
-            header.sampling
         )),
     ];
     if view.paused {
@@ -57,6 +57,7 @@ pub fn draw(frame: &mut Frame, view: &mut View, live: &Live, header: &Header, no
             Span::styled("  PAUSED", Style::new().add_modifier(Modifier::REVERSED)),
         );
     }
+    frame.render_widget(Paragraph::new(header.sampling.as_str()), sampling);
     frame.render_widget(Paragraph::new(Line::from(status)), title);
     let prompt = if view.editing_filter || !view.filter.is_empty() {
         let cursor = if view.editing_filter { "_" } else { "" };
