@@ -24,16 +24,23 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The shell lines of a markdown file's fenced code blocks, with `\`
+/// The shell lines of a markdown file's fenced code blocks (not ```text
+/// ones, which show output), with `\`
 /// continuations joined and `#` comments removed, and its inline code
 /// spans that name the service.
 fn code_lines(path: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     let mut in_block = false;
+    // A ```text block shows what a terminal printed, not commands.
+    let mut shown_text = false;
     let mut pending = String::new();
     for line in std::fs::read_to_string(path).unwrap().lines() {
-        if line.trim_start().starts_with("```") {
+        if let Some(fence) = line.trim_start().strip_prefix("```") {
             in_block = !in_block;
+            shown_text = in_block && fence.trim() == "text";
+            continue;
+        }
+        if shown_text {
             continue;
         }
         if !in_block {

@@ -113,6 +113,19 @@ impl Tmux {
         ]);
     }
 
+    /// Waits for the shell to be back after `top`: no alternate screen, the
+    /// cursor shown, and exit code 0.
+    fn wait_until_top_has_exited(&self) {
+        self.wait_for(Duration::from_secs(10), "the shell again", |_| {
+            (self.show("#{alternate_on}") == "0").then_some(())
+        });
+        assert_eq!(self.show("#{cursor_flag}"), "1", "cursor visible");
+        self.type_line("echo exit=$?");
+        self.wait_for(Duration::from_secs(5), "top's exit code", |screen| {
+            screen.text.contains("exit=0").then_some(())
+        });
+    }
+
     /// Captures the screen until `check` finds what it wants in it.
     fn wait_for<T>(
         &self,
@@ -464,14 +477,7 @@ fn the_live_view_shows_limits_throttling_peaks_oom_kills_and_follows_containers(
     // q gives the terminal back: no alternate screen, the cursor shown.
     assert_eq!(tmux.show("#{alternate_on}"), "1");
     tmux.keys("q");
-    tmux.wait_for(Duration::from_secs(10), "the shell again", |_| {
-        (tmux.show("#{alternate_on}") == "0").then_some(())
-    });
-    assert_eq!(tmux.show("#{cursor_flag}"), "1", "cursor visible");
-    tmux.type_line("echo exit=$?");
-    tmux.wait_for(Duration::from_secs(5), "top's exit code", |screen| {
-        screen.text.contains("exit=0").then_some(())
-    });
+    tmux.wait_until_top_has_exited();
 }
 
 #[test]
@@ -495,14 +501,7 @@ fn sigterm_gives_the_terminal_back_and_once_prints_one_table() {
         .status()
         .unwrap();
     assert!(killed.success(), "pkill found top");
-    tmux.wait_for(Duration::from_secs(10), "the shell again", |_| {
-        (tmux.show("#{alternate_on}") == "0").then_some(())
-    });
-    assert_eq!(tmux.show("#{cursor_flag}"), "1", "cursor visible");
-    tmux.type_line("echo exit=$?");
-    tmux.wait_for(Duration::from_secs(5), "top's exit code", |screen| {
-        screen.text.contains("exit=0").then_some(())
-    });
+    tmux.wait_until_top_has_exited();
 
     // Piped to a file: one table of every column, and exit 0.
     let output = Command::new(BINARY)

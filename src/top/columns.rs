@@ -283,25 +283,8 @@ mod tests {
     fn row(name: &str, cpu: Option<f64>) -> Row {
         Row {
             id: name.into(),
-            name: name.into(),
             cpu_percent: cpu,
-            cpu_limit_percent: None,
-            cpu_limit_cores: None,
-            throttled_share: None,
-            mem_used: None,
-            mem_limit: None,
-            mem_percent: None,
-            mem_peak: None,
-            memory_pressure: None,
-            io_pressure: None,
-            cpu_pressure: None,
-            net_in_rate: None,
-            net_out_rate: None,
-            blkio_read_rate: None,
-            blkio_write_rate: None,
-            pids: None,
-            oom_kills: 0,
-            restarts: 0,
+            ..Row::named(name)
         }
     }
 

@@ -85,6 +85,33 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row with a name and no figures, for tests.
+    #[cfg(test)]
+    pub fn named(name: &str) -> Row {
+        Row {
+            id: format!("id-{name}"),
+            name: name.into(),
+            cpu_percent: None,
+            cpu_limit_percent: None,
+            cpu_limit_cores: None,
+            throttled_share: None,
+            mem_used: None,
+            mem_limit: None,
+            mem_percent: None,
+            mem_peak: None,
+            memory_pressure: None,
+            io_pressure: None,
+            cpu_pressure: None,
+            net_in_rate: None,
+            net_out_rate: None,
+            blkio_read_rate: None,
+            blkio_write_rate: None,
+            pids: None,
+            oom_kills: 0,
+            restarts: 0,
+        }
+    }
+
     pub fn net_rate(&self) -> Option<f64> {
         match (self.net_in_rate, self.net_out_rate) {
             (None, None) => None,
