@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// Lowest first. `cli`, `logging` and `loadtest` (which runs the app's
-/// collection for a recorded run) sit with `app`, at the top.
+/// Lowest first. `cli`, `logging`, `loadtest` (which runs the app's
+/// collection for a recorded run) and `top` (which runs it for the live
+/// view) sit with `app`, at the top.
 const LAYERS: &[&[&str]] = &[
     &["clock", "backoff", "exit"],
     &["telemetry"],
@@ -15,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["sources"],
     &["writer"],
     &["supervision"],
-    &["app", "cli", "logging", "loadtest"],
+    &["app", "cli", "logging", "loadtest", "top"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
