@@ -8,6 +8,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use support::containers::{docker, TestContainers};
@@ -17,13 +18,37 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// One test at a time: two burners at half a core each would share what a
 /// busy machine leaves them and neither would reach its limit.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// What each test starts from: its turn, its containers, and the name
+/// prefix `top --containers` selects them by.
+struct TopTest {
+    containers: TestContainers,
+    prefix: String,
+    // Last, so the containers are gone before the next test's turn.
+    _turn: MutexGuard<'static, ()>,
 }
+
+impl TopTest {
+    fn new(name: &str) -> TopTest {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let containers = TestContainers::new(name);
+        let prefix = containers.name("").trim_end_matches('-').to_string();
+        TopTest {
+            containers,
+            prefix,
+            _turn: turn,
+        }
+    }
+
+    /// The command line that runs `top` on this test's containers.
+    fn command(&self, extra: &str) -> String {
+        format!("{BINARY} top --containers '{}-*' {extra}", self.prefix)
+    }
+}
+
 const TITLES: [&str; 16] = [
     "NAME",
     "CPU %",
@@ -248,18 +273,12 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn top_command(prefix: &str, extra: &str) -> String {
-    format!("{BINARY} top --containers '{prefix}-*' {extra}")
-}
-
 #[test]
 fn the_live_view_shows_limits_throttling_peaks_oom_kills_and_follows_containers() {
-    let _alone = one_at_a_time();
-    let containers = TestContainers::new("top");
-    let prefix = containers.name("");
-    let prefix = prefix.trim_end_matches('-');
+    let test = TopTest::new("top");
+    let containers = &test.containers;
     let tmux = Tmux::start("top", 200, 60);
-    tmux.type_line(&top_command(prefix, "--sort name"));
+    tmux.type_line(&test.command("--sort name"));
     let burner = containers.name("burner");
     let idle = containers.name("idle");
     let spiky = containers.name("spiky");
@@ -482,16 +501,14 @@ fn the_live_view_shows_limits_throttling_peaks_oom_kills_and_follows_containers(
 
 #[test]
 fn sigterm_gives_the_terminal_back_and_once_prints_one_table() {
-    let _alone = one_at_a_time();
-    let containers = TestContainers::new("top-once");
-    let prefix = containers.name("");
-    let prefix = prefix.trim_end_matches('-');
+    let test = TopTest::new("top-once");
+    let (containers, prefix) = (&test.containers, &test.prefix);
     let burner = containers.name("burner");
     containers.cpu_starved("burner");
     containers.idle("idle");
 
     let tmux = Tmux::start("top-term", 120, 40);
-    tmux.type_line(&top_command(prefix, ""));
+    tmux.type_line(&test.command(""));
     tmux.wait_for(Duration::from_secs(30), "the burner's row", |screen| {
         screen.row(&burner).map(|_| ())
     });
