@@ -578,3 +578,44 @@ fn budgets_decide_the_exit_code_and_bad_ones_stop_the_run_before_it_starts() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run whose own points never reached InfluxDB (its filter matched
+/// nothing, or an outage dropped them) is refused by `report --run`, with
+/// the reason: it is never summarised from what other writers (the
+/// collector, other runs) wrote in its window.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_without_its_own_points_is_refused_not_mixed_with_other_writers() {
+    let database = format!("lostrun_{}", std::process::id());
+    let start = now_ns() - 60_000_000_000;
+    let second = 1_000_000_000;
+    let lines = [
+        format!(
+            "docker_runs,host=h,run_id=lost command=\"make load\",end_ns={}i,interval_ns=100000000i {start}",
+            start + 10 * second
+        ),
+        format!(
+            "docker_stats,container_id=c1,container_name=collector-only,host=h,source=stream cpu_percent=12 {}",
+            start + second
+        ),
+        format!(
+            "docker_stats,container_id=c1,container_name=collector-only,host=h,source=stream cpu_percent=13 {}",
+            start + 2 * second
+        ),
+    ];
+    shared().write(&database, &lines.join("\n")).await;
+    let output = run(
+        &["report", "--run", "lost", "--format", "json"],
+        &influx_env(&database),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr.contains("run \"lost\"") && stderr.contains("no stats points tagged run_id=lost"),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("collector-only"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -54,9 +54,10 @@ impl ContainerInfo {
     }
 }
 
-/// The 12-character id `docker ps` shows.
+/// The 12-character id `docker ps` shows (ids are hex; anything else an
+/// engine sends is cut at a character boundary, never split).
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.char_indices().nth(12).map_or(id, |(end, _)| &id[..end])
 }
 
 /// A name without the leading `/` the engine puts in front of it.
@@ -93,5 +94,12 @@ mod tests {
         );
         assert_eq!(cpu_limit_cores(None, Some(50_000), Some(0)), Some(0.5));
         assert_eq!(cpu_limit_cores(Some(0), Some(-1), Some(100_000)), None);
+    }
+
+    #[test]
+    fn a_short_id_is_twelve_characters_of_any_id() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("ééééééééééééé"), "éééééééééééé");
     }
 }

@@ -318,11 +318,18 @@ impl Recording {
             }
             self.containers.insert(key, series);
         }
+        self.events.sort_by_key(|e| e.t_ns);
         for series in self.containers.values_mut() {
             series.samples.sort_by_key(|s| s.t_ns);
             series.samples.dedup_by_key(|s| s.t_ns);
+            let starts: Vec<i64> = self
+                .events
+                .iter()
+                .filter(|e| e.action == "start" && e.container_id == series.container.id)
+                .map(|e| e.t_ns)
+                .collect();
+            carry_counters_across_restarts(&mut series.samples, &starts);
         }
-        self.events.sort_by_key(|e| e.t_ns);
         said
     }
 
@@ -351,6 +358,47 @@ impl Recording {
         }
         self.read.retain(|_, writers| !writers.is_empty());
         self.events.retain(|e| e.t_ns >= from_ns && e.t_ns <= to_ns);
+    }
+}
+
+/// A container that starts again (same id: a restart policy, `docker
+/// restart`) begins its counters from zero, and its first reading may
+/// well be higher than the last of its previous life, so a fall alone
+/// does not find every restart. From the first reading after a `start`
+/// that follows earlier readings, each counter is carried on from the last
+/// value read before the start: growth between any two readings is then
+/// what the container did, across its lives. A restart without its event
+/// (events not written) is found where a counter falls, and carried on
+/// the same way. Samples are in time order, `starts` too.
+fn carry_counters_across_restarts(samples: &mut [Sample], starts: &[i64]) {
+    let counters: Vec<Metric> = Metric::ALL.into_iter().filter(|m| m.is_counter()).collect();
+    let mut carried = [0.0; Metric::ALL.len()];
+    let mut last = [f64::NAN; Metric::ALL.len()];
+    let mut next_start = 0;
+    let mut previous_t: Option<i64> = None;
+    for sample in samples.iter_mut() {
+        let mut restarted = false;
+        while next_start < starts.len() && starts[next_start] <= sample.t_ns {
+            restarted |= previous_t.is_some_and(|t| starts[next_start] > t);
+            next_start += 1;
+        }
+        for &metric in &counters {
+            let m = metric as usize;
+            if restarted && !last[m].is_nan() {
+                carried[m] = last[m];
+            }
+            if let Some(read) = sample.get(metric) {
+                let mut value = read + carried[m];
+                if value < last[m] {
+                    // A fall: a restart whose event was not written.
+                    carried[m] = last[m];
+                    value = read + carried[m];
+                }
+                sample.set(metric, value);
+                last[m] = value;
+            }
+        }
+        previous_t = Some(sample.t_ns);
     }
 }
 
@@ -425,5 +473,45 @@ mod tests {
             ["na: samples from 2 writers in the window; using record run r1 (cgroup, 10 samples), leaving out the collector (stream, 2 samples)"]
         );
         assert_eq!(recording.containers.len(), 2);
+    }
+
+    /// A container that starts again begins its counters from zero. The
+    /// reading after the restart can still be higher than the one before
+    /// it (a crash loop: a short life, then a longer one): all of it is
+    /// the new life's growth, and the summary, its rates and its noise
+    /// count it.
+    #[test]
+    fn counters_carry_on_across_a_restart_between_readings() {
+        let point = |t: i64, net_in: i64, blkio_read: i64| {
+            format!("docker_stats,container_id=a,container_name=web,host=h net_in_bytes={net_in}i,blkio_read_bytes={blkio_read}i {t}")
+        };
+        let lines = [
+            point(0, 0, 0),
+            point(1_000, 40, 10),
+            point(2_000, 50, 20),
+            "docker_events,action=die,container_id=a,container_name=web,host=h exit_code=1i 2500"
+                .to_string(),
+            "docker_events,action=start,container_id=a,container_name=web,host=h message=\"\" 2600"
+                .to_string(),
+            // The new life: 60 bytes in by its first reading, more than
+            // the whole first life, so no counter fell.
+            point(3_000, 60, 30),
+            point(4_000, 70, 35),
+            // A restart whose events were not written: network fell.
+            point(5_000, 5, 40),
+        ];
+        let mut recording = read(&lines);
+        recording.settle();
+        let series = &recording.containers[&("h".to_string(), "a".to_string())];
+        let window = crate::loadtest::summary::Window {
+            from_ns: 0,
+            to_ns: 5_000,
+            requested_interval_ns: 1_000,
+        };
+        let summary =
+            crate::loadtest::summary::ContainerSummary::compute(series, &recording.events, &window);
+        assert_eq!(summary.net_in_bytes, Some(50.0 + 70.0 + 5.0));
+        assert_eq!(summary.blkio_read_bytes, Some(20.0 + 35.0 + 5.0));
+        assert_eq!(summary.restarts, 1);
     }
 }

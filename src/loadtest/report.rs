@@ -238,8 +238,9 @@ async fn find_run(query: &InfluxQuery, id: &str) -> Result<RunRecord, String> {
 }
 
 /// The stats fields the summary reads and the events, in `[from, to]`.
-/// For a run, only the stats points that run took (tagged with its id);
-/// runs recorded before the tag existed are read as a window.
+/// For a run, only the stats points that run took (tagged with its id):
+/// a run with none is an error, never a summary of what other writers
+/// (the collector, other runs) wrote in its window.
 async fn read_window(
     query: &InfluxQuery,
     from: i64,
@@ -258,18 +259,20 @@ async fn read_window(
             fields.join(",")
         )
     };
-    let mut points = Vec::new();
-    if let Some(id) = run_id {
-        points = query
-            .points(&stats(&format!(
-                " AND \"{RUN_TAG}\" = {}",
-                quote_literal(id)
-            )))
-            .await?;
-    }
-    if points.is_empty() {
-        points = query.points(&stats("")).await?;
-    }
+    let points = match run_id {
+        Some(id) => {
+            let own = stats(&format!(" AND \"{RUN_TAG}\" = {}", quote_literal(id)));
+            let points = query.points(&own).await?;
+            if points.is_empty() {
+                return Err(format!(
+                    "run {id:?}: no stats points tagged {RUN_TAG}={id} in {} between its start and end: its points did not reach InfluxDB, or it selected no container (its directory's points.lp has what it sampled: report --file; --from and --to read the window from every writer)",
+                    query.url()
+                ));
+            }
+            points
+        }
+        None => query.points(&stats("")).await?,
+    };
     for point in &points {
         recording.add(point);
     }

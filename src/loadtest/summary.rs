@@ -281,7 +281,10 @@ fn restarts(events: &[&EventMark]) -> u64 {
 }
 
 /// How much a counter grew from `before` to `after`; a decrease is a
-/// restart from zero, so the new value is all growth.
+/// restart from zero, so the new value is all growth. (A settled
+/// recording has its counters carried across restarts already, see
+/// `recording::carry_counters_across_restarts`; `top`'s live readings
+/// are not.)
 pub fn counter_growth(before: f64, after: f64) -> f64 {
     if after >= before {
         after - before

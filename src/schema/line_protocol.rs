@@ -252,11 +252,17 @@ pub fn check_line(line: &str) -> Result<(), &'static str> {
         return Err("line break");
     }
     let bytes = line.as_bytes();
-    // Skips escaped text up to the first unescaped byte in `stops`.
+    // Skips escaped text up to the first unescaped byte in `stops`. In a
+    // quoted string a backslash escapes the byte after it (`\"`, `\\`);
+    // elsewhere only a `,`, `=` or space, as InfluxDB reads it: `\\ ` is
+    // a backslash and an escaped space.
     let scan = |mut i: usize, stops: &[u8]| -> (usize, Option<u8>) {
+        let quoted = stops == b"\"";
         while let Some(&b) = bytes.get(i) {
+            let escapes =
+                b == b'\\' && (quoted || matches!(bytes.get(i + 1), Some(b',' | b'=' | b' ')));
             match b {
-                b'\\' => i += 2,
+                _ if escapes => i += 2,
                 _ if stops.contains(&b) => return (i, Some(b)),
                 _ => i += 1,
             }
@@ -435,6 +441,32 @@ mod tests {
             point.string("s", &text).int(&text, 1);
             let line = point.finish(7).unwrap();
             assert_eq!(check_line(&line), Ok(()), "character {:?} in {line:?}", c);
+        }
+    }
+
+    /// A backslash escapes only what follows it in a key or tag value when
+    /// that is `,`, `=` or a space; before any other character, another
+    /// backslash included, it is itself. A label such as a shell command's
+    /// `\⏎` continuation becomes `\\ ` in a tag (backslash, escaped space),
+    /// which InfluxDB reads whole: the check must read it the same way, or
+    /// such a point spooled at a shutdown would be refused at the restart.
+    #[test]
+    fn check_line_reads_backslashes_as_influxdb_does() {
+        let specials = ['\\', ',', '=', ' ', '"', '\n', 'x'];
+        for a in specials {
+            for b in specials {
+                for c in specials {
+                    let text = format!("p{a}{b}{c}q");
+                    let series = SeriesKey::new("m", [("label", text.as_str())]);
+                    let mut point = PointBuilder::new(&series);
+                    point.string("s", &text).int(&text, 1);
+                    let line = point.finish(7).unwrap();
+                    assert_eq!(check_line(&line), Ok(()), "{text:?} as {line:?}");
+                    let parsed = crate::schema::parse::parse_line(&line).unwrap();
+                    let stored = text.replace('\n', " ");
+                    assert_eq!(parsed.tag("label"), Some(stored.as_str()), "{line:?}");
+                }
+            }
         }
     }
 

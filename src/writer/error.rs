@@ -322,6 +322,12 @@ fn rejection(credentials: &Credentials, reason: &str) -> Rejection {
     match (credentials, partial, dropped) {
         (_, false, _) => Rejection::All,
         (Credentials::User(_), true, said) => Rejection::Unknown { said },
+        // A 1.x server reached with a token (1.8's v2 compatibility
+        // endpoint) answers as 1.x: lines it could not parse are not in
+        // its `dropped=N`.
+        (Credentials::Token, true, said) if reason.contains("unable to parse") => {
+            Rejection::Unknown { said }
+        }
         (Credentials::Token, true, Some(n)) => Rejection::Exactly(n),
         (Credentials::Token, true, None) => Rejection::All,
     }
@@ -485,6 +491,49 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// InfluxDB 1.8 answers its v2 compatibility endpoint (a token) as
+    /// 1.x does: lines it could not parse are not counted in `dropped=N`,
+    /// so the count is not taken at its word. A 2.x count is.
+    #[test]
+    fn a_partial_write_with_unparsed_lines_is_an_unknown_count_whatever_the_api() {
+        let answer = |body: &str| {
+            WriteError::from_response(
+                "http://db:8086",
+                &Credentials::Token,
+                "stats",
+                400,
+                body,
+                None,
+            )
+        };
+        let from_1_8 = answer(
+            r#"{"error":"partial write: unable to parse 'm,t=a\ b': missing fields dropped=0"}"#,
+        );
+        assert!(
+            matches!(
+                from_1_8,
+                WriteError::Rejected {
+                    dropped: Rejection::Unknown { said: Some(0) },
+                    ..
+                }
+            ),
+            "{from_1_8:?}"
+        );
+        let from_2x = answer(
+            r#"{"code":"invalid","message":"partial write has occurred: points beyond retention policy dropped=2"}"#,
+        );
+        assert!(
+            matches!(
+                from_2x,
+                WriteError::Rejected {
+                    dropped: Rejection::Exactly(2),
+                    ..
+                }
+            ),
+            "{from_2x:?}"
+        );
     }
 
     /// A 1.x `dropped=N` is kept with the answer: it is exact when it is

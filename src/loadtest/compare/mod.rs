@@ -102,11 +102,13 @@ impl BaselineComparison {
         text
     }
 
-    /// The change of `metric` for `container` of this run.
+    /// The change of `metric` for `container` of this run, found by its
+    /// id: a container recreated within the run has the name of the one
+    /// that was compared, not its changes.
     pub fn change(&self, container: &Container, metric: &str) -> Option<&MetricChange> {
         self.containers
             .iter()
-            .find(|c| c.name == container.name && c.host == container.host)?
+            .find(|c| c.id == container.id && c.host == container.host)?
             .metrics
             .iter()
             .find(|m| m.metric == metric)
@@ -125,6 +127,10 @@ pub struct BaselineRun {
 pub struct ContainerChanges {
     /// The container's name in this run.
     pub name: String,
+    /// Its id in this run (empty when read from a summary.json written
+    /// before the id was kept here).
+    #[serde(default)]
+    pub id: String,
     pub host: String,
     /// What it was matched by: `compose=PROJECT/SERVICE#N` or its name.
     pub matched_by: String,
@@ -235,6 +241,7 @@ pub fn compare(
         baseline_names.dedup();
         containers.push(ContainerChanges {
             name: this.container.name.clone(),
+            id: this.container.id.clone(),
             host: this.container.host.clone(),
             matched_by: key.clone(),
             baseline_names,
@@ -464,14 +471,6 @@ mod tests {
     use super::*;
     use crate::loadtest::recording::{ContainerSeries, Metric, Sample};
 
-    fn named(name: &str) -> Container {
-        Container {
-            name: name.into(),
-            host: "h".into(),
-            ..Container::default()
-        }
-    }
-
     const MS: i64 = 1_000_000;
 
     /// A container read every 100 ms for 30 s: CPU from `cpu(i)`, memory
@@ -563,15 +562,14 @@ mod tests {
         let now = run(vec![series("a2", "burn", &[], burner(60.0, 3), 60e6)]);
         let rules = rules(&["burn:cpu_percent.p50:+10%", "burn:mem_used.max:noise"]);
         let comparison = compare(&now.0, Some(&now.1), &[baseline(before)], &rules);
-        let cpu = comparison
-            .change(&named("burn"), "cpu_percent.p50")
-            .unwrap();
+        let burn = &now.0.containers[0].container;
+        let cpu = comparison.change(burn, "cpu_percent.p50").unwrap();
         assert!(cpu.beyond_noise, "{cpu:?}");
         assert!(
             (cpu.change_percent.unwrap() - 100.0).abs() < 10.0,
             "{cpu:?}"
         );
-        let memory = comparison.change(&named("burn"), "mem_used.max").unwrap();
+        let memory = comparison.change(burn, "mem_used.max").unwrap();
         assert_eq!(memory.change_percent, Some(100.0));
         assert!(!comparison.passed());
         assert!(comparison.regressions.iter().all(|r| !r.passed));
@@ -609,6 +607,17 @@ mod tests {
         let comparison = compare(&now.0, Some(&now.1), &[baseline(before)], &[]);
         assert_eq!(comparison.containers.len(), 1);
         assert_eq!(comparison.added, ["web"]);
+        // The tables look changes up per container: the recreated one,
+        // of the same name, has none.
+        let (compared, recreated) = (&now.0.containers[0], &now.0.containers[1]);
+        assert_eq!(compared.container.id, "b");
+        assert!(comparison
+            .change(&compared.container, "cpu_percent.p50")
+            .is_some());
+        assert_eq!(
+            comparison.change(&recreated.container, "cpu_percent.p50"),
+            None
+        );
     }
 
     #[test]
@@ -656,13 +665,14 @@ mod tests {
             .collect();
         let now = run(vec![series("c", "burn", &[], steady(33.0), 1e6)]);
         let rolling = compare(&now.0, Some(&now.1), &bases, &[]);
-        let change = rolling.change(&named("burn"), "cpu_percent.mean").unwrap();
+        let burn = &now.0.containers[0].container;
+        let change = rolling.change(burn, "cpu_percent.mean").unwrap();
         assert_eq!(change.baseline, 30.0);
         assert!(!change.beyond_noise, "{change:?}");
         let single = compare(&now.0, Some(&now.1), &bases[1..2], &[]);
         assert!(
             single
-                .change(&named("burn"), "cpu_percent.mean")
+                .change(burn, "cpu_percent.mean")
                 .unwrap()
                 .beyond_noise
         );
@@ -679,8 +689,8 @@ mod tests {
         };
         let with_readings = compare(&now.0, Some(&now.1), &[baseline(before)], &[]);
         let without = compare(&now.0, Some(&now.1), &[summary_only], &[]);
-        let noise =
-            |c: &BaselineComparison| c.change(&named("burn"), "cpu_percent.mean").unwrap().noise;
+        let burn = &now.0.containers[0].container;
+        let noise = |c: &BaselineComparison| c.change(burn, "cpu_percent.mean").unwrap().noise;
         assert!(noise(&without) > 0.0);
         assert!((noise(&without) / noise(&with_readings) - 1.0).abs() < 0.5);
     }
