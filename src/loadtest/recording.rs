@@ -105,6 +105,14 @@ impl Metric {
         )
     }
 
+    /// A counter the container's cgroup keeps: a restart makes a new
+    /// cgroup, so it begins again from zero. Network counters belong to a
+    /// network namespace, which a container may share with another or the
+    /// host (`--network container:X`, `host`) and which then outlives it.
+    pub fn resets_when_the_container_starts(self) -> bool {
+        self.is_counter() && !matches!(self, Metric::NetIn | Metric::NetOut)
+    }
+
     fn from_field(name: &str) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| m.field() == name)
     }
@@ -296,13 +304,14 @@ impl Recording {
     /// which writer was used.
     pub fn settle(&mut self) -> Vec<String> {
         let mut said = Vec::new();
+        self.events.sort_by_key(|e| e.t_ns);
         for (key, mut writers) in std::mem::take(&mut self.read) {
             let chosen = writers
                 .iter()
                 .max_by_key(|(writer, series)| (series.samples.len(), std::cmp::Reverse(*writer)))
                 .map(|(writer, _)| writer.clone())
                 .expect("a container is read with a writer");
-            let series = writers.remove(&chosen).expect("chosen among them");
+            let mut series = writers.remove(&chosen).expect("chosen among them");
             if !writers.is_empty() {
                 let left_out: Vec<String> = writers
                     .iter()
@@ -316,10 +325,6 @@ impl Recording {
                     left_out.join(", ")
                 ));
             }
-            self.containers.insert(key, series);
-        }
-        self.events.sort_by_key(|e| e.t_ns);
-        for series in self.containers.values_mut() {
             series.samples.sort_by_key(|s| s.t_ns);
             series.samples.dedup_by_key(|s| s.t_ns);
             let starts: Vec<i64> = self
@@ -329,6 +334,7 @@ impl Recording {
                 .map(|e| e.t_ns)
                 .collect();
             carry_counters_across_restarts(&mut series.samples, &starts);
+            self.containers.insert(key, series);
         }
         said
     }
@@ -362,18 +368,22 @@ impl Recording {
 }
 
 /// A container that starts again (same id: a restart policy, `docker
-/// restart`) begins its counters from zero, and its first reading may
-/// well be higher than the last of its previous life, so a fall alone
+/// restart`) begins its cgroup's counters from zero, and its first reading
+/// may well be higher than the last of its previous life, so a fall alone
 /// does not find every restart. From the first reading after a `start`
-/// that follows earlier readings, each counter is carried on from the last
-/// value read before the start: growth between any two readings is then
-/// what the container did, across its lives. A restart without its event
-/// (events not written) is found where a counter falls, and carried on
-/// the same way. Samples are in time order, `starts` too.
+/// that follows earlier readings, each such counter is carried on from the
+/// last value read before the start: growth between any two readings is
+/// then what the container did, across its lives. A counter that falls
+/// (a restart whose event was not written, a network namespace that was
+/// replaced) is carried on the same way; a fall seen before the `start`
+/// event (the engine read between the start and its event) already
+/// carried the new life, so the event does not carry it again. Samples
+/// are in time order, `starts` too.
 fn carry_counters_across_restarts(samples: &mut [Sample], starts: &[i64]) {
     let counters: Vec<Metric> = Metric::ALL.into_iter().filter(|m| m.is_counter()).collect();
     let mut carried = [0.0; Metric::ALL.len()];
     let mut last = [f64::NAN; Metric::ALL.len()];
+    let mut fell_since_start = [false; Metric::ALL.len()];
     let mut next_start = 0;
     let mut previous_t: Option<i64> = None;
     for sample in samples.iter_mut() {
@@ -384,15 +394,18 @@ fn carry_counters_across_restarts(samples: &mut [Sample], starts: &[i64]) {
         }
         for &metric in &counters {
             let m = metric as usize;
-            if restarted && !last[m].is_nan() {
-                carried[m] = last[m];
+            if restarted {
+                let already = std::mem::take(&mut fell_since_start[m]);
+                if metric.resets_when_the_container_starts() && !already && !last[m].is_nan() {
+                    carried[m] = last[m];
+                }
             }
             if let Some(read) = sample.get(metric) {
                 let mut value = read + carried[m];
                 if value < last[m] {
-                    // A fall: a restart whose event was not written.
                     carried[m] = last[m];
                     value = read + carried[m];
+                    fell_since_start[m] = true;
                 }
                 sample.set(metric, value);
                 last[m] = value;
@@ -475,43 +488,85 @@ mod tests {
         assert_eq!(recording.containers.len(), 2);
     }
 
-    /// A container that starts again begins its counters from zero. The
-    /// reading after the restart can still be higher than the one before
-    /// it (a crash loop: a short life, then a longer one): all of it is
-    /// the new life's growth, and the summary, its rates and its noise
-    /// count it.
+    /// `lines` read and settled twice (a second settle must change
+    /// nothing).
+    fn settled(lines: &[String]) -> Recording {
+        let mut recording = read(lines);
+        recording.settle();
+        recording.settle();
+        recording
+    }
+
+    fn series<'a>(recording: &'a Recording, id: &str) -> &'a ContainerSeries {
+        &recording.containers[&("h".to_string(), id.to_string())]
+    }
+
+    fn event(action: &str, id: &str, t: i64) -> String {
+        format!("docker_events,action={action},container_id={id},container_name=n,host=h message=\"\" {t}")
+    }
+
+    /// A container that starts again begins its cgroup's counters from
+    /// zero. The reading after the restart can still be higher than the
+    /// one before it (a crash loop: a short life, then a longer one): all
+    /// of it is the new life's growth. Network counters are carried only
+    /// where they fall: a container may share a network namespace that
+    /// outlives it (`--network container:X`, host), whose counters go on.
     #[test]
     fn counters_carry_on_across_a_restart_between_readings() {
         let point = |t: i64, net_in: i64, blkio_read: i64| {
             format!("docker_stats,container_id=a,container_name=web,host=h net_in_bytes={net_in}i,blkio_read_bytes={blkio_read}i {t}")
         };
         let lines = [
-            point(0, 0, 0),
-            point(1_000, 40, 10),
-            point(2_000, 50, 20),
-            "docker_events,action=die,container_id=a,container_name=web,host=h exit_code=1i 2500"
-                .to_string(),
-            "docker_events,action=start,container_id=a,container_name=web,host=h message=\"\" 2600"
-                .to_string(),
-            // The new life: 60 bytes in by its first reading, more than
-            // the whole first life, so no counter fell.
-            point(3_000, 60, 30),
-            point(4_000, 70, 35),
-            // A restart whose events were not written: network fell.
-            point(5_000, 5, 40),
+            point(0, 1000, 0),
+            point(1_000, 1040, 10),
+            point(2_000, 1050, 20),
+            event("die", "a", 2500),
+            event("start", "a", 2600),
+            // The new life: 30 bytes read by its first reading, more than
+            // the whole first life; the shared network went on.
+            point(3_000, 1060, 30),
+            point(4_000, 1070, 35),
+            // A restart whose events were not written: both fell.
+            point(5_000, 5, 5),
         ];
-        let mut recording = read(&lines);
-        recording.settle();
-        let series = &recording.containers[&("h".to_string(), "a".to_string())];
+        let recording = settled(&lines);
         let window = crate::loadtest::summary::Window {
             from_ns: 0,
             to_ns: 5_000,
             requested_interval_ns: 1_000,
         };
-        let summary =
-            crate::loadtest::summary::ContainerSummary::compute(series, &recording.events, &window);
-        assert_eq!(summary.net_in_bytes, Some(50.0 + 70.0 + 5.0));
-        assert_eq!(summary.blkio_read_bytes, Some(20.0 + 35.0 + 5.0));
+        let summary = crate::loadtest::summary::ContainerSummary::compute(
+            series(&recording, "a"),
+            &recording.events,
+            &window,
+        );
+        assert_eq!(summary.blkio_read_bytes, Some(20.0 + 30.0 + 5.0 + 5.0));
+        assert_eq!(summary.net_in_bytes, Some(40.0 + 10.0 + 10.0 + 10.0 + 5.0));
         assert_eq!(summary.restarts, 1);
+    }
+
+    /// The engine may be read between a container's new start and its
+    /// `start` event: the fall already carried the counter, and the event
+    /// must not carry it a second time.
+    #[test]
+    fn a_reading_before_the_start_event_is_not_carried_twice() {
+        let point = |t: i64, periods: i64| {
+            format!("docker_stats,container_id=b,container_name=web,host=h cpu_throttling_periods={periods}i {t}")
+        };
+        let lines = [
+            point(0, 90),
+            point(1_000, 100),
+            event("die", "b", 1_500),
+            point(2_000, 3),
+            event("start", "b", 2_500),
+            point(3_000, 13),
+            point(4_000, 20),
+        ];
+        let recording = settled(&lines);
+        let periods = crate::loadtest::summary::counter_total(
+            &series(&recording, "b").samples,
+            Metric::Periods,
+        );
+        assert_eq!(periods, Some(10.0 + 3.0 + 10.0 + 7.0));
     }
 }

@@ -191,7 +191,12 @@ pub async fn summarise(
                 return Err("the window is empty: --from must be before --to".into());
             }
             let run_id = run.as_ref().map(|r| r.id.as_str());
-            (read_window(&query, from, to, run_id).await?, run, from, to)
+            (
+                read_window(&query, from, to, run_id, who).await?,
+                run,
+                from,
+                to,
+            )
         }
     };
     // The writer of each container is chosen by its samples in the window.
@@ -239,13 +244,15 @@ async fn find_run(query: &InfluxQuery, id: &str) -> Result<RunRecord, String> {
 
 /// The stats fields the summary reads and the events, in `[from, to]`.
 /// For a run, only the stats points that run took (tagged with its id):
-/// a run with none is an error, never a summary of what other writers
-/// (the collector, other runs) wrote in its window.
+/// a run with none is summarised empty, as `record` summarised it, and
+/// said so; never from what other writers (the collector, other runs)
+/// wrote in its window.
 async fn read_window(
     query: &InfluxQuery,
     from: i64,
     to: i64,
     run_id: Option<&str>,
+    who: &str,
 ) -> Result<Recording, String> {
     let fields: Vec<String> = Metric::ALL
         .iter()
@@ -264,10 +271,10 @@ async fn read_window(
             let own = stats(&format!(" AND \"{RUN_TAG}\" = {}", quote_literal(id)));
             let points = query.points(&own).await?;
             if points.is_empty() {
-                return Err(format!(
-                    "run {id:?}: no stats points tagged {RUN_TAG}={id} in {} between its start and end: its points did not reach InfluxDB, or it selected no container (its directory's points.lp has what it sampled: report --file; --from and --to read the window from every writer)",
+                eprintln!(
+                    "{who}: run {id:?} has no stats points tagged {RUN_TAG}={id} in {} between its start and end: it sampled no container, or its points did not reach InfluxDB (its directory's points.lp has what it sampled: report --file); --from and --to read the window from every writer",
                     query.url()
-                ));
+                );
             }
             points
         }

@@ -509,7 +509,7 @@ mod tests {
             )
         };
         let from_1_8 = answer(
-            r#"{"error":"partial write: unable to parse 'm,t=a\ b': missing fields dropped=0"}"#,
+            r#"{"error":"partial write: unable to parse 'm,t=a\\ b': missing fields dropped=0"}"#,
         );
         assert!(
             matches!(
@@ -521,6 +521,7 @@ mod tests {
             ),
             "{from_1_8:?}"
         );
+        assert!(!from_1_8.to_string().contains("{\"error\""), "{from_1_8}");
         let from_2x = answer(
             r#"{"code":"invalid","message":"partial write has occurred: points beyond retention policy dropped=2"}"#,
         );
