@@ -385,13 +385,14 @@ fn carry_counters_across_restarts(samples: &mut [Sample], starts: &[i64]) {
     let mut last = [f64::NAN; Metric::ALL.len()];
     let mut fell_since_start = [false; Metric::ALL.len()];
     let mut next_start = 0;
-    let mut previous_t: Option<i64> = None;
-    for sample in samples.iter_mut() {
-        let mut restarted = false;
+    for (i, sample) in samples.iter_mut().enumerate() {
+        // Starts up to an earlier reading were passed over by it: any
+        // left up to this one fell between the two.
+        let passed = next_start;
         while next_start < starts.len() && starts[next_start] <= sample.t_ns {
-            restarted |= previous_t.is_some_and(|t| starts[next_start] > t);
             next_start += 1;
         }
+        let restarted = i > 0 && next_start > passed;
         for &metric in &counters {
             let m = metric as usize;
             if restarted {
@@ -411,7 +412,6 @@ fn carry_counters_across_restarts(samples: &mut [Sample], starts: &[i64]) {
                 last[m] = value;
             }
         }
-        previous_t = Some(sample.t_ns);
     }
 }
 
